@@ -1,0 +1,126 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/exitmesh/exitmesh/internal/domain"
+)
+
+func mustHash(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := HashPassword(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestPasswordHash(t *testing.T) {
+	h := mustHash(t, "correct horse")
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") || strings.Contains(h, "correct horse") {
+		t.Fatalf("hash = %q", h)
+	}
+	if h2 := mustHash(t, "correct horse"); h2 == h {
+		t.Error("two hashes of one password are equal: salt not random")
+	}
+	for pw, want := range map[string]bool{"correct horse": true, "correct hors": false, "": false} {
+		if ok, err := CheckPassword(h, pw); ok != want || err != nil {
+			t.Errorf("CheckPassword(%q) = %v, %v; want %v", pw, ok, err, want)
+		}
+	}
+	for _, bad := range []string{"", "plain", "$argon2id$v=19$m=0,t=2,p=1$AAAA$AAAA", "$argon2i$v=19$m=8,t=1,p=1$AAAA$AAAA", "$argon2id$v=19$m=19456,t=2,p=1$!!$AAAA"} {
+		if ok, err := CheckPassword(bad, "x"); ok || err == nil {
+			t.Errorf("CheckPassword(%q) = %v, %v; want an error", bad, ok, err)
+		}
+	}
+}
+
+func snapshot(t *testing.T, alicePW string) domain.Snapshot {
+	return domain.Snapshot{
+		Version: 7,
+		Accounts: []domain.Account{
+			{ID: 1, Username: "alice", PasswordHash: mustHash(t, alicePW), Proxies: []string{"us-ca", "world"},
+				IPs: []netip.Addr{netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.2")}},
+			{ID: 2, Username: "bob", PasswordHash: mustHash(t, "bob-password"), Disabled: true, Proxies: []string{"us-ca"}},
+		},
+		Subs: []domain.SubAccount{
+			{ID: 10, AccountID: 1, Username: "alice-scraper", PasswordHash: mustHash(t, "sub-password"), Active: true,
+				Proxies: []string{"world"}, IPs: []netip.Addr{netip.MustParseAddr("203.0.113.2")}},
+			{ID: 11, AccountID: 1, Username: "alice-old", PasswordHash: mustHash(t, "old-password"), Active: false},
+		},
+	}
+}
+
+func TestViewAuthenticate(t *testing.T) {
+	v := NewView()
+	ctx := context.Background()
+	if _, err := v.Authenticate(ctx, "alice", "alice-password"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("before Load: err = %v, want ErrBadCredentials", err)
+	}
+	v.Load(snapshot(t, "alice-password"))
+	if v.Version() != 7 {
+		t.Errorf("Version = %d, want 7", v.Version())
+	}
+	tests := []struct {
+		login, pw     string
+		wantErr       bool
+		account       string
+		sub, disabled bool
+		proxy         string
+		mayUse        bool
+	}{
+		{"alice", "alice-password", false, "alice", false, false, "us-ca", true},
+		{"alice", "alice-password", false, "alice", false, false, "us-ca", true}, // cached
+		{"alice", "wrong-password", true, "", false, false, "", false},
+		{"nobody", "alice-password", true, "", false, false, "", false},
+		{"bob", "bob-password", false, "bob", false, true, "us-ca", true},
+		{"alice-scraper", "sub-password", false, "alice", true, false, "us-ca", false},
+		{"alice-scraper", "sub-password", false, "alice", true, false, "world", true},
+		{"alice-old", "old-password", false, "alice", true, true, "world", false},
+	}
+	for _, tt := range tests {
+		p, err := v.Authenticate(ctx, tt.login, tt.pw)
+		if tt.wantErr {
+			if !errors.Is(err, ErrBadCredentials) {
+				t.Errorf("%s/%s: err = %v, want ErrBadCredentials", tt.login, tt.pw, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.login, err)
+			continue
+		}
+		if p.Account != tt.account || (p.SubID != 0) != tt.sub || p.Disabled != tt.disabled || p.MayUse(tt.proxy) != tt.mayUse {
+			t.Errorf("%s: got %+v, MayUse(%s)=%v", tt.login, p, tt.proxy, p.MayUse(tt.proxy))
+		}
+	}
+
+	// A password change in the store invalidates the cached old password at once.
+	v.Load(snapshot(t, "new-alice-password"))
+	if _, err := v.Authenticate(ctx, "alice", "alice-password"); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("old password after change: err = %v, want ErrBadCredentials", err)
+	}
+	if _, err := v.Authenticate(ctx, "alice", "new-alice-password"); err != nil {
+		t.Errorf("new password: %v", err)
+	}
+}
+
+func TestViewByIP(t *testing.T) {
+	v := NewView()
+	v.Load(snapshot(t, "alice-password"))
+	p, ok := v.ByIP(netip.MustParseAddr("203.0.113.1"))
+	if !ok || p.Login != "alice" || p.SubID != 0 {
+		t.Errorf("203.0.113.1 = %+v, %v; want account alice", p, ok)
+	}
+	p, ok = v.ByIP(netip.MustParseAddr("::ffff:203.0.113.2"))
+	if !ok || p.Login != "alice-scraper" {
+		t.Errorf("203.0.113.2 = %+v, %v; want sub-account alice-scraper (its own IP)", p, ok)
+	}
+	if _, ok := v.ByIP(netip.MustParseAddr("198.51.100.1")); ok {
+		t.Error("unknown IP authenticated")
+	}
+}

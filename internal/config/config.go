@@ -1,0 +1,256 @@
+// Package config is the typed form of exitmesh's YAML config file (SPEC §3.1): Parse decodes it
+// strictly (an unknown key is an error), ApplyDefaults fills what the file leaves out, and Validate
+// reports every problem at once, each prefixed by its key path, e.g.
+// `proxies[1].exits[0].ip: required`.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults for settings the config file may leave out.
+const (
+	DefaultStore         = "sqlite:./exitmesh.db"
+	DefaultAPIListen     = "127.0.0.1:8443"
+	DefaultMetricsListen = "127.0.0.1:9464"
+)
+
+// DefaultDenyPorts are the destination ports refused when egress.deny_ports is absent: SMTP
+// submission and relay, against spam.
+var DefaultDenyPorts = []int{25, 465, 587}
+
+// Config is the whole config file of one node.
+type Config struct {
+	Store    string   `yaml:"store"` // sqlite:PATH or a postgres:// URL
+	API      API      `yaml:"api"`
+	Node     Node     `yaml:"node"`
+	Metrics  Metrics  `yaml:"metrics"`
+	Proxies  []Proxy  `yaml:"proxies"`
+	Egress   Egress   `yaml:"egress"`
+	Bans     Bans     `yaml:"bans"`
+	Plans    []Plan   `yaml:"plans"`
+	Timeouts Timeouts `yaml:"timeouts"`
+	Limits   Limits   `yaml:"limits"`
+	Sync     Sync     `yaml:"sync"`
+	Usage    Usage    `yaml:"usage"`
+	Log      Log      `yaml:"log"`
+}
+
+// API is the account API and dashboard listener. With both TLSCert and TLSKey empty, the server
+// generates a self-signed pair.
+type API struct {
+	Listen     string `yaml:"listen"`      // HTTPS address
+	TLSCert    string `yaml:"tls_cert"`    // PEM file
+	TLSKey     string `yaml:"tls_key"`     // PEM file
+	HTTPListen string `yaml:"http_listen"` // optional plain-HTTP listener that redirects to Listen
+}
+
+// Node identifies this process among the nodes sharing a store.
+type Node struct {
+	Name string `yaml:"name"` // default: the host name
+	API  bool   `yaml:"api"`  // serve the account API; Parse and Default make an absent key true
+}
+
+// Metrics is the Prometheus listener. An empty Listen (the value "off" in the file) disables it.
+type Metrics struct {
+	Listen string `yaml:"listen"`
+}
+
+// Proxy is a proxy server hosted by this node.
+type Proxy struct {
+	Name    string `yaml:"name"`
+	Listen  string `yaml:"listen"`
+	Address string `yaml:"address"` // what customers are told; default Listen
+	Country string `yaml:"country"` // optional ISO 3166-1 alpha-2, upper-case
+	Exits   []Exit `yaml:"exits"`
+}
+
+// Exit is one way out to the internet: a local source address, or an upstream proxy with the
+// address it exits from.
+type Exit struct {
+	IP      netip.Addr `yaml:"ip"`      // required; for a local exit, the source address to bind
+	URL     string     `yaml:"url"`     // optional upstream proxy: http://, https:// or socks5://
+	Country string     `yaml:"country"` // upper-case; default: the proxy's country
+}
+
+// Egress limits where proxied connections may go.
+type Egress struct {
+	Allow     []netip.Prefix `yaml:"allow"`      // allowed in spite of the internal-address guard
+	DenyPorts []int          `yaml:"deny_ports"` // nil means DefaultDenyPorts; empty denies none
+}
+
+// Bans set when a client IP is banned: AuthFailures failed authentications, or NotFound requests
+// for unknown proxy servers, within Window ban it for Duration.
+type Bans struct {
+	AuthFailures int      `yaml:"auth_failures"`
+	NotFound     int      `yaml:"not_found"`
+	Window       Duration `yaml:"window"`
+	Duration     Duration `yaml:"duration"`
+}
+
+// Plan is a plan created or updated at start. Bandwidth is per calendar month; 0 is unlimited.
+type Plan struct {
+	Name      string `yaml:"name"`
+	Proxies   int    `yaml:"proxies"`
+	Subs      int    `yaml:"subs"`
+	IPs       int    `yaml:"ips"`
+	Hostnames int    `yaml:"hostnames"`
+	Bandwidth Size   `yaml:"bandwidth"`
+}
+
+// Timeouts of the proxy listeners.
+type Timeouts struct {
+	Origin     Duration `yaml:"origin"`      // connect + first response byte, unless X-ProxyMesh-Timeout
+	MaxOrigin  Duration `yaml:"max_origin"`  // cap on X-ProxyMesh-Timeout
+	ReadHeader Duration `yaml:"read_header"` // a client's request head must arrive within this
+	Idle       Duration `yaml:"idle"`        // keep-alive idle time of a client connection
+	TunnelIdle Duration `yaml:"tunnel_idle"` // a CONNECT tunnel with no bytes either way is closed
+	Shutdown   Duration `yaml:"shutdown"`    // how long a stopping node waits for requests and tunnels
+}
+
+// Limits bound what a client may send.
+type Limits struct {
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+}
+
+// Sync is how a node follows changes other nodes make to the store.
+type Sync struct {
+	Interval Duration `yaml:"interval"`
+}
+
+// Usage is how traffic counters reach the store.
+type Usage struct {
+	FlushInterval Duration `yaml:"flush_interval"`
+}
+
+// Log configures the slog handler.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn or error
+	Format string `yaml:"format"` // text or json
+}
+
+// Default returns a config with every default applied and no proxies or plans.
+func Default() *Config {
+	c := &Config{
+		Node:    Node{API: true},
+		Metrics: Metrics{Listen: DefaultMetricsListen},
+	}
+	c.ApplyDefaults()
+	return c
+}
+
+// ApplyDefaults fills every setting left at its zero value with its default, gives each proxy's
+// exits the proxy's country unless they have their own, and upper-cases countries. It is
+// idempotent. Node.API and Metrics.Listen are left alone, because their zero values mean "no API"
+// and "no metrics": Default and Parse supply their defaults.
+func (c *Config) ApplyDefaults() {
+	setString(&c.Store, DefaultStore)
+	setString(&c.API.Listen, DefaultAPIListen)
+	if c.Node.Name == "" {
+		c.Node.Name, _ = os.Hostname() // on failure Validate reports node.name
+	}
+	if c.Metrics.Listen == "off" {
+		c.Metrics.Listen = ""
+	}
+	for i := range c.Proxies {
+		c.Proxies[i].applyDefaults()
+	}
+	if c.Egress.DenyPorts == nil {
+		c.Egress.DenyPorts = append([]int(nil), DefaultDenyPorts...)
+	}
+	setInt(&c.Bans.AuthFailures, 10)
+	setInt(&c.Bans.NotFound, 20)
+	setDuration(&c.Bans.Window, Duration(time.Minute))
+	setDuration(&c.Bans.Duration, Duration(15*time.Minute))
+	c.Timeouts.applyDefaults()
+	if c.Limits.MaxHeaderBytes == 0 {
+		c.Limits.MaxHeaderBytes = 64 * KiB
+	}
+	setDuration(&c.Sync.Interval, Duration(500*time.Millisecond))
+	setDuration(&c.Usage.FlushInterval, Duration(10*time.Second))
+	setString(&c.Log.Level, "info")
+	setString(&c.Log.Format, "text")
+}
+
+func (p *Proxy) applyDefaults() {
+	setString(&p.Address, p.Listen)
+	p.Country = strings.ToUpper(p.Country)
+	for j := range p.Exits {
+		e := &p.Exits[j]
+		setString(&e.Country, p.Country)
+		e.Country = strings.ToUpper(e.Country)
+	}
+}
+
+func (t *Timeouts) applyDefaults() {
+	setDuration(&t.Origin, Duration(30*time.Second))
+	setDuration(&t.MaxOrigin, Duration(120*time.Second))
+	setDuration(&t.ReadHeader, Duration(10*time.Second))
+	setDuration(&t.Idle, Duration(90*time.Second))
+	setDuration(&t.TunnelIdle, Duration(10*time.Minute))
+	setDuration(&t.Shutdown, Duration(15*time.Second))
+}
+
+func setString(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+func setInt(n *int, def int) {
+	if *n == 0 {
+		*n = def
+	}
+}
+
+func setDuration(d *Duration, def Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+// Load reads the config file at path and parses it.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes a config file, applies defaults and validates the result. A key the config does
+// not know is an error, so a typo is never silently ignored. Errors name the key path and line;
+// when the file does not decode, those errors are returned and Validate does not run. An empty
+// file is the default config.
+func Parse(data []byte) (*Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(c)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	} else if err == nil && !errors.Is(dec.Decode(new(yaml.Node)), io.EOF) {
+		err = errors.New("the file holds more than one YAML document")
+	}
+	if err != nil {
+		return nil, locateErrors(data, err)
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

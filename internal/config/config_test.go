@@ -1,0 +1,195 @@
+package config
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const specFile = "testdata/spec.yaml"
+
+func TestLoadSpecExample(t *testing.T) {
+	got, err := Load(specFile)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", specFile, err)
+	}
+	want := Default()
+	want.API = API{Listen: "127.0.0.1:8443", TLSCert: "api.crt", TLSKey: "api.key", HTTPListen: "127.0.0.1:8080"}
+	want.Node = Node{Name: "node-a", API: true}
+	want.Proxies = []Proxy{{
+		Name: "us-ca", Listen: "127.0.0.1:31280", Address: "us-ca.example.net:31280", Country: "US",
+		Exits: []Exit{
+			{IP: netip.MustParseAddr("127.0.0.2"), Country: "US"},
+			{IP: netip.MustParseAddr("127.0.0.3"), Country: "US"},
+			{IP: netip.MustParseAddr("203.0.113.7"), URL: "socks5://127.0.0.1:1080", Country: "DE"},
+		},
+	}}
+	want.Egress = Egress{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, DenyPorts: []int{25, 465, 587}}
+	want.Bans = Bans{AuthFailures: 10, NotFound: 20, Window: Duration(time.Minute), Duration: Duration(15 * time.Minute)}
+	want.Plans = []Plan{{Name: "starter", Proxies: 3, Subs: 5, IPs: 10, Hostnames: 5, Bandwidth: 10 * GB}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Load(%s):\n got %+v\nwant %+v", specFile, got, want)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	got, err := Parse(nil)
+	if err != nil {
+		t.Fatalf("Parse(empty): %v", err)
+	}
+	host, _ := os.Hostname()
+	want := &Config{
+		Store:    "sqlite:./exitmesh.db",
+		API:      API{Listen: "127.0.0.1:8443"},
+		Node:     Node{Name: host, API: true},
+		Metrics:  Metrics{Listen: "127.0.0.1:9464"},
+		Egress:   Egress{DenyPorts: []int{25, 465, 587}},
+		Bans:     Bans{AuthFailures: 10, NotFound: 20, Window: Duration(60 * time.Second), Duration: Duration(15 * time.Minute)},
+		Timeouts: Timeouts{Origin: Duration(30 * time.Second), MaxOrigin: Duration(120 * time.Second), ReadHeader: Duration(10 * time.Second), Idle: Duration(90 * time.Second), TunnelIdle: Duration(10 * time.Minute), Shutdown: Duration(15 * time.Second)},
+		Limits:   Limits{MaxHeaderBytes: 64 * 1024},
+		Sync:     Sync{Interval: Duration(500 * time.Millisecond)},
+		Usage:    Usage{FlushInterval: Duration(10 * time.Second)},
+		Log:      Log{Level: "info", Format: "text"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Parse(empty):\n got %+v\nwant %+v", got, want)
+	}
+	if d := Default(); !reflect.DeepEqual(d, want) {
+		t.Errorf("Default():\n got %+v\nwant %+v", d, want)
+	}
+}
+
+// TestAbsentVersusExplicit covers the keys whose absence differs from their zero value.
+func TestAbsentVersusExplicit(t *testing.T) {
+	tests := []struct {
+		yaml string
+		get  func(*Config) any
+		want any
+	}{
+		{"log: {level: debug}", func(c *Config) any { return c.Egress.DenyPorts }, []int{25, 465, 587}},
+		{"egress: {allow: [10.0.0.0/8]}", func(c *Config) any { return c.Egress.DenyPorts }, []int{25, 465, 587}},
+		{"egress: {deny_ports: []}", func(c *Config) any { return c.Egress.DenyPorts }, []int{}},
+		{"egress: {deny_ports: [25]}", func(c *Config) any { return c.Egress.DenyPorts }, []int{25}},
+		{"egress: {allow: [10.1.2.3/8, 192.0.2.1, '::1']}", func(c *Config) any { return c.Egress.Allow },
+			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("::1/128")}},
+		{"node: {name: a}", func(c *Config) any { return c.Node.API }, true},
+		{"node:\n  # api: false\n", func(c *Config) any { return c.Node.API }, true},
+		{"node: {api: false}", func(c *Config) any { return c.Node.API }, false},
+		{"metrics: {listen: 'off'}", func(c *Config) any { return c.Metrics.Listen }, ""},
+		{"metrics: {listen: off}", func(c *Config) any { return c.Metrics.Listen }, ""},
+		{"metrics:", func(c *Config) any { return c.Metrics.Listen }, "127.0.0.1:9464"},
+		{"metrics: {listen: ':9000'}", func(c *Config) any { return c.Metrics.Listen }, ":9000"},
+		{"store: postgres://u@db:5432/x", func(c *Config) any { return c.Store }, "postgres://u@db:5432/x"},
+		{"timeouts: {origin: 5}", func(c *Config) any { return c.Timeouts.Origin }, Duration(5 * time.Second)},
+		{"limits: {max_header_bytes: 1 MiB}", func(c *Config) any { return c.Limits.MaxHeaderBytes }, MiB},
+		{"proxies: [{name: p, listen: ':0', country: us, exits: [{ip: 127.0.0.2}, {ip: '::1', country: de}]}]",
+			func(c *Config) any { return c.Proxies[0] },
+			Proxy{Name: "p", Listen: ":0", Address: ":0", Country: "US", Exits: []Exit{
+				{IP: netip.MustParseAddr("127.0.0.2"), Country: "US"}, {IP: netip.MustParseAddr("::1"), Country: "DE"}}}},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte(tt.yaml))
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.yaml, err)
+			continue
+		}
+		if got := tt.get(c); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Parse(%q): got %#v, want %#v", tt.yaml, got, tt.want)
+		}
+	}
+}
+
+func TestApplyDefaultsIdempotent(t *testing.T) {
+	c, err := Load(specFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Metrics.Listen = "off"
+	c.ApplyDefaults()
+	once := *c
+	c.ApplyDefaults()
+	if !reflect.DeepEqual(*c, once) {
+		t.Errorf("second ApplyDefaults changed the config:\n got %+v\nwant %+v", *c, once)
+	}
+	if c.Metrics.Listen != "" {
+		t.Errorf("Metrics.Listen = %q, want \"\" for off", c.Metrics.Listen)
+	}
+}
+
+// TestDecodeErrors checks that a bad key or value is reported with its key path and line.
+func TestDecodeErrors(t *testing.T) {
+	const proxy = "proxies:\n- name: p\n  listen: ':0'\n  exits:\n  - ip: 127.0.0.2\n"
+	tests := []struct {
+		yaml string
+		want []string // substrings of the error
+	}{
+		{"stor: x", []string{"stor: unknown key (line 1)"}},
+		{"api:\n  tls_crt: a.crt", []string{"api.tls_crt: unknown key (line 2)"}},
+		{proxy + "    ipp: 1.2.3.4", []string{"proxies[0].exits[0].ipp: unknown key (line 6)"}},
+		{"plans: [{name: a, bandwith: 1GB}]", []string{"plans[0].bandwith: unknown key (line 1)"}},
+		{"egress: {alow: []}", []string{"egress.alow: unknown key"}},
+		{proxy + "  - ip: 1.2.3", []string{`proxies[0].exits[1].ip: invalid IP address "1.2.3" (line 6)`}},
+		{"egress: {allow: [10.0.0.0/8, 10.0.0.0/33]}", []string{`egress.allow[1]: invalid CIDR "10.0.0.0/33" (line 1)`}},
+		{"bans: {window: 60x}", []string{`bans.window: invalid duration "60x"`}},
+		{"plans:\n- {name: a, bandwidth: 10QB}", []string{`plans[0].bandwidth: invalid size "10QB"`, "(line 2)"}},
+		{"plans: [{name: a, subs: many}]", []string{"plans[0].subs: cannot unmarshal !!str `many` into int"}},
+		{"plans: [{name: a, subs: [1]}]", []string{"plans[0].subs: cannot unmarshal !!seq into int"}},
+		{"bans: {window: [1]}", []string{"bans.window: want a duration"}},
+		{"log: {level: debug}\nlog: {level: info}", []string{"log: key repeated (line 2)"}},
+		// every bad value is reported, not just the first
+		{"bans: {window: x, duration: y}\nsync: {interval: z}", []string{"bans.window:", "bans.duration:", "sync.interval:"}},
+		{"store: [", []string{"yaml:", "line"}},
+		{"log: {level: debug}\n---\nlog: {level: info}", []string{"more than one YAML document"}},
+	}
+	for _, tt := range tests {
+		_, err := Parse([]byte(tt.yaml))
+		if err == nil {
+			t.Errorf("Parse(%q): no error, want %q", tt.yaml, tt.want)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Parse(%q): error %q, want it to contain %q", tt.yaml, err, w)
+			}
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing.yaml")
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("Load(%s): got %v, want an error naming the path", path, err)
+	}
+}
+
+func TestLoadInvalidFileNamesPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(path, []byte("log: {level: loud}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "log.level") {
+		t.Errorf("Load(%s): got %v, want an error naming the path and log.level", path, err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	spec, err := os.ReadFile(specFile)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(spec)
+	f.Add([]byte("egress: {allow: [::1, 10.0.0.0/8], deny_ports: []}\nbans: {window: 5}\n"))
+	f.Add([]byte("plans: [{name: a, bandwidth: 1.5 GiB}, {name: b, subs: [x]}]\nx: &a {y: *a}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err == nil && c.Validate() != nil {
+			t.Errorf("Parse accepted a config that Validate rejects: %v", c.Validate())
+		}
+	})
+}

@@ -1,0 +1,259 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// problems collects validation errors, each prefixed by its key path.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// Validate reports every problem in c, joined with errors.Join, each prefixed by its key path
+// (`proxies[1].exits[0].ip: required`). It expects ApplyDefaults to have run. Messages never
+// repeat the store URL or an exit URL's password.
+func (c *Config) Validate() error {
+	var p problems
+	validateStore(&p, c.Store)
+	c.validateListeners(&p)
+	if c.API.TLSCert == "" && c.API.TLSKey != "" {
+		p.add("api.tls_cert", "required when api.tls_key is set")
+	}
+	if c.API.TLSKey == "" && c.API.TLSCert != "" {
+		p.add("api.tls_key", "required when api.tls_cert is set")
+	}
+	if c.Node.Name == "" {
+		p.add("node.name", "required")
+	}
+	c.validateProxies(&p)
+	for i, port := range c.Egress.DenyPorts {
+		if port < 1 || port > 65535 {
+			p.add(fmt.Sprintf("egress.deny_ports[%d]", i), "port %d out of range 1-65535", port)
+		}
+	}
+	c.validateBans(&p)
+	c.validatePlans(&p)
+	c.validateTimeouts(&p)
+	if c.Limits.MaxHeaderBytes <= 0 {
+		p.add("limits.max_header_bytes", "must be positive")
+	}
+	positive(&p, "sync.interval", c.Sync.Interval)
+	positive(&p, "usage.flush_interval", c.Usage.FlushInterval)
+	oneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf(&p, "log.format", c.Log.Format, "text", "json")
+	return errors.Join(p...)
+}
+
+func validateStore(p *problems, store string) {
+	switch {
+	case strings.HasPrefix(store, "sqlite:"):
+		if strings.TrimPrefix(store, "sqlite:") == "" {
+			p.add("store", "sqlite: needs a file path, as in sqlite:./exitmesh.db")
+		}
+	case strings.HasPrefix(store, "postgres://"), strings.HasPrefix(store, "postgresql://"):
+		if u, err := url.Parse(store); err != nil || u.Host == "" {
+			p.add("store", "not a valid postgres:// URL")
+		}
+	default:
+		p.add("store", "must be sqlite:PATH or a postgres:// URL")
+	}
+}
+
+// validateListeners checks every listen address and that no two listeners share one. Port 0 (a
+// port the system picks) may repeat.
+func (c *Config) validateListeners(p *problems) {
+	if c.Node.API && c.API.Listen == "" {
+		p.add("api.listen", "required when node.api is true")
+	}
+	used := make(map[string]string) // address → key of the listener using it
+	claim := func(key, addr string) {
+		if addr == "" {
+			return
+		}
+		port, err := splitPort(addr)
+		if err != nil {
+			p.add(key, "%v", err)
+			return
+		}
+		if prev, ok := used[addr]; ok && port != 0 {
+			p.add(key, "%q is already %s", addr, prev)
+		}
+		used[addr] = key
+	}
+	claim("api.listen", c.API.Listen)
+	claim("api.http_listen", c.API.HTTPListen)
+	claim("metrics.listen", c.Metrics.Listen)
+	for i, proxy := range c.Proxies {
+		claim(fmt.Sprintf("proxies[%d].listen", i), proxy.Listen)
+	}
+}
+
+// splitPort checks that addr is host:port with a numeric port, and returns the port.
+func splitPort(addr string) (int, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not host:port", addr)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("%q: port must be a number from 0 to 65535", addr)
+	}
+	return int(n), nil
+}
+
+func (c *Config) validateProxies(p *problems) {
+	names := make(map[string]int)
+	for i, proxy := range c.Proxies {
+		key := fmt.Sprintf("proxies[%d]", i)
+		validName(p, key+".name", proxy.Name)
+		if j, ok := names[proxy.Name]; ok && proxy.Name != "" {
+			p.add(key+".name", "%q is already the name of proxies[%d]", proxy.Name, j)
+		} else {
+			names[proxy.Name] = i
+		}
+		if proxy.Listen == "" {
+			p.add(key+".listen", "required")
+		}
+		if _, err := splitPort(proxy.Address); err != nil && proxy.Address != "" {
+			p.add(key+".address", "%v", err)
+		}
+		country(p, key+".country", proxy.Country)
+		validateExits(p, key, proxy.Exits)
+	}
+}
+
+func validateExits(p *problems, proxyKey string, exits []Exit) {
+	if len(exits) == 0 {
+		p.add(proxyKey+".exits", "at least one exit is required")
+	}
+	ips := make(map[netip.Addr]int)
+	for j, exit := range exits {
+		key := fmt.Sprintf("%s.exits[%d]", proxyKey, j)
+		if !exit.IP.IsValid() {
+			p.add(key+".ip", "required")
+		} else if k, ok := ips[exit.IP]; ok {
+			p.add(key+".ip", "%s is already the IP of %s.exits[%d]", exit.IP, proxyKey, k)
+		} else {
+			ips[exit.IP] = j
+		}
+		if exit.URL != "" {
+			if err := checkUpstream(exit.URL); err != nil {
+				p.add(key+".url", "%v", err)
+			}
+		}
+		country(p, key+".country", exit.Country)
+	}
+}
+
+// checkUpstream checks an upstream proxy URL without repeating it: it may hold a password.
+func checkUpstream(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a valid URL")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5":
+		return errors.New("scheme must be http, https or socks5")
+	case u.Hostname() == "":
+		return errors.New("missing host")
+	case strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "":
+		return errors.New("want scheme://[user:password@]host:port and nothing after the port")
+	}
+	return nil
+}
+
+func (c *Config) validateBans(p *problems) {
+	if c.Bans.AuthFailures <= 0 {
+		p.add("bans.auth_failures", "must be positive")
+	}
+	if c.Bans.NotFound <= 0 {
+		p.add("bans.not_found", "must be positive")
+	}
+	positive(p, "bans.window", c.Bans.Window)
+	positive(p, "bans.duration", c.Bans.Duration)
+}
+
+func (c *Config) validatePlans(p *problems) {
+	names := make(map[string]int)
+	for i, plan := range c.Plans {
+		key := fmt.Sprintf("plans[%d]", i)
+		validName(p, key+".name", plan.Name)
+		if j, ok := names[plan.Name]; ok && plan.Name != "" {
+			p.add(key+".name", "%q is already the name of plans[%d]", plan.Name, j)
+		} else {
+			names[plan.Name] = i
+		}
+		for _, limit := range []struct {
+			name  string
+			value int64
+		}{
+			{"proxies", int64(plan.Proxies)}, {"subs", int64(plan.Subs)}, {"ips", int64(plan.IPs)},
+			{"hostnames", int64(plan.Hostnames)}, {"bandwidth", int64(plan.Bandwidth)},
+		} {
+			if limit.value < 0 {
+				p.add(key+"."+limit.name, "must not be negative")
+			}
+		}
+	}
+}
+
+func (c *Config) validateTimeouts(p *problems) {
+	t := c.Timeouts
+	positive(p, "timeouts.origin", t.Origin)
+	positive(p, "timeouts.max_origin", t.MaxOrigin)
+	positive(p, "timeouts.read_header", t.ReadHeader)
+	positive(p, "timeouts.idle", t.Idle)
+	positive(p, "timeouts.tunnel_idle", t.TunnelIdle)
+	positive(p, "timeouts.shutdown", t.Shutdown)
+	if t.Origin > t.MaxOrigin && t.MaxOrigin > 0 {
+		p.add("timeouts.origin", "%s exceeds timeouts.max_origin (%s)", t.Origin, t.MaxOrigin)
+	}
+}
+
+func positive(p *problems, key string, d Duration) {
+	if d <= 0 {
+		p.add(key, "must be positive, got %s", d)
+	}
+}
+
+func oneOf(p *problems, key, value string, allowed ...string) {
+	for _, a := range allowed {
+		if value == a {
+			return
+		}
+	}
+	p.add(key, "%q is not one of %s", value, strings.Join(allowed, ", "))
+}
+
+// validName checks a proxy server or plan name: 1 to 64 of a-z, 0-9, - and _ (as domain.ValidateName).
+func validName(p *problems, key, name string) {
+	if name == "" {
+		p.add(key, "required")
+		return
+	}
+	ok := len(name) <= 64
+	for _, r := range name {
+		ok = ok && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}
+	if !ok {
+		p.add(key, "%q must be 1 to 64 of a-z, 0-9, - and _", name)
+	}
+}
+
+// country checks an optional ISO 3166-1 alpha-2 code, which ApplyDefaults has upper-cased.
+func country(p *problems, key, code string) {
+	if code == "" {
+		return
+	}
+	if len(code) != 2 || code[0] < 'A' || code[0] > 'Z' || code[1] < 'A' || code[1] > 'Z' {
+		p.add(key, "%q is not a two-letter country code such as US", code)
+	}
+}

@@ -1,0 +1,166 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// validConfig is the SPEC example, which passes Validate.
+func validConfig(t *testing.T) *Config {
+	t.Helper()
+	c, err := Load(specFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestValidateRules(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string // the start of one of the joined errors
+	}{
+		{"store scheme", func(c *Config) { c.Store = "mysql://db" }, "store: must be"},
+		{"sqlite path", func(c *Config) { c.Store = "sqlite:" }, "store: sqlite: needs"},
+		{"postgres host", func(c *Config) { c.Store = "postgres://" }, "store: not a valid"},
+		{"api listen required", func(c *Config) { c.API.Listen = "" }, "api.listen: required"},
+		{"api listen port", func(c *Config) { c.API.Listen = "127.0.0.1:https" }, "api.listen: \"127.0.0.1:https\": port must be"},
+		{"api listen no port", func(c *Config) { c.API.Listen = "127.0.0.1" }, "api.listen: \"127.0.0.1\" is not host:port"},
+		{"http listen", func(c *Config) { c.API.HTTPListen = "x:99999" }, "api.http_listen: "},
+		{"metrics listen", func(c *Config) { c.Metrics.Listen = "nowhere" }, "metrics.listen: "},
+		{"listen shared", func(c *Config) { c.Metrics.Listen = c.API.HTTPListen }, `metrics.listen: "127.0.0.1:8080" is already api.http_listen`},
+		{"tls key missing", func(c *Config) { c.API.TLSKey = "" }, "api.tls_key: required when api.tls_cert is set"},
+		{"tls cert missing", func(c *Config) { c.API.TLSCert = "" }, "api.tls_cert: required when api.tls_key is set"},
+		{"node name", func(c *Config) { c.Node.Name = "" }, "node.name: required"},
+		{"proxy name required", func(c *Config) { c.Proxies[0].Name = "" }, "proxies[0].name: required"},
+		{"proxy name chars", func(c *Config) { c.Proxies[0].Name = "US-CA" }, `proxies[0].name: "US-CA" must be`},
+		{"proxy name long", func(c *Config) { c.Proxies[0].Name = strings.Repeat("a", 65) }, "proxies[0].name: "},
+		{"proxy name unique", func(c *Config) { c.Proxies = append(c.Proxies, proxyCopy(c, "us-ca", ":1")) }, `proxies[1].name: "us-ca" is already the name of proxies[0]`},
+		{"proxy listen required", func(c *Config) { c.Proxies[0].Listen = "" }, "proxies[0].listen: required"},
+		{"proxy listen port", func(c *Config) { c.Proxies[0].Listen = "127.0.0.1:x" }, "proxies[0].listen: "},
+		{"proxy listen unique", func(c *Config) { c.Proxies = append(c.Proxies, proxyCopy(c, "b", "127.0.0.1:31280")) }, `proxies[1].listen: "127.0.0.1:31280" is already proxies[0].listen`},
+		{"proxy address", func(c *Config) { c.Proxies[0].Address = "us-ca.example.net" }, "proxies[0].address: "},
+		{"proxy country", func(c *Config) { c.Proxies[0].Country = "USA" }, `proxies[0].country: "USA" is not`},
+		{"exits required", func(c *Config) { c.Proxies[0].Exits = nil }, "proxies[0].exits: at least one exit"},
+		{"exit ip required", func(c *Config) { c.Proxies[0].Exits[1].IP = netip.Addr{} }, "proxies[0].exits[1].ip: required"},
+		{"exit ip unique", func(c *Config) { c.Proxies[0].Exits[2].IP = c.Proxies[0].Exits[0].IP }, "proxies[0].exits[2].ip: 127.0.0.2 is already the IP of proxies[0].exits[0]"},
+		{"exit url scheme", func(c *Config) { c.Proxies[0].Exits[2].URL = "ftp://u:secret@h:1" }, "proxies[0].exits[2].url: scheme must be"},
+		{"exit url host", func(c *Config) { c.Proxies[0].Exits[2].URL = "socks5://:1080" }, "proxies[0].exits[2].url: missing host"},
+		{"exit url path", func(c *Config) { c.Proxies[0].Exits[2].URL = "http://h:1/x?y" }, "proxies[0].exits[2].url: want scheme://"},
+		{"exit url parse", func(c *Config) { c.Proxies[0].Exits[2].URL = "http://u:secret@h:port" }, "proxies[0].exits[2].url: not a valid URL"},
+		{"exit country", func(c *Config) { c.Proxies[0].Exits[0].Country = "D1" }, `proxies[0].exits[0].country: "D1" is not`},
+		{"deny port low", func(c *Config) { c.Egress.DenyPorts = []int{25, 0} }, "egress.deny_ports[1]: port 0 out of range"},
+		{"deny port high", func(c *Config) { c.Egress.DenyPorts = []int{65536} }, "egress.deny_ports[0]: port 65536 out of range"},
+		{"bans auth failures", func(c *Config) { c.Bans.AuthFailures = -1 }, "bans.auth_failures: must be positive"},
+		{"bans not found", func(c *Config) { c.Bans.NotFound = -1 }, "bans.not_found: must be positive"},
+		{"bans window", func(c *Config) { c.Bans.Window = -1 }, "bans.window: must be positive"},
+		{"bans duration", func(c *Config) { c.Bans.Duration = -1 }, "bans.duration: must be positive"},
+		{"plan name required", func(c *Config) { c.Plans[0].Name = "" }, "plans[0].name: required"},
+		{"plan name chars", func(c *Config) { c.Plans[0].Name = "a b" }, `plans[0].name: "a b" must be`},
+		{"plan name unique", func(c *Config) { c.Plans = append(c.Plans, Plan{Name: "starter"}) }, `plans[1].name: "starter" is already the name of plans[0]`},
+		{"plan proxies", func(c *Config) { c.Plans[0].Proxies = -1 }, "plans[0].proxies: must not be negative"},
+		{"plan subs", func(c *Config) { c.Plans[0].Subs = -1 }, "plans[0].subs: must not be negative"},
+		{"plan ips", func(c *Config) { c.Plans[0].IPs = -1 }, "plans[0].ips: must not be negative"},
+		{"plan hostnames", func(c *Config) { c.Plans[0].Hostnames = -1 }, "plans[0].hostnames: must not be negative"},
+		{"plan bandwidth", func(c *Config) { c.Plans[0].Bandwidth = -1 }, "plans[0].bandwidth: must not be negative"},
+		{"timeout origin", func(c *Config) { c.Timeouts.Origin = -1 }, "timeouts.origin: must be positive"},
+		{"timeout origin cap", func(c *Config) { c.Timeouts.Origin = c.Timeouts.MaxOrigin + 1 }, "timeouts.origin: 2m0.000000001s exceeds timeouts.max_origin"},
+		{"timeout max origin", func(c *Config) { c.Timeouts.MaxOrigin = -1 }, "timeouts.max_origin: must be positive"},
+		{"timeout read header", func(c *Config) { c.Timeouts.ReadHeader = -1 }, "timeouts.read_header: must be positive"},
+		{"timeout idle", func(c *Config) { c.Timeouts.Idle = -1 }, "timeouts.idle: must be positive"},
+		{"timeout tunnel idle", func(c *Config) { c.Timeouts.TunnelIdle = -1 }, "timeouts.tunnel_idle: must be positive"},
+		{"timeout shutdown", func(c *Config) { c.Timeouts.Shutdown = -1 }, "timeouts.shutdown: must be positive"},
+		{"max header bytes", func(c *Config) { c.Limits.MaxHeaderBytes = -1 }, "limits.max_header_bytes: must be positive"},
+		{"sync interval", func(c *Config) { c.Sync.Interval = -1 }, "sync.interval: must be positive"},
+		{"usage flush", func(c *Config) { c.Usage.FlushInterval = -1 }, "usage.flush_interval: must be positive"},
+		{"log level", func(c *Config) { c.Log.Level = "loud" }, `log.level: "loud" is not one of debug, info, warn, error`},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" is not one of text, json`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig(t)
+			tt.mutate(c)
+			msgs := errorLines(c.Validate())
+			if len(msgs) != 1 || !strings.HasPrefix(msgs[0], tt.want) {
+				t.Errorf("Validate() = %q, want one error starting %q", msgs, tt.want)
+			}
+			for _, m := range msgs {
+				if strings.Contains(m, "secret") {
+					t.Errorf("Validate() leaks a password: %q", m)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{"spec example", func(*Config) {}},
+		{"postgresql", func(c *Config) { c.Store = "postgresql://u:p@db:5432/x?sslmode=disable" }},
+		{"port 0 repeats", func(c *Config) {
+			c.API.Listen, c.Metrics.Listen = "127.0.0.1:0", "127.0.0.1:0"
+			c.Proxies = append(c.Proxies, proxyCopy(c, "b", "127.0.0.1:0"), proxyCopy(c, "c", "127.0.0.1:0"))
+			c.Proxies[0].Listen = "127.0.0.1:0"
+		}},
+		{"no metrics, no API, no proxies", func(c *Config) { c.Metrics.Listen, c.Node.API, c.API.Listen, c.Proxies = "", false, "", nil }},
+		{"ipv6 listen", func(c *Config) { c.Proxies[0].Listen = "[::1]:3128" }},
+		{"upstream https with credentials", func(c *Config) { c.Proxies[0].Exits[2].URL = "https://u:p@up.example:443/" }},
+		{"no denied ports", func(c *Config) { c.Egress.DenyPorts = []int{} }},
+		{"zero plan limits", func(c *Config) { c.Plans[0] = Plan{Name: "free"} }},
+		{"json logs", func(c *Config) { c.Log = Log{Level: "debug", Format: "json"} }},
+	}
+	for _, tt := range tests {
+		c := validConfig(t)
+		tt.mutate(c)
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: Validate() = %v, want nil", tt.name, err)
+		}
+	}
+}
+
+func TestValidateReportsAll(t *testing.T) {
+	c := validConfig(t)
+	c.Store = ""
+	c.Proxies[0].Exits[0].IP = netip.Addr{}
+	c.Log.Format = ""
+	got := errorLines(c.Validate())
+	want := []string{"store: ", "proxies[0].exits[0].ip: required", "log.format: "}
+	if len(got) != len(want) {
+		t.Fatalf("Validate() = %q, want %d errors", got, len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("error %d = %q, want prefix %q", i, got[i], want[i])
+		}
+	}
+}
+
+// errorLines returns the messages joined in err.
+func errorLines(err error) []string {
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) {
+		if err == nil {
+			return nil
+		}
+		return []string{err.Error()}
+	}
+	var msgs []string
+	for _, e := range joined.Unwrap() {
+		msgs = append(msgs, e.Error())
+	}
+	return msgs
+}
+
+// proxyCopy returns the first proxy of c under another name and listen address.
+func proxyCopy(c *Config, name, listen string) Proxy {
+	p := c.Proxies[0]
+	p.Name, p.Listen, p.Address = name, listen, listen
+	p.Exits = append([]Exit(nil), p.Exits...)
+	return p
+}

@@ -1,0 +1,143 @@
+// Package domain is exitmesh's vocabulary: plans, accounts, sub-accounts, proxy servers and usage,
+// the Store interface every backend implements, and the error kinds callers map to user-facing answers.
+// It imports nothing of the project, so every other package can depend on it.
+package domain
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Plan is a set of limits an account subscribes to. A zero limit on MonthlyBandwidth means unlimited;
+// the other limits are exact counts (0 allows none).
+type Plan struct {
+	Name             string
+	MaxProxies       int
+	MaxSubs          int
+	MaxIPs           int
+	MaxHostnames     int
+	MonthlyBandwidth int64 // bytes per calendar month (UTC); 0 = unlimited
+}
+
+// Account is a customer login with everything the proxy needs to authorize it.
+type Account struct {
+	ID           int64
+	Username     string
+	PasswordHash string // PHC-formatted argon2id; never the password
+	Plan         string
+	Confirmed    bool
+	Disabled     bool
+	CreatedAt    time.Time
+	Proxies      []string     // names of authorized proxy servers, sorted
+	IPs          []netip.Addr // authorized client IPs, sorted
+	Hostnames    []Hostname   // authorized hostnames, sorted by name
+}
+
+// Hostname is an authorized hostname and the address it last resolved to.
+type Hostname struct {
+	Name       string
+	IP         netip.Addr // invalid (zero) until first resolved
+	ResolvedAt time.Time
+}
+
+// SubAccount is a child login of an account: its own password, a subset of the parent's proxy servers
+// and authorized IPs. It can use the proxies but not the account API.
+type SubAccount struct {
+	ID           int64
+	AccountID    int64
+	Username     string
+	PasswordHash string
+	Active       bool
+	Proxies      []string
+	IPs          []netip.Addr
+}
+
+// ProxyServer is an entry of the proxy server catalogue: a location customers may authorize.
+type ProxyServer struct {
+	Name    string
+	Address string // host:port customers connect to
+	Country string // ISO 3166-1 alpha-2, or empty
+}
+
+// NewAccount is what CreateAccount needs.
+type NewAccount struct {
+	Username     string
+	PasswordHash string
+	Plan         string
+	Confirmed    bool
+	Proxies      []string
+	IPs          []netip.Addr
+}
+
+// AccountUpdate changes the fields that are non-nil.
+type AccountUpdate struct {
+	PasswordHash *string
+	Plan         *string
+	Confirmed    *bool
+	Disabled     *bool
+}
+
+// NewSubAccount is what CreateSubAccount needs.
+type NewSubAccount struct {
+	Username     string
+	PasswordHash string
+	Proxies      []string
+	IPs          []netip.Addr
+}
+
+// SubAccountUpdate changes the fields that are non-nil.
+type SubAccountUpdate struct {
+	PasswordHash *string
+	Active       *bool
+	Proxies      *[]string
+	IPs          *[]netip.Addr
+}
+
+// UsageKey identifies one usage counter row: who, through which proxy server, on which UTC day.
+type UsageKey struct {
+	AccountID int64
+	SubID     int64 // 0 when the account itself was used
+	Proxy     string
+	Day       string // YYYY-MM-DD, UTC
+}
+
+// UsageCounts are the counters kept per UsageKey. BytesIn flows from the client towards the origin,
+// BytesOut from the origin back to the client.
+type UsageCounts struct {
+	BytesIn  int64
+	BytesOut int64
+	Requests int64
+	Tunnels  int64
+}
+
+// Add adds o to c.
+func (c *UsageCounts) Add(o UsageCounts) {
+	c.BytesIn += o.BytesIn
+	c.BytesOut += o.BytesOut
+	c.Requests += o.Requests
+	c.Tunnels += o.Tunnels
+}
+
+// UsageRow is one line of a usage report.
+type UsageRow struct {
+	Username   string // the account
+	SubAccount string // empty for the account's own traffic
+	Proxy      string
+	Day        string
+	UsageCounts
+}
+
+// UsageFilter narrows a usage report. Empty fields do not filter; From and To are inclusive dates.
+type UsageFilter struct {
+	Username string
+	From, To string
+}
+
+// Snapshot is everything the proxy's in-memory authorization view is built from, read in one
+// consistent transaction.
+type Snapshot struct {
+	Version  int64
+	Plans    []Plan
+	Accounts []Account
+	Subs     []SubAccount
+}

@@ -1,0 +1,53 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Each maps to exactly one user-facing answer (an HTTP status in the API, an exit status
+// and message in the CLI); anything that is not an *Error is internal.
+const (
+	ECONFLICT    = "conflict"    // already exists
+	EINVALID     = "invalid"     // the input is wrong
+	ENOTFOUND    = "not_found"   // the thing does not exist
+	ELIMIT       = "limit"       // a plan limit would be exceeded
+	EUNAVAILABLE = "unavailable" // a dependency (the store) cannot be reached
+	EINTERNAL    = "internal"
+)
+
+// Error is an application error whose Message is written for the person who caused it.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for other errors and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	default:
+		return EINTERNAL
+	}
+}
+
+// ErrorMessage returns the message of the first *Error in err's chain, or "Internal error." so that
+// no internal detail ever reaches a user.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "Internal error."
+}

@@ -1,0 +1,52 @@
+package domain
+
+import (
+	"context"
+	"net/netip"
+)
+
+// Store is the persistent state of an exitmesh network. Implementations must be safe for concurrent
+// use by many goroutines and many processes sharing one database. Every method that changes what
+// Snapshot returns increments the Version in the same transaction, which is how other processes learn
+// that their in-memory view is stale.
+//
+// Methods addressing an account take its username and return an *Error with code ENOTFOUND when it
+// does not exist. Plan limits are enforced inside the same transaction as the change (ELIMIT).
+type Store interface {
+	// Plans.
+	CreatePlan(ctx context.Context, p Plan) error
+	UpdatePlan(ctx context.Context, p Plan) error
+	PutPlan(ctx context.Context, p Plan) error // create or replace
+	GetPlan(ctx context.Context, name string) (Plan, error)
+	ListPlans(ctx context.Context) ([]Plan, error)
+
+	// Accounts.
+	CreateAccount(ctx context.Context, a NewAccount) (Account, error)
+	GetAccount(ctx context.Context, username string) (Account, error)
+	ListAccounts(ctx context.Context) ([]Account, error)
+	UpdateAccount(ctx context.Context, username string, u AccountUpdate) (Account, error)
+	AuthorizeProxy(ctx context.Context, username, proxy string) error
+	RevokeProxy(ctx context.Context, username, proxy string) error
+	AddIP(ctx context.Context, username string, ip netip.Addr) error
+	RemoveIP(ctx context.Context, username string, ip netip.Addr) error
+
+	// Sub-accounts. Sub-account usernames share one namespace with account usernames.
+	CreateSubAccount(ctx context.Context, account string, s NewSubAccount) (SubAccount, error)
+	ListSubAccounts(ctx context.Context, account string) ([]SubAccount, error)
+	UpdateSubAccount(ctx context.Context, account, sub string, u SubAccountUpdate) (SubAccount, error)
+	DeleteSubAccount(ctx context.Context, account, sub string) error
+
+	// Proxy server catalogue.
+	PutProxyServer(ctx context.Context, p ProxyServer) error
+	ListProxyServers(ctx context.Context) ([]ProxyServer, error)
+
+	// Usage.
+	AddUsage(ctx context.Context, deltas map[UsageKey]UsageCounts) error
+	Usage(ctx context.Context, f UsageFilter) ([]UsageRow, error)
+
+	// Change tracking for in-memory views.
+	Version(ctx context.Context) (int64, error)
+	Snapshot(ctx context.Context) (Snapshot, error)
+
+	Close() error
+}

@@ -1,0 +1,60 @@
+package domain
+
+import "strings"
+
+// UsernameParams are the words that start a steering parameter inside a proxy username
+// ("alice-session-abc-country-us"), so no username may contain them.
+var UsernameParams = []string{"session", "country", "ip"}
+
+// ValidateUsername reports whether s can be an account or sub-account username: 1–64 characters of
+// letters, digits and . _ @ -, starting with a letter or digit, and no "-session-", "-country-" or
+// "-ip-" inside (those introduce username steering parameters).
+func ValidateUsername(s string) error {
+	if s == "" || len(s) > 64 {
+		return Errorf(EINVALID, "Username must be 1 to 64 characters long.")
+	}
+	for i, c := range s {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			i > 0 && (c == '.' || c == '_' || c == '@' || c == '-')
+		if !ok {
+			return Errorf(EINVALID, "Username may contain only letters, digits and . _ @ - and must start with a letter or digit.")
+		}
+	}
+	lower := strings.ToLower(s) + "-"
+	for _, p := range UsernameParams {
+		if strings.Contains(lower, "-"+p+"-") {
+			return Errorf(EINVALID, "Username may not contain %q: it starts a steering parameter.", "-"+p+"-")
+		}
+	}
+	return nil
+}
+
+// MinPasswordLength is the shortest password an account or sub-account may have.
+const MinPasswordLength = 8
+
+// ValidatePassword reports whether pw is acceptable as a password.
+func ValidatePassword(pw string) error {
+	if len(pw) < MinPasswordLength {
+		return Errorf(EINVALID, "Password must be at least %d characters long.", MinPasswordLength)
+	}
+	if len(pw) > 256 {
+		return Errorf(EINVALID, "Password must be at most 256 characters long.")
+	}
+	if strings.ContainsAny(pw, "\x00\r\n") {
+		return Errorf(EINVALID, "Password may not contain NUL or line breaks.")
+	}
+	return nil
+}
+
+// ValidateName reports whether s can name a plan or a proxy server: 1–64 of a-z, 0-9, - and _.
+func ValidateName(kind, s string) error {
+	if s == "" || len(s) > 64 {
+		return Errorf(EINVALID, "%s name must be 1 to 64 characters long.", kind)
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return Errorf(EINVALID, "%s name %q may contain only a-z, 0-9, - and _.", kind, s)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+// Package exits holds a proxy server's pool of exits — the ways out to the internet — and chooses one
+// for each request, honouring the client's steering (pinned, preferred and excluded IPs, country).
+package exits
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/exitmesh/exitmesh/internal/egress"
+)
+
+// Exit is one way out: a local source address the node binds outgoing connections to. Its
+// http.Transport keeps connections to origins alive, so plain HTTP requests reuse them per exit.
+type Exit struct {
+	IP      netip.Addr
+	Country string // upper-case ISO code, or ""
+
+	dialer    *egress.Dialer
+	transport *http.Transport
+}
+
+// NewLocal returns an exit that binds ip as the source address of every connection it makes, through
+// dialer's egress policy.
+func NewLocal(ip netip.Addr, country string, dialer *egress.Dialer) *Exit {
+	e := &Exit{IP: ip, Country: country, dialer: dialer}
+	e.transport = &http.Transport{
+		Proxy: nil, // never HTTP_PROXY from the environment
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return e.Dial(ctx, addr)
+		},
+		DisableCompression:     true, // pass the client's Accept-Encoding and the body through untouched
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    64,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 1 << 20,
+	}
+	return e
+}
+
+// Dial connects to hostport (a CONNECT target or an origin) from this exit.
+func (e *Exit) Dial(ctx context.Context, hostport string) (net.Conn, error) {
+	c, err := e.dialer.Dial(ctx, e.IP, hostport)
+	if err != nil {
+		return nil, fmt.Errorf("exit %s: %w", e.IP, err)
+	}
+	return c, nil
+}
+
+// RoundTrip sends an HTTP request to its origin from this exit.
+func (e *Exit) RoundTrip(req *http.Request) (*http.Response, error) {
+	return e.transport.RoundTrip(req)
+}
+
+// CloseIdle closes the exit's idle origin connections.
+func (e *Exit) CloseIdle() { e.transport.CloseIdleConnections() }

@@ -1,0 +1,96 @@
+// Package metrics defines exitmesh's Prometheus metrics on a registry of its own (one per node, so
+// several nodes can run in one test process) and serves them in the Prometheus text format.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is one node's set of metrics.
+type Metrics struct {
+	reg           *prometheus.Registry
+	requests      *prometheus.CounterVec
+	tunnels       *prometheus.CounterVec
+	activeTunnels *prometheus.GaugeVec
+	bytes         *prometheus.CounterVec
+	errors        *prometheus.CounterVec
+	exitUses      *prometheus.CounterVec
+}
+
+// New returns a node's metrics, with the Go runtime and process collectors registered too.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exitmesh_proxy_requests_total", Help: "Forwarded HTTP requests, by proxy server and response status class.",
+		}, []string{"proxy", "code"}),
+		tunnels: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exitmesh_proxy_tunnels_total", Help: "CONNECT tunnels established, by proxy server.",
+		}, []string{"proxy"}),
+		activeTunnels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "exitmesh_proxy_tunnels_active", Help: "CONNECT tunnels open now, by proxy server.",
+		}, []string{"proxy"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exitmesh_proxy_bytes_total", Help: "Payload bytes relayed, by proxy server and direction (in: client to origin, out: origin to client).",
+		}, []string{"proxy", "direction"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exitmesh_proxy_errors_total", Help: "Requests the proxy refused or failed, by proxy server and reason (the X-ProxyMesh-Error value).",
+		}, []string{"proxy", "reason"}),
+		exitUses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exitmesh_exit_requests_total", Help: "Requests and tunnels sent through each exit.",
+		}, []string{"proxy", "exit"}),
+	}
+	m.reg.MustRegister(m.requests, m.tunnels, m.activeTunnels, m.bytes, m.errors, m.exitUses,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Proxy holds one proxy server's metrics with their labels resolved once, off the hot path.
+type Proxy struct {
+	m                 *Metrics
+	name              string
+	Tunnels           prometheus.Counter
+	ActiveTunnels     prometheus.Gauge
+	BytesIn, BytesOut prometheus.Counter
+	status            [6]prometheus.Counter // by status class 1xx…5xx; index 0 for anything else
+}
+
+// Proxy returns the metrics of the proxy server called name.
+func (m *Metrics) Proxy(name string) *Proxy {
+	p := &Proxy{
+		m:             m,
+		name:          name,
+		Tunnels:       m.tunnels.WithLabelValues(name),
+		ActiveTunnels: m.activeTunnels.WithLabelValues(name),
+		BytesIn:       m.bytes.WithLabelValues(name, "in"),
+		BytesOut:      m.bytes.WithLabelValues(name, "out"),
+	}
+	for i, code := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
+		p.status[i] = m.requests.WithLabelValues(name, code)
+	}
+	return p
+}
+
+// Request counts one forwarded request answered with status.
+func (p *Proxy) Request(status int) {
+	class := status / 100
+	if class < 1 || class > 5 {
+		class = 0
+	}
+	p.status[class].Inc()
+}
+
+// Error counts one refusal or failure for reason.
+func (p *Proxy) Error(reason string) { p.m.errors.WithLabelValues(p.name, reason).Inc() }
+
+// Exit returns the counter of requests sent through the exit with IP ip.
+func (p *Proxy) Exit(ip string) prometheus.Counter { return p.m.exitUses.WithLabelValues(p.name, ip) }

@@ -1,0 +1,225 @@
+// Package proxy is the data plane of one proxy server (a "location"): it authenticates each client,
+// chooses an exit, and forwards HTTP requests or opens CONNECT tunnels through that exit.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/exitmesh/exitmesh/internal/auth"
+	"github.com/exitmesh/exitmesh/internal/exits"
+	"github.com/exitmesh/exitmesh/internal/metrics"
+	"github.com/exitmesh/exitmesh/internal/usage"
+)
+
+// Config is what a proxy server needs. Zero durations take the defaults noted.
+type Config struct {
+	Name     string // the proxy server's name, as accounts authorize it
+	Pool     *exits.Pool
+	Accounts *auth.View
+	Usage    *usage.Recorder // nil: usage is not recorded
+	Metrics  *metrics.Metrics
+	Log      *slog.Logger
+
+	OriginTimeout    time.Duration // default 30s: connect + first byte, unless the client sends X-ProxyMesh-Timeout
+	MaxOriginTimeout time.Duration // default 120s: cap on X-ProxyMesh-Timeout
+	TunnelIdle       time.Duration // default 10m
+	ReadHeader       time.Duration // default 10s
+	Idle             time.Duration // default 90s: keep-alive idle on client connections
+	MaxHeaderBytes   int           // default 64 KiB
+}
+
+func (c *Config) applyDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.OriginTimeout, 30*time.Second)
+	def(&c.MaxOriginTimeout, 120*time.Second)
+	def(&c.TunnelIdle, 10*time.Minute)
+	def(&c.ReadHeader, 10*time.Second)
+	def(&c.Idle, 90*time.Second)
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.New()
+	}
+}
+
+// Server serves one proxy server's listener.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics.Proxy
+	pool    atomic.Pointer[exits.Pool]
+	http    *http.Server
+	fwd     *forwarder
+
+	tunnelsMu sync.Mutex // guards the following fields
+	tunnels   map[net.Conn]struct{}
+	closing   bool
+	drained   chan struct{} // closed when the last tunnel ends during Shutdown
+}
+
+// New returns a proxy server; call Serve to start it.
+func New(cfg Config) *Server {
+	cfg.applyDefaults()
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Log.With("proxy", cfg.Name),
+		metrics: cfg.Metrics.Proxy(cfg.Name),
+		tunnels: make(map[net.Conn]struct{}),
+	}
+	s.pool.Store(cfg.Pool)
+	s.http = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: cfg.ReadHeader,
+		IdleTimeout:       cfg.Idle,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // HTTP/1.1 only: CONNECT needs Hijack
+	}
+	s.fwd = newForwarder(s)
+	return s
+}
+
+// Name returns the proxy server's name.
+func (s *Server) Name() string { return s.cfg.Name }
+
+// SetPool replaces the exits; requests and tunnels in flight keep the exit they chose.
+func (s *Server) SetPool(p *exits.Pool) {
+	old := s.pool.Swap(p)
+	if old != nil && old != p {
+		old.CloseIdle()
+	}
+}
+
+// Serve accepts clients on ln until Shutdown. It returns http.ErrServerClosed after Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+
+// Shutdown stops accepting, waits for requests and tunnels to finish until ctx ends, then closes
+// the tunnels still open.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	s.tunnelsMu.Lock()
+	s.closing = true
+	var drained chan struct{}
+	if len(s.tunnels) > 0 {
+		drained = make(chan struct{})
+		s.drained = drained
+	}
+	s.tunnelsMu.Unlock()
+	if drained != nil {
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			s.tunnelsMu.Lock()
+			for c := range s.tunnels {
+				c.Close()
+			}
+			s.tunnelsMu.Unlock()
+			<-drained
+		}
+	}
+	s.pool.Load().CloseIdle()
+	return err
+}
+
+// ServeHTTP handles one proxy request: CONNECT or an absolute-URI HTTP request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	connect := r.Method == http.MethodConnect
+	if !connect && (r.URL.Host == "" || (r.URL.Scheme != "http" && r.URL.Scheme != "https")) {
+		s.refuse(w, errNotProxy, nil, netip.Addr{})
+		return
+	}
+	p, rf := s.authenticate(r)
+	if rf != nil {
+		s.refuse(w, rf, nil, netip.Addr{})
+		return
+	}
+	steer, err := exits.ParseSteering(r.Header, s.cfg.MaxOriginTimeout)
+	if err != nil {
+		s.refuse(w, failure(err), nil, netip.Addr{})
+		return
+	}
+	if steer.Timeout == 0 {
+		steer.Timeout = s.cfg.OriginTimeout
+	}
+	choice, err := s.pool.Load().ChooseExit(steer)
+	if err != nil {
+		s.refuse(w, failure(err), nil, netip.Addr{})
+		return
+	}
+	s.metrics.Exit(choice.Exit.IP.String()).Inc()
+	if connect {
+		s.serveConnect(w, r, p, choice, steer.Timeout)
+		return
+	}
+	s.fwd.serve(w, r, p, choice, steer.Timeout)
+}
+
+// authenticate identifies the client by Proxy-Authorization, else by its source IP, and checks that
+// it may use this proxy server.
+func (s *Server) authenticate(r *http.Request) (*auth.Principal, *refusal) {
+	var p *auth.Principal
+	if h := r.Header.Get("Proxy-Authorization"); h != "" {
+		login, password, ok := parseBasic(h)
+		if !ok {
+			return nil, errAuthFailed
+		}
+		var err error
+		if p, err = s.cfg.Accounts.Authenticate(r.Context(), login, password); err != nil {
+			return nil, errAuthFailed
+		}
+	} else {
+		src, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil {
+			return nil, errAuthRequired
+		}
+		var ok bool
+		if p, ok = s.cfg.Accounts.ByIP(src.Addr()); !ok {
+			return nil, errAuthRequired
+		}
+	}
+	switch {
+	case p.Disabled:
+		return nil, errDisabled
+	case !p.MayUse(s.cfg.Name):
+		return nil, errNotAuthorized
+	}
+	return p, nil
+}
+
+// parseBasic decodes a "Basic base64(login:password)" credential.
+func parseBasic(h string) (login, password string, ok bool) {
+	const prefix = "basic "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[len(prefix):]))
+	if err != nil {
+		return "", "", false
+	}
+	login, password, ok = strings.Cut(string(raw), ":")
+	return login, password, ok && login != ""
+}
+
+// isClientGone reports errors caused by the client going away, which are not worth a warning.
+func isClientGone(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, net.ErrClosed)
+}

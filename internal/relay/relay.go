@@ -1,0 +1,103 @@
+// Package relay copies bytes between the two ends of a tunnel until both are done, the tunnel idles,
+// or either side fails.
+package relay
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const bufSize = 32 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// Pipe relays between client and upstream and closes both before it returns. A side that ends
+// cleanly (EOF) is half-closed towards the other, so request/response protocols that shut down their
+// write side still get their answer. When no byte has moved either way for idle (0 = never), or a side
+// fails, both are closed. It returns the bytes copied from client to upstream and back.
+func Pipe(client, upstream net.Conn, idle time.Duration) (up, down int64) {
+	t := &tunnel{idle: idle}
+	t.touch()
+	upDone := make(chan int64, 1) // buffered: the sender never waits for a reader that left
+	go func() {
+		n := t.copyAndClose(upstream, client)
+		upDone <- n
+	}()
+	down = t.copyAndClose(client, upstream)
+	up = <-upDone
+	client.Close()
+	upstream.Close()
+	return up, down
+}
+
+type tunnel struct {
+	idle time.Duration
+	last atomic.Int64 // unix nanoseconds of the last byte read either way
+}
+
+func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
+
+// idleFor reports whether the whole tunnel, both directions, has been silent for t.idle.
+func (t *tunnel) idleFor() bool {
+	return time.Since(time.Unix(0, t.last.Load())) >= t.idle
+}
+
+// copyAndClose copies src to dst; on EOF it half-closes dst, on any other end it closes both, which
+// also ends the opposite direction.
+func (t *tunnel) copyAndClose(dst, src net.Conn) int64 {
+	n, err := t.copy(dst, src)
+	if err == nil {
+		closeWrite(dst)
+	} else {
+		src.Close()
+		dst.Close()
+	}
+	return n
+}
+
+func (t *tunnel) copy(dst, src net.Conn) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		if t.idle > 0 {
+			src.SetReadDeadline(time.Unix(0, t.last.Load()).Add(t.idle))
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			t.touch()
+			if t.idle > 0 {
+				dst.SetWriteDeadline(time.Now().Add(t.idle))
+			}
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			return total, nil
+		case errors.Is(err, os.ErrDeadlineExceeded) && !t.idleFor():
+			// The other direction moved bytes meanwhile: the tunnel is alive, wait again.
+		default:
+			return total, err
+		}
+	}
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		if cw.CloseWrite() == nil {
+			return
+		}
+	}
+	c.Close()
+}

@@ -1,0 +1,165 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// pair returns the two ends of a real loopback TCP connection.
+func pair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-accepted
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+type pipeResult struct{ up, down int64 }
+
+// startPipe relays between two loopback connections and returns the outer ends: what the client
+// holds and what the origin holds.
+func startPipe(t *testing.T, idle time.Duration) (client, origin net.Conn, done chan pipeResult) {
+	client, proxyClientSide := pair(t)
+	proxyUpstreamSide, origin := pair(t)
+	done = make(chan pipeResult, 1)
+	go func() {
+		up, down := Pipe(proxyClientSide, proxyUpstreamSide, idle)
+		done <- pipeResult{up, down}
+	}()
+	return client, origin, done
+}
+
+func wait(t *testing.T, done chan pipeResult) pipeResult {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("Pipe did not return")
+		return pipeResult{}
+	}
+}
+
+func TestPipeCopiesBothWaysWithHalfClose(t *testing.T) {
+	client, origin, done := startPipe(t, time.Minute)
+	request := make([]byte, 3<<20)
+	response := make([]byte, 5<<20)
+	rand.Read(request)
+	rand.Read(response)
+
+	// The origin reads the whole request (until the client's half-close) and only then answers.
+	originErr := make(chan error, 1)
+	go func() {
+		got, err := io.ReadAll(origin)
+		if err == nil && !bytes.Equal(got, request) {
+			err = io.ErrUnexpectedEOF
+		}
+		if err == nil {
+			_, err = origin.Write(response)
+		}
+		origin.Close()
+		originErr <- err
+	}()
+	if _, err := client.Write(request); err != nil {
+		t.Fatal(err)
+	}
+	client.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-originErr; err != nil {
+		t.Fatalf("origin: %v", err)
+	}
+	if !bytes.Equal(got, response) {
+		t.Fatalf("client got %d bytes, want the %d-byte response", len(got), len(response))
+	}
+	r := wait(t, done)
+	if r.up != int64(len(request)) || r.down != int64(len(response)) {
+		t.Errorf("counted up=%d down=%d, want %d and %d", r.up, r.down, len(request), len(response))
+	}
+}
+
+func TestPipeClosesIdleTunnel(t *testing.T) {
+	client, _, done := startPipe(t, 200*time.Millisecond)
+	wait(t, done)
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := client.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("client read after idle close = %d, %v; want EOF", n, err)
+	}
+}
+
+func TestPipeKeepsTunnelAliveWhileOneSideTalks(t *testing.T) {
+	idle := 150 * time.Millisecond
+	client, origin, done := startPipe(t, idle)
+	// The origin trickles one byte every idle/3 for 6 idle periods while the client stays silent:
+	// a server push stream. The tunnel must stay open throughout.
+	go func() {
+		for range 18 {
+			if _, err := origin.Write([]byte{'x'}); err != nil {
+				return
+			}
+			time.Sleep(idle / 3)
+		}
+		origin.Close()
+	}()
+	got, err := io.ReadAll(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 18 {
+		t.Errorf("client received %d bytes, want 18 (the tunnel closed while active)", len(got))
+	}
+	client.Close()
+	wait(t, done)
+}
+
+func BenchmarkPipe(b *testing.B) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	conns := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c
+		}
+	}()
+	client, _ := net.Dial("tcp", ln.Addr().String())
+	pc := <-conns
+	pu, _ := net.Dial("tcp", ln.Addr().String())
+	origin := <-conns
+	go Pipe(pc, pu, time.Minute)
+	go io.Copy(io.Discard, origin)
+	buf := make([]byte, 64<<10)
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	for range b.N {
+		client.Write(buf)
+	}
+	b.StopTimer()
+	client.Close()
+	origin.Close()
+}

@@ -1,0 +1,86 @@
+// Package usage counts traffic per account, sub-account, proxy server and UTC day in memory and writes
+// it to the store in batches, so the proxy never writes to the store per request.
+package usage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/exitmesh/exitmesh/internal/domain"
+)
+
+// Sink is where batches go: the store.
+type Sink interface {
+	AddUsage(ctx context.Context, deltas map[domain.UsageKey]domain.UsageCounts) error
+}
+
+// Recorder accumulates usage until Flush.
+type Recorder struct {
+	sink Sink
+	now  func() time.Time
+
+	mu      sync.Mutex // guards pending
+	pending map[domain.UsageKey]domain.UsageCounts
+}
+
+// NewRecorder returns a recorder that flushes to sink.
+func NewRecorder(sink Sink) *Recorder {
+	return &Recorder{sink: sink, now: time.Now, pending: make(map[domain.UsageKey]domain.UsageCounts)}
+}
+
+// Add records c for a principal on a proxy server today.
+func (r *Recorder) Add(accountID, subID int64, proxy string, c domain.UsageCounts) {
+	k := domain.UsageKey{AccountID: accountID, SubID: subID, Proxy: proxy, Day: r.now().UTC().Format(time.DateOnly)}
+	r.mu.Lock()
+	total := r.pending[k]
+	total.Add(c)
+	r.pending[k] = total
+	r.mu.Unlock()
+}
+
+// Flush writes what has accumulated. On failure the batch is kept and merged with later usage, so a
+// store outage delays usage but loses none of it.
+func (r *Recorder) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	batch := r.pending
+	r.pending = make(map[domain.UsageKey]domain.UsageCounts, len(batch))
+	r.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := r.sink.AddUsage(ctx, batch); err != nil {
+		r.mu.Lock()
+		for k, c := range batch {
+			total := r.pending[k]
+			total.Add(c)
+			r.pending[k] = total
+		}
+		r.mu.Unlock()
+		return fmt.Errorf("flush usage (%d rows kept for the next try): %w", len(batch), err)
+	}
+	return nil
+}
+
+// Run flushes every interval until ctx ends, then flushes once more within finalWait.
+func (r *Recorder) Run(ctx context.Context, interval, finalWait time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := r.Flush(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("usage not flushed", "err", err)
+			}
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWait)
+			defer cancel()
+			if err := r.Flush(fctx); err != nil {
+				log.Error("usage lost at shutdown", "err", err)
+			}
+			return
+		}
+	}
+}
