@@ -1,0 +1,331 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/exitmesh/exitmesh/internal/domain"
+)
+
+// CreateAccount adds an account with its initial proxy servers and IP addresses, within its plan's
+// limits, and returns it as stored.
+func (db *DB) CreateAccount(ctx context.Context, a domain.NewAccount) (domain.Account, error) {
+	acc, err := db.createAccount(ctx, a)
+	if err != nil {
+		return domain.Account{}, fmt.Errorf("create account %q: %w", a.Username, err)
+	}
+	return acc, nil
+}
+
+func (db *DB) createAccount(ctx context.Context, a domain.NewAccount) (domain.Account, error) {
+	if err := domain.ValidateUsername(a.Username); err != nil {
+		return domain.Account{}, err
+	}
+	if err := checkPassword(a.PasswordHash); err != nil {
+		return domain.Account{}, err
+	}
+	ips, err := checkIPs(a.IPs)
+	if err != nil {
+		return domain.Account{}, err
+	}
+	var acc domain.Account
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		if err := db.insertLogin(ctx, tx, a.Username); err != nil {
+			return err
+		}
+		planID, plan, err := lookupPlan(ctx, tx, a.Plan)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errUnknownPlan(a.Plan)
+		} else if err != nil {
+			return err
+		}
+		proxies, err := proxyIDs(ctx, tx, uniqueSorted(a.Proxies))
+		if err != nil {
+			return err
+		}
+		if len(proxies) > plan.MaxProxies {
+			return errProxyLimit(plan)
+		}
+		if len(ips) > plan.MaxIPs {
+			return errIPLimit(plan)
+		}
+		var id int64
+		err = tx.QueryRowContext(ctx, `INSERT INTO accounts (username, password_hash, plan_id, confirmed, disabled, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+			a.Username, a.PasswordHash, planID, a.Confirmed, false, db.now().Unix()).Scan(&id)
+		if err != nil {
+			return err
+		}
+		for _, p := range proxies {
+			if err := insertAccountProxy(ctx, tx, id, p); err != nil {
+				return err
+			}
+		}
+		for _, ip := range ips {
+			if err := db.insertAccountIP(ctx, tx, id, ip); err != nil {
+				return err
+			}
+		}
+		acc, err = loadAccount(ctx, tx, id)
+		return err
+	})
+	return acc, err
+}
+
+// GetAccount returns the account called username.
+func (db *DB) GetAccount(ctx context.Context, username string) (domain.Account, error) {
+	var acc domain.Account
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		as, err := loadAccounts(ctx, tx, "a.username = $1", username)
+		if err == nil && len(as) == 0 {
+			return errAccountNotFound(username)
+		}
+		if err == nil {
+			acc = as[0]
+		}
+		return err
+	})
+	if err != nil {
+		return domain.Account{}, fmt.Errorf("get account %q: %w", username, err)
+	}
+	return acc, nil
+}
+
+// ListAccounts returns every account, sorted by username.
+func (db *DB) ListAccounts(ctx context.Context) ([]domain.Account, error) {
+	var as []domain.Account
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		as, err = loadAccounts(ctx, tx, "")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	return as, nil
+}
+
+// UpdateAccount changes the fields of u that are set and returns the account as stored. Moving to a
+// smaller plan is allowed: what the account has stays, further additions are refused.
+func (db *DB) UpdateAccount(ctx context.Context, username string, u domain.AccountUpdate) (domain.Account, error) {
+	var acc domain.Account
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		ref, err := lookupAccount(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		if err := updateAccount(ctx, tx, ref.id, u); err != nil {
+			return err
+		}
+		if acc, err = loadAccount(ctx, tx, ref.id); err != nil {
+			return err
+		}
+		if u == (domain.AccountUpdate{}) {
+			return errUnchanged
+		}
+		return nil
+	})
+	if err != nil {
+		return domain.Account{}, fmt.Errorf("update account %q: %w", username, err)
+	}
+	return acc, nil
+}
+
+func updateAccount(ctx context.Context, tx *sql.Tx, id int64, u domain.AccountUpdate) error {
+	set := func(column string, v any) error {
+		_, err := tx.ExecContext(ctx, `UPDATE accounts SET `+column+` = $1 WHERE id = $2`, v, id)
+		return err
+	}
+	if u.PasswordHash != nil {
+		if err := checkPassword(*u.PasswordHash); err != nil {
+			return err
+		}
+		if err := set("password_hash", *u.PasswordHash); err != nil {
+			return err
+		}
+	}
+	if u.Plan != nil {
+		pid, err := planID(ctx, tx, *u.Plan)
+		if err != nil {
+			return err
+		}
+		if err := set("plan_id", pid); err != nil {
+			return err
+		}
+	}
+	if u.Confirmed != nil {
+		if err := set("confirmed", *u.Confirmed); err != nil {
+			return err
+		}
+	}
+	if u.Disabled != nil {
+		return set("disabled", *u.Disabled)
+	}
+	return nil
+}
+
+// AuthorizeProxy adds a proxy server to the account, within its plan's limit.
+func (db *DB) AuthorizeProxy(ctx context.Context, username, proxy string) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		ref, err := lookupAccount(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		pid, err := proxyID(ctx, tx, proxy)
+		if err != nil {
+			return err
+		}
+		n, err := count(ctx, tx, `SELECT COUNT(*) FROM account_proxies WHERE account_id = $1 AND proxy_id = $2`, ref.id, pid)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return errProxyTaken
+		}
+		if n, err = count(ctx, tx, `SELECT COUNT(*) FROM account_proxies WHERE account_id = $1`, ref.id); err != nil {
+			return err
+		}
+		if n >= ref.plan.MaxProxies {
+			return errProxyLimit(ref.plan)
+		}
+		return insertAccountProxy(ctx, tx, ref.id, pid)
+	})
+	if err != nil {
+		return fmt.Errorf("authorize proxy server %q for %q: %w", proxy, username, err)
+	}
+	return nil
+}
+
+// RevokeProxy removes a proxy server from the account and from its sub-accounts.
+func (db *DB) RevokeProxy(ctx context.Context, username, proxy string) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		ref, err := lookupAccount(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		pid, err := proxyID(ctx, tx, proxy)
+		if err != nil {
+			return err
+		}
+		n, err := rowsAffected(tx.ExecContext(ctx,
+			`DELETE FROM account_proxies WHERE account_id = $1 AND proxy_id = $2`, ref.id, pid))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errProxyNotOnAccount(proxy)
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM sub_account_proxies WHERE proxy_id = $1
+			AND sub_id IN (SELECT id FROM sub_accounts WHERE account_id = $2)`, pid, ref.id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("revoke proxy server %q from %q: %w", proxy, username, err)
+	}
+	return nil
+}
+
+// AddIP authorizes a client IP address for the account, within its plan's limit. An address
+// authorizes at most one account network-wide.
+func (db *DB) AddIP(ctx context.Context, username string, ip netip.Addr) error {
+	ip, err := checkIP(ip)
+	if err != nil {
+		return fmt.Errorf("add IP address for %q: %w", username, err)
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		ref, err := lookupAccount(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		n, err := count(ctx, tx, `SELECT COUNT(*) FROM account_ips WHERE ip = $1`, ip.String())
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return errIPTaken
+		}
+		if n, err = count(ctx, tx, `SELECT COUNT(*) FROM account_ips WHERE account_id = $1`, ref.id); err != nil {
+			return err
+		}
+		if n >= ref.plan.MaxIPs {
+			return errIPLimit(ref.plan)
+		}
+		return db.insertAccountIP(ctx, tx, ref.id, ip)
+	})
+	if err != nil {
+		return fmt.Errorf("add IP address %s for %q: %w", ip, username, err)
+	}
+	return nil
+}
+
+// RemoveIP withdraws a client IP address from the account and from its sub-accounts.
+func (db *DB) RemoveIP(ctx context.Context, username string, ip netip.Addr) error {
+	ip, err := checkIP(ip)
+	if err != nil {
+		return fmt.Errorf("remove IP address for %q: %w", username, err)
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		ref, err := lookupAccount(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		n, err := rowsAffected(tx.ExecContext(ctx,
+			`DELETE FROM account_ips WHERE account_id = $1 AND ip = $2`, ref.id, ip.String()))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errIPNotAuthorized
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM sub_account_ips WHERE ip = $1
+			AND sub_id IN (SELECT id FROM sub_accounts WHERE account_id = $2)`, ip.String(), ref.id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("remove IP address %s from %q: %w", ip, username, err)
+	}
+	return nil
+}
+
+// accountRef is what changes to an account need: its id and its plan's limits.
+type accountRef struct {
+	id   int64
+	plan domain.Plan
+}
+
+func lookupAccount(ctx context.Context, tx *sql.Tx, username string) (accountRef, error) {
+	var ref accountRef
+	p := &ref.plan
+	err := tx.QueryRowContext(ctx, `SELECT a.id, `+planColumns+` FROM accounts a JOIN plans p ON p.id = a.plan_id
+		WHERE a.username = $1`, username).
+		Scan(&ref.id, &p.Name, &p.MaxProxies, &p.MaxSubs, &p.MaxIPs, &p.MaxHostnames, &p.MonthlyBandwidth)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ref, errAccountNotFound(username)
+	}
+	return ref, err
+}
+
+// insertLogin claims username in the namespace accounts and sub-accounts share.
+func (db *DB) insertLogin(ctx context.Context, tx *sql.Tx, username string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO logins (username) VALUES ($1)`, username)
+	if db.dialect.IsUniqueViolation(err) {
+		return errUsernameTaken
+	}
+	return err
+}
+
+func insertAccountProxy(ctx context.Context, tx *sql.Tx, accountID, proxyID int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO account_proxies (account_id, proxy_id) VALUES ($1, $2)`, accountID, proxyID)
+	return err
+}
+
+func (db *DB) insertAccountIP(ctx context.Context, tx *sql.Tx, accountID int64, ip netip.Addr) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO account_ips (account_id, ip) VALUES ($1, $2)`, accountID, ip.String())
+	if db.dialect.IsUniqueViolation(err) {
+		return domain.Errorf(domain.ECONFLICT, "IP address %s is already authorized.", ip)
+	}
+	return err
+}

@@ -1,0 +1,142 @@
+package sqldb
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/exitmesh/exitmesh/internal/domain"
+)
+
+const dayLayout = "2006-01-02"
+
+// AddUsage adds the deltas to the usage counters in one transaction. It does not change the store
+// version: usage is not part of Snapshot.
+func (db *DB) AddUsage(ctx context.Context, deltas map[domain.UsageKey]domain.UsageCounts) error {
+	keys := make([]domain.UsageKey, 0, len(deltas))
+	for k, c := range deltas {
+		if _, err := time.Parse(dayLayout, k.Day); err != nil {
+			return fmt.Errorf("add usage: day %q is not YYYY-MM-DD", k.Day)
+		}
+		if c != (domain.UsageCounts{}) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	// One order for every writer, so that concurrent flushes from many nodes cannot deadlock.
+	slices.SortFunc(keys, compareUsageKeys)
+	err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO usage (account_id, sub_id, proxy, day, bytes_in, bytes_out, requests, tunnels)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (account_id, sub_id, proxy, day) DO UPDATE SET
+				bytes_in = usage.bytes_in + excluded.bytes_in, bytes_out = usage.bytes_out + excluded.bytes_out,
+				requests = usage.requests + excluded.requests, tunnels = usage.tunnels + excluded.tunnels`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, k := range keys {
+			c := deltas[k]
+			if _, err := stmt.ExecContext(ctx, k.AccountID, k.SubID, k.Proxy, k.Day,
+				c.BytesIn, c.BytesOut, c.Requests, c.Tunnels); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add usage (%d counters): %w", len(keys), err)
+	}
+	return nil
+}
+
+func compareUsageKeys(a, b domain.UsageKey) int {
+	return cmp.Or(cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.SubID, b.SubID),
+		strings.Compare(a.Proxy, b.Proxy), strings.Compare(a.Day, b.Day))
+}
+
+// Usage returns the usage counters matching f, ordered by day, username, sub-account and proxy
+// server. Usage of a deleted sub-account is reported as "(deleted #ID)".
+func (db *DB) Usage(ctx context.Context, f domain.UsageFilter) ([]domain.UsageRow, error) {
+	if err := checkUsageFilter(f); err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
+	var rows []domain.UsageRow
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var where []string
+		var args []any
+		add := func(cond string, arg any) {
+			args = append(args, arg)
+			where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+		}
+		if f.Username != "" {
+			ref, err := lookupAccount(ctx, tx, f.Username)
+			if err != nil {
+				return err
+			}
+			add("u.account_id = ?", ref.id)
+		}
+		if f.From != "" {
+			add("u.day >= ?", f.From)
+		}
+		if f.To != "" {
+			add("u.day <= ?", f.To)
+		}
+		var err error
+		rows, err = readUsage(ctx, tx, strings.Join(where, " AND "), args)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
+	return rows, nil
+}
+
+func checkUsageFilter(f domain.UsageFilter) error {
+	for _, d := range []struct{ name, value string }{{"from", f.From}, {"to", f.To}} {
+		if _, err := time.Parse(dayLayout, d.value); d.value != "" && err != nil {
+			return domain.Errorf(domain.EINVALID, "The %s date %q must be YYYY-MM-DD.", d.name, d.value)
+		}
+	}
+	if f.From != "" && f.To != "" && f.From > f.To {
+		return domain.Errorf(domain.EINVALID, "The from date must not be after the to date.")
+	}
+	return nil
+}
+
+func readUsage(ctx context.Context, tx *sql.Tx, where string, args []any) ([]domain.UsageRow, error) {
+	rows := []domain.UsageRow{}
+	err := queryEach(ctx, tx, `SELECT a.username, u.sub_id, s.username, u.proxy, u.day,
+			u.bytes_in, u.bytes_out, u.requests, u.tunnels
+		FROM usage u JOIN accounts a ON a.id = u.account_id LEFT JOIN sub_accounts s ON s.id = u.sub_id`+whereClause(where),
+		args, func(r *sql.Rows) error {
+			var row domain.UsageRow
+			var subID int64
+			var sub sql.NullString
+			err := r.Scan(&row.Username, &subID, &sub, &row.Proxy, &row.Day,
+				&row.BytesIn, &row.BytesOut, &row.Requests, &row.Tunnels)
+			switch {
+			case sub.Valid:
+				row.SubAccount = sub.String
+			case subID != 0:
+				row.SubAccount = fmt.Sprintf("(deleted #%d)", subID)
+			}
+			rows = append(rows, row)
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read usage: %w", err)
+	}
+	slices.SortFunc(rows, func(a, b domain.UsageRow) int {
+		return cmp.Or(strings.Compare(a.Day, b.Day), strings.Compare(a.Username, b.Username),
+			strings.Compare(a.SubAccount, b.SubAccount), strings.Compare(a.Proxy, b.Proxy))
+	})
+	return rows, nil
+}
