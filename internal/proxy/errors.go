@@ -70,22 +70,22 @@ func failure(err error) *refusal {
 	}
 }
 
-// refuse writes the proxy's own answer. exit is the exit already used, if any: only then does the
-// answer carry X-ProxyMesh-IP, so clients can tell the proxy's errors from an origin's.
+// refuse writes the proxy's own answer. exit is the exit chosen, if any. The answer names it in
+// X-ProxyMesh-IP only when the exit was really used — it tried to reach the destination and failed
+// (502, 504) — so clients can tell the proxy's refusals from an origin's answers.
 func (s *Server) refuse(w http.ResponseWriter, r *refusal, exit *exits.Exit, notFound netip.Addr) {
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h[headerError] = []string{r.Reason}
 	if r.Status == http.StatusProxyAuthRequired {
 		h.Set("Proxy-Authenticate", `Basic realm="exitmesh"`)
 	}
-	if exit != nil {
-		h[headerExitIP] = []string{exit.IP.String()}
-	}
-	if notFound.IsValid() {
+	if exit != nil && r.Status >= http.StatusBadGateway {
+		setExitHeaders(h, exit.IP, notFound)
+	} else if notFound.IsValid() {
 		h[headerNotFound] = []string{notFound.String()}
 	}
+	h[headerError] = []string{r.Reason}
 	w.WriteHeader(r.Status)
 	w.Write([]byte(r.Message + "\n"))
 	s.metrics.Error(r.Reason)

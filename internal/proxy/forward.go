@@ -29,7 +29,7 @@ type exchange struct {
 	notFound  netip.Addr
 	deadline  *time.Timer // fires when the origin has not answered in time
 	timedOut  atomic.Bool
-	responded bool // the origin answered (set before the body is copied, read after ServeHTTP)
+	responded bool // the origin answered; set before the response is written
 }
 
 type exchangeKey struct{}
@@ -73,11 +73,6 @@ func modifyResponse(resp *http.Response) error {
 		return errOriginTimeout
 	}
 	x.responded = true
-	var notFound string
-	if x.notFound.IsValid() {
-		notFound = x.notFound.String()
-	}
-	setExitHeaders(resp.Header, x.exit.IP.String(), notFound)
 	return nil
 }
 
@@ -107,7 +102,7 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	body := &countingReader{r: r.Body}
 	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	out.Body = body
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &countingWriter{ResponseWriter: w, x: x}
 	f.rp.ServeHTTP(cw, out)
 
 	m := f.s.metrics
@@ -137,10 +132,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 func (c *countingReader) Close() error { return c.r.Close() }
 
-// countingWriter counts the response body bytes written to the client and remembers the status.
-// Unwrap lets http.ResponseController reach Flush and Hijack of the real writer.
+// countingWriter counts the response body bytes written to the client, remembers the status, and
+// marks an origin's response with the exit it came through. It does the marking here rather than in
+// ModifyResponse because ReverseProxy canonicalizes header names when it copies them (X-Proxymesh-Ip),
+// and clients written for ProxyMesh deserve its spelling. Unwrap lets http.ResponseController reach
+// Flush and Hijack of the real writer.
 type countingWriter struct {
 	http.ResponseWriter
+	x      *exchange
 	n      int64
 	status int
 }
@@ -148,6 +147,9 @@ type countingWriter struct {
 func (c *countingWriter) WriteHeader(code int) {
 	if code >= 200 || c.status == 0 {
 		c.status = code
+	}
+	if code >= 200 && c.x.responded {
+		setExitHeaders(c.Header(), c.x.exit.IP, c.x.notFound)
 	}
 	c.ResponseWriter.WriteHeader(code)
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"net/http"
 	"strings"
 )
@@ -18,14 +19,14 @@ func stripClientHeaders(h http.Header) {
 }
 
 // setExitHeaders marks a response as served through exit ip, replacing any such header an origin sent.
-func setExitHeaders(h http.Header, ip, notFound string) {
+func setExitHeaders(h http.Header, ip, notFound netip.Addr) {
 	for k := range h {
 		if strings.HasPrefix(http.CanonicalHeaderKey(k), "X-Proxymesh-") {
 			delete(h, k)
 		}
 	}
-	h[headerExitIP] = []string{ip}
-	if notFound != "" {
-		h[headerNotFound] = []string{notFound}
+	h[headerExitIP] = []string{ip.String()}
+	if notFound.IsValid() {
+		h[headerNotFound] = []string{notFound.String()}
 	}
 }

@@ -221,6 +221,23 @@ func TestNothingProxyOnlyReachesOrigin(t *testing.T) {
 	}
 }
 
+func TestExitHeaderSpelledAsProxyMesh(t *testing.T) {
+	e := newEnv(t)
+	c, err := net.Dial("tcp", e.proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET %s/ip HTTP/1.1\r\nHost: x\r\nProxy-Authorization: %s\r\nX-ProxyMesh-IP: 127.0.0.99\r\nConnection: close\r\n\r\n", e.origin.URL, basic("alice", alicePW))
+	raw, _ := io.ReadAll(c)
+	for _, want := range []string{"\r\nX-ProxyMesh-IP: 127.0.0.", "\r\nX-ProxyMesh-IP-Not-Found: 127.0.0.99\r\n"} {
+		if !bytes.Contains(raw, []byte(want)) {
+			t.Errorf("response head lacks %q:\n%s", want, raw)
+		}
+	}
+}
+
 func TestEgressGuardRefusesWithoutConnecting(t *testing.T) {
 	e := newEnv(t)
 	c := e.client("alice", alicePW, nil, nil)
@@ -240,6 +257,9 @@ func TestEgressGuardRefusesWithoutConnecting(t *testing.T) {
 			resp, _ := e.get(c, tt.url, nil)
 			if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-ProxyMesh-Error") != tt.reason {
 				t.Errorf("%s: %d %s, want 403 %s", tt.url, resp.StatusCode, resp.Header.Get("X-ProxyMesh-Error"), tt.reason)
+			}
+			if ip := resp.Header.Get("X-ProxyMesh-IP"); ip != "" {
+				t.Errorf("%s: refusal carries X-ProxyMesh-IP %s though no exit connected", tt.url, ip)
 			}
 			if d := e.dials.list()[before:]; len(d) != 0 {
 				t.Errorf("%s: dialled %v, want no connection attempt", tt.url, d)

@@ -1,0 +1,148 @@
+// Package cli is the exitmesh command line: it parses arguments, runs the command and turns its
+// outcome into output and an exit status. cmd/exitmesh only hands it the process's arguments.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/exitmesh/exitmesh/internal/config"
+	"github.com/exitmesh/exitmesh/internal/domain"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the command could not be carried out
+	exitUsage   = 2 // the command line is wrong
+	exitRefused = 3 // the request was understood and refused (not found, conflict, limit, invalid)
+)
+
+// IO is where a command reads and writes.
+type IO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// usageError is a wrong command line; its message is shown with a hint to use --help.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+const topUsage = `exitmesh — a self-hosted rotating proxy network
+
+Usage:
+  exitmesh demo [--port N] [--dir DIR]     run a complete demo network on loopback
+  exitmesh serve --config FILE             run what the config declares
+  exitmesh admin COMMAND ...               operator commands against the store
+  exitmesh version
+
+Run "exitmesh admin --help" for the operator commands.
+`
+
+// Main runs the command in args (without the program name) and returns the exit status.
+func Main(ctx context.Context, args []string, stdio IO) int {
+	err := run(ctx, args, stdio)
+	var ue *usageError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stdio.Stderr, "exitmesh: %s (see --help)\n", ue.msg)
+		return exitUsage
+	default:
+		fmt.Fprintf(stdio.Stderr, "exitmesh: %s\n", oneLine(err))
+		if code := domain.ErrorCode(err); code != domain.EINTERNAL && code != domain.EUNAVAILABLE {
+			return exitRefused
+		}
+		return exitFailed
+	}
+}
+
+// oneLine keeps error output to the single line the operator interface promises.
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+func run(ctx context.Context, args []string, stdio IO) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdio.Stderr, topUsage)
+		return usagef("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stdio)
+	case "demo":
+		return runDemo(ctx, args[1:], stdio)
+	case "admin":
+		return runAdmin(ctx, args[1:], stdio)
+	case "version", "--version":
+		fmt.Fprintln(stdio.Stdout, "exitmesh", version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdio.Stdout, topUsage)
+		return nil
+	}
+	return usagef("unknown command %q", args[0])
+}
+
+// parseArgs parses flags anywhere among the arguments ("account create alice --plan x") and returns
+// the positional arguments.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%s", err)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// wantArgs checks the count of positional arguments.
+func wantArgs(pos []string, n int, what string) error {
+	if len(pos) != n {
+		return usagef("want %s", what)
+	}
+	return nil
+}
+
+// loadConfig reads the config at path; an empty path means ./exitmesh.yaml if it exists, else the
+// defaults (store sqlite:./exitmesh.db).
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		if _, err := os.Stat("exitmesh.yaml"); err != nil {
+			return config.Default(), nil
+		}
+		path = "exitmesh.yaml"
+	}
+	return config.Load(path)
+}
+
+// newLogger builds the structured logger the config asks for.
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func version() string { return "0.1.0" }
