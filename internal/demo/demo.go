@@ -102,6 +102,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := n.Refresh(ctx); err != nil { // the banner's curl lines must work at once
+		return err
+	}
 	printBanner(o.Stdout, banner{
 		Dir: dir, Config: cfgPath, Password: password,
 		USCA: n.ProxyAddr("us-ca"), World: n.ProxyAddr("world"), Metrics: n.MetricsAddr(),

@@ -176,6 +176,10 @@ func Provision(ctx context.Context, s domain.Store, cfg *config.Config, addrs ma
 	return nil
 }
 
+// Refresh brings the node's account view up to date with the store now, instead of at the next
+// sync tick.
+func (n *Node) Refresh(ctx context.Context) error { return n.view.Refresh(ctx, n.store) }
+
 // ProxyAddr returns the bound address of the proxy server called name.
 func (n *Node) ProxyAddr(name string) string { return n.proxyAddrs[name] }
 
