@@ -86,7 +86,7 @@ func (d *dialLog) list() []netip.AddrPort {
 }
 
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	proxyAddr string
 	origin    *httptest.Server
 	tlsOrigin *httptest.Server
@@ -103,7 +103,7 @@ type envOption func(*proxy.Config, *egress.Dialer)
 // newEnv starts a real origin (plain and TLS) on 127.0.0.1 and a proxy server on 127.0.0.1 whose exits
 // are 127.0.0.2–5. Egress allows only 127.0.0.1/32; every dial is recorded, and only loopback
 // destinations are really dialled: any other is refused by the hook before a packet is sent.
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, dials: &dialLog{}, mux: http.NewServeMux()}
 	e.mux.Handle("/", origin.Handler())

@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"net/netip"
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
