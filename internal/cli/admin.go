@@ -104,7 +104,7 @@ func runAdmin(ctx context.Context, args []string, stdio IO) error {
 	fs := flag.NewFlagSet("admin "+name, flag.ContinueOnError)
 	fs.StringVar(&cfgPath, "config", cfgPath, "config file")
 	runCmd := cmd(fs)
-	pos, err := parseArgs(fs, rest)
+	pos, err := parseArgs(fs, rest, stdio.Stdout)
 	if err != nil {
 		return err
 	}
@@ -117,8 +117,9 @@ func runAdmin(ctx context.Context, args []string, stdio IO) error {
 		return err
 	}
 	defer st.Close()
-	// The config's plans and proxy servers exist before any command that names them.
-	if err := node.Provision(ctx, st, cfg, nil); err != nil {
+	// The config's plans and proxy servers exist before any command that names them; what exists
+	// already is left as it is (serve applies the config's values at its start).
+	if err := node.ProvisionMissing(ctx, st, cfg); err != nil {
 		return err
 	}
 	return runCmd(&admin{ctx: ctx, store: st, io: stdio}, pos)

@@ -72,7 +72,7 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";
 
 func run(ctx context.Context, args []string, stdio IO) error {
 	if len(args) == 0 {
-		fmt.Fprint(stdio.Stderr, topUsage)
+		fmt.Fprint(stdio.Stdout, topUsage)
 		return usagef("no command given")
 	}
 	switch args[0] {
@@ -93,13 +93,16 @@ func run(ctx context.Context, args []string, stdio IO) error {
 }
 
 // parseArgs parses flags anywhere among the arguments ("account create alice --plan x") and returns
-// the positional arguments.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+// the positional arguments. --help prints the command's flags to help.
+func parseArgs(fs *flag.FlagSet, args []string, help io.Writer) ([]string, error) {
 	fs.SetOutput(io.Discard)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(help, "Usage of %s:\n", fs.Name())
+				fs.SetOutput(help)
+				fs.PrintDefaults()
 				return nil, err
 			}
 			return nil, usagef("%s", err)

@@ -13,7 +13,7 @@ func runDemo(ctx context.Context, args []string, stdio IO) error {
 	port := fs.Int("port", 31280, "first port of the demo's listeners (0: any free ports)")
 	dir := fs.String("dir", "", "keep the config and store in DIR (default: a temporary directory removed at exit)")
 	verbose := fs.Bool("verbose", false, "log every request and tunnel")
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgs(fs, args, stdio.Stdout)
 	if err != nil {
 		return err
 	}

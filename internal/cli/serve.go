@@ -10,7 +10,7 @@ import (
 func runServe(ctx context.Context, args []string, stdio IO) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "config file (default ./exitmesh.yaml)")
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgs(fs, args, stdio.Stdout)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -179,6 +180,28 @@ func Provision(ctx context.Context, s domain.Store, cfg *config.Config, addrs ma
 // Refresh brings the node's account view up to date with the store now, instead of at the next
 // sync tick.
 func (n *Node) Refresh(ctx context.Context) error { return n.view.Refresh(ctx, n.store) }
+
+// ProvisionMissing creates the config's plans and proxy servers that the store does not have yet and
+// leaves existing ones alone, so an operator command neither undoes an edit nor replaces the address
+// a running node registered.
+func ProvisionMissing(ctx context.Context, s domain.Store, cfg *config.Config) error {
+	plans, err := s.ListPlans(ctx)
+	if err != nil {
+		return err
+	}
+	proxies, err := s.ListProxyServers(ctx)
+	if err != nil {
+		return err
+	}
+	missing := *cfg
+	missing.Plans = slices.DeleteFunc(slices.Clone(cfg.Plans), func(p config.Plan) bool {
+		return slices.ContainsFunc(plans, func(q domain.Plan) bool { return q.Name == p.Name })
+	})
+	missing.Proxies = slices.DeleteFunc(slices.Clone(cfg.Proxies), func(p config.Proxy) bool {
+		return slices.ContainsFunc(proxies, func(q domain.ProxyServer) bool { return q.Name == p.Name })
+	})
+	return Provision(ctx, s, &missing, nil)
+}
 
 // ProxyAddr returns the bound address of the proxy server called name.
 func (n *Node) ProxyAddr(name string) string { return n.proxyAddrs[name] }
