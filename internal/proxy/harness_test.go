@@ -96,6 +96,7 @@ type env struct {
 	// proxyConns counts TCP connections the proxy accepted from clients.
 	proxyConns atomic.Int64
 	mux        *http.ServeMux // extra origin routes for a test
+	srv        *proxy.Server
 }
 
 type envOption func(*proxy.Config, *egress.Dialer)
@@ -150,6 +151,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}
 	cfg.Pool = exits.NewPool(ex)
 	srv := proxy.New(cfg)
+	e.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"context"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
@@ -461,5 +462,43 @@ func TestPinnedIPAcrossRequestsIsSticky(t *testing.T) {
 	}
 	if _, err := netip.ParseAddr(pin); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestShutdownWaitsForTunnelsThenClosesThem(t *testing.T) {
+	e := newEnv(t)
+	target := strings.TrimPrefix(e.tlsOrigin.URL, "https://")
+	c, err := net.Dial("tcp", e.proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n", target, target, basic("alice", alicePW))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Shutdown(ctx) }()
+	select {
+	case <-done:
+		t.Fatal("Shutdown returned while a tunnel was open and its grace period not over")
+	case <-time.After(100 * time.Millisecond):
+	}
+	// Past the grace period the tunnel is closed: the client reads EOF, and Shutdown returns.
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("tunnel read after grace period: %v, want EOF", err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+	if _, err := net.Dial("tcp", e.proxyAddr); err == nil {
+		t.Error("the proxy still accepts connections after Shutdown")
 	}
 }

@@ -1,0 +1,73 @@
+package usage
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/store"
+)
+
+// flakySink fails its first write, then passes batches on to the real store.
+type flakySink struct {
+	store  domain.Store
+	failed bool
+}
+
+func (f *flakySink) AddUsage(ctx context.Context, d map[domain.UsageKey]domain.UsageCounts) error {
+	if !f.failed {
+		f.failed = true
+		return errors.New("store unreachable")
+	}
+	return f.store.AddUsage(ctx, d)
+}
+
+func TestFailedFlushLosesNothing(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "u.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.PutPlan(ctx, domain.Plan{Name: "p", MaxProxies: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutProxyServer(ctx, domain.ProxyServer{Name: "us-ca", Address: "127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := st.CreateAccount(ctx, domain.NewAccount{Username: "alice", PasswordHash: "x", Plan: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRecorder(&flakySink{store: st})
+	day := time.Date(2026, 11, 24, 23, 59, 0, 0, time.UTC)
+	r.now = func() time.Time { return day }
+
+	r.Add(a.ID, 0, "us-ca", domain.UsageCounts{BytesIn: 10, BytesOut: 100, Requests: 1})
+	if err := r.Flush(ctx); err == nil {
+		t.Fatal("first flush succeeded against a failing sink")
+	}
+	r.Add(a.ID, 0, "us-ca", domain.UsageCounts{BytesIn: 5, BytesOut: 50, Tunnels: 1})
+	day = day.Add(2 * time.Minute) // the next UTC day
+	r.Add(a.ID, 0, "us-ca", domain.UsageCounts{Requests: 3})
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil { // nothing pending: nothing written twice
+		t.Fatal(err)
+	}
+	rows, err := st.Usage(ctx, domain.UsageFilter{Username: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []domain.UsageRow{
+		{Username: "alice", Proxy: "us-ca", Day: "2026-11-24", UsageCounts: domain.UsageCounts{BytesIn: 15, BytesOut: 150, Requests: 1, Tunnels: 1}},
+		{Username: "alice", Proxy: "us-ca", Day: "2026-11-25", UsageCounts: domain.UsageCounts{Requests: 3}},
+	}
+	if len(rows) != len(want) || rows[0] != want[0] || rows[1] != want[1] {
+		t.Errorf("usage rows = %+v, want %+v", rows, want)
+	}
+}
