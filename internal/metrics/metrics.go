@@ -4,6 +4,8 @@ package metrics
 
 import (
 	"net/http"
+	"net/netip"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -62,6 +64,9 @@ type Proxy struct {
 	ActiveTunnels     prometheus.Gauge
 	BytesIn, BytesOut prometheus.Counter
 	status            [6]prometheus.Counter // by status class 1xx…5xx; index 0 for anything else
+
+	exitsMu sync.RWMutex // guards exits
+	exits   map[netip.Addr]prometheus.Counter
 }
 
 // Proxy returns the metrics of the proxy server called name.
@@ -73,6 +78,7 @@ func (m *Metrics) Proxy(name string) *Proxy {
 		ActiveTunnels: m.activeTunnels.WithLabelValues(name),
 		BytesIn:       m.bytes.WithLabelValues(name, "in"),
 		BytesOut:      m.bytes.WithLabelValues(name, "out"),
+		exits:         make(map[netip.Addr]prometheus.Counter),
 	}
 	for i, code := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
 		p.status[i] = m.requests.WithLabelValues(name, code)
@@ -92,5 +98,17 @@ func (p *Proxy) Request(status int) {
 // Error counts one refusal or failure for reason.
 func (p *Proxy) Error(reason string) { p.m.errors.WithLabelValues(p.name, reason).Inc() }
 
-// Exit returns the counter of requests sent through the exit with IP ip.
-func (p *Proxy) Exit(ip string) prometheus.Counter { return p.m.exitUses.WithLabelValues(p.name, ip) }
+// ExitUsed counts one request or tunnel sent through the exit with IP ip. The counter is resolved
+// once per exit: formatting the IP and hashing labels on every request would cost more than counting.
+func (p *Proxy) ExitUsed(ip netip.Addr) {
+	p.exitsMu.RLock()
+	c, ok := p.exits[ip]
+	p.exitsMu.RUnlock()
+	if !ok {
+		c = p.m.exitUses.WithLabelValues(p.name, ip.String())
+		p.exitsMu.Lock()
+		p.exits[ip] = c
+		p.exitsMu.Unlock()
+	}
+	c.Inc()
+}

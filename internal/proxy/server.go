@@ -165,7 +165,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, failure(err), nil, netip.Addr{})
 		return
 	}
-	s.metrics.Exit(choice.Exit.IP.String()).Inc()
+	s.metrics.ExitUsed(choice.Exit.IP)
 	if connect {
 		s.serveConnect(w, r, p, choice, steer.Timeout)
 		return

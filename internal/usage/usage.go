@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -22,8 +23,26 @@ type Recorder struct {
 	sink Sink
 	now  func() time.Time
 
+	day atomic.Pointer[utcDay] // today's date string, formatted once a day rather than per request
+
 	mu      sync.Mutex // guards pending
 	pending map[domain.UsageKey]domain.UsageCounts
+}
+
+type utcDay struct {
+	n    int64 // days since the Unix epoch
+	text string
+}
+
+func (r *Recorder) today() string {
+	now := r.now().UTC()
+	n := now.Unix() / 86400
+	if d := r.day.Load(); d != nil && d.n == n {
+		return d.text
+	}
+	d := &utcDay{n: n, text: now.Format(time.DateOnly)}
+	r.day.Store(d)
+	return d.text
 }
 
 // NewRecorder returns a recorder that flushes to sink.
@@ -33,7 +52,7 @@ func NewRecorder(sink Sink) *Recorder {
 
 // Add records c for a principal on a proxy server today.
 func (r *Recorder) Add(accountID, subID int64, proxy string, c domain.UsageCounts) {
-	k := domain.UsageKey{AccountID: accountID, SubID: subID, Proxy: proxy, Day: r.now().UTC().Format(time.DateOnly)}
+	k := domain.UsageKey{AccountID: accountID, SubID: subID, Proxy: proxy, Day: r.today()}
 	r.mu.Lock()
 	total := r.pending[k]
 	total.Add(c)

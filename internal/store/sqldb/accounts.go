@@ -21,13 +21,7 @@ func (db *DB) CreateAccount(ctx context.Context, a domain.NewAccount) (domain.Ac
 }
 
 func (db *DB) createAccount(ctx context.Context, a domain.NewAccount) (domain.Account, error) {
-	if err := domain.ValidateUsername(a.Username); err != nil {
-		return domain.Account{}, err
-	}
-	if err := checkPassword(a.PasswordHash); err != nil {
-		return domain.Account{}, err
-	}
-	ips, err := checkIPs(a.IPs)
+	ips, err := checkNewLogin(a.Username, a.PasswordHash, a.IPs)
 	if err != nil {
 		return domain.Account{}, err
 	}

@@ -97,3 +97,15 @@ func checkPassword(hash string) error {
 	}
 	return nil
 }
+
+// checkNewLogin validates what an account and a sub-account both need at creation, and returns the
+// IPs normalized.
+func checkNewLogin(username, passwordHash string, ips []netip.Addr) ([]netip.Addr, error) {
+	if err := domain.ValidateUsername(username); err != nil {
+		return nil, err
+	}
+	if err := checkPassword(passwordHash); err != nil {
+		return nil, err
+	}
+	return checkIPs(ips)
+}

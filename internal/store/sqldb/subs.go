@@ -21,13 +21,7 @@ func (db *DB) CreateSubAccount(ctx context.Context, account string, s domain.New
 }
 
 func (db *DB) createSub(ctx context.Context, account string, s domain.NewSubAccount) (domain.SubAccount, error) {
-	if err := domain.ValidateUsername(s.Username); err != nil {
-		return domain.SubAccount{}, err
-	}
-	if err := checkPassword(s.PasswordHash); err != nil {
-		return domain.SubAccount{}, err
-	}
-	ips, err := checkIPs(s.IPs)
+	ips, err := checkNewLogin(s.Username, s.PasswordHash, s.IPs)
 	if err != nil {
 		return domain.SubAccount{}, err
 	}
