@@ -225,9 +225,10 @@ Try:
   # HTTPS through a CONNECT tunnel (self-signed origin, hence -k); the exit is on the CONNECT answer
   curl -sk -x http://demo:{{.Password}}@{{.USCA}} --proxy-header 'X-ProxyMesh-IP: 127.0.0.5' {{.TLSOrigin}}/ip
 
-  # the operator's view
-  exitmesh admin --config {{.Config}} account list
-  exitmesh admin --config {{.Config}} usage
+  # the operator's view, from another terminal while the demo runs
+  # (build the binary first: go build -o exitmesh ./cmd/exitmesh)
+  ./exitmesh admin --config {{.Config}} account list
+  ./exitmesh admin --config {{.Config}} usage
 `
 
 func printBanner(w io.Writer, b banner) {
