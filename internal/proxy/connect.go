@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/auth"
@@ -26,10 +28,23 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		s.refuse(w, failure(err), c.Exit, c.NotFound)
 		return
 	}
+	// Register before Hijack: until then http.Server.Shutdown waits for this connection, so a
+	// shutdown cannot slip between the 200 and the registration and kill the tunnel undrained.
+	tun := s.trackTunnel()
+	if tun == nil {
+		upstream.Close()
+		s.refuse(w, errShuttingDown, nil, netip.Addr{})
+		return
+	}
+	defer s.untrackTunnel(tun)
 	client, buffered, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		upstream.Close()
 		s.log.Warn("cannot take over the client connection", "err", err)
+		return
+	}
+	if !tun.attach(client) {
+		upstream.Close()
 		return
 	}
 	// The server's header read deadline still applies to the hijacked connection; the tunnel's own
@@ -60,12 +75,6 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		early = int64(n)
 	}
 
-	if !s.trackTunnel(client) {
-		client.Close()
-		upstream.Close()
-		return
-	}
-	defer s.untrackTunnel(client)
 	s.metrics.Tunnels.Inc()
 	s.metrics.ActiveTunnels.Inc()
 	in, out := relay.Pipe(client, upstream, s.cfg.TunnelIdle)
@@ -79,22 +88,52 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	s.log.Debug("tunnel closed", "target", r.Host, "exit", c.Exit.IP, "login", p.Login, "in", in, "out", out)
 }
 
-// trackTunnel registers a tunnel's client connection so Shutdown can wait for it and, past its
-// deadline, close it. It refuses (false) once Shutdown has begun.
-func (s *Server) trackTunnel(c net.Conn) bool {
-	s.tunnelsMu.Lock()
-	defer s.tunnelsMu.Unlock()
-	if s.closing {
+// tunnel is an open CONNECT tunnel as Shutdown sees it.
+type tunnel struct {
+	mu     sync.Mutex // guards the following fields
+	conn   net.Conn
+	closed bool
+}
+
+// attach records the client connection; it returns false (and closes conn) if Shutdown already
+// closed the tunnel.
+func (t *tunnel) attach(conn net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		conn.Close()
 		return false
 	}
-	s.tunnels[c] = struct{}{}
+	t.conn = conn
 	return true
 }
 
-func (s *Server) untrackTunnel(c net.Conn) {
+func (t *tunnel) close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	if t.conn != nil {
+		t.conn.Close()
+	}
+}
+
+// trackTunnel registers a tunnel so Shutdown can wait for it and, past its deadline, close it.
+// It returns nil once Shutdown has begun.
+func (s *Server) trackTunnel() *tunnel {
 	s.tunnelsMu.Lock()
 	defer s.tunnelsMu.Unlock()
-	delete(s.tunnels, c)
+	if s.closing {
+		return nil
+	}
+	t := &tunnel{}
+	s.tunnels[t] = struct{}{}
+	return t
+}
+
+func (s *Server) untrackTunnel(t *tunnel) {
+	s.tunnelsMu.Lock()
+	defer s.tunnelsMu.Unlock()
+	delete(s.tunnels, t)
 	if len(s.tunnels) == 0 && s.drained != nil {
 		close(s.drained)
 		s.drained = nil

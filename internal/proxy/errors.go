@@ -36,6 +36,7 @@ var (
 	errDisabled      = &refusal{http.StatusForbidden, "account-disabled", "This account is disabled."}
 	errNotAuthorized = &refusal{http.StatusForbidden, "proxy-not-authorized", "This proxy server is not authorized for your account; add it to your account's proxy servers."}
 	errNotProxy      = &refusal{http.StatusBadRequest, "bad-request", "Not a proxy request: send an absolute http:// URI or CONNECT host:port."}
+	errShuttingDown  = &refusal{http.StatusServiceUnavailable, "shutting-down", "This proxy server is shutting down; retry."}
 	errOriginTimeout = &refusal{http.StatusGatewayTimeout, "timeout", "The origin did not answer in time."}
 )
 

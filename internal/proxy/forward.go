@@ -111,7 +111,7 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	if x.responded {
 		m.Request(cw.status)
 	}
-	if f.s.cfg.Usage != nil {
+	if f.s.cfg.Usage != nil && x.responded { // a request the origin never answered is not billed
 		f.s.cfg.Usage.Add(p.AccountID, p.SubID, f.s.cfg.Name, domain.UsageCounts{
 			BytesIn: body.n, BytesOut: cw.n, Requests: 1,
 		})

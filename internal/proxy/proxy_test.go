@@ -336,6 +336,14 @@ func TestAuthentication(t *testing.T) {
 			t.Errorf("from authorized IP: %d, origin saw %s", resp.StatusCode, s.IP)
 		}
 	})
+	t.Run("bad CONNECT target", func(t *testing.T) {
+		for _, target := range []string{"origin.test", "origin.test:0", "origin.test:99999", ":443"} {
+			resp, _ := e.raw("CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n\r\n")
+			if resp.StatusCode != 400 || resp.Header.Get("X-ProxyMesh-Error") != "bad-request" {
+				t.Errorf("CONNECT %s: %d %v, want 400 bad-request", target, resp.StatusCode, resp.Header)
+			}
+		}
+	})
 	t.Run("not a proxy request", func(t *testing.T) {
 		resp, _ := e.raw("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
 		if resp.StatusCode != 400 || resp.Header.Get("X-ProxyMesh-Error") != "bad-request" {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/auth"
+	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
 	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/usage"
@@ -71,7 +72,7 @@ type Server struct {
 	fwd     *forwarder
 
 	tunnelsMu sync.Mutex // guards the following fields
-	tunnels   map[net.Conn]struct{}
+	tunnels   map[*tunnel]struct{}
 	closing   bool
 	drained   chan struct{} // closed when the last tunnel ends during Shutdown
 }
@@ -83,7 +84,7 @@ func New(cfg Config) *Server {
 		cfg:     cfg,
 		log:     cfg.Log.With("proxy", cfg.Name),
 		metrics: cfg.Metrics.Proxy(cfg.Name),
-		tunnels: make(map[net.Conn]struct{}),
+		tunnels: make(map[*tunnel]struct{}),
 	}
 	s.pool.Store(cfg.Pool)
 	s.http = &http.Server{
@@ -129,8 +130,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-drained:
 		case <-ctx.Done():
 			s.tunnelsMu.Lock()
-			for c := range s.tunnels {
-				c.Close()
+			for t := range s.tunnels {
+				t.close()
 			}
 			s.tunnelsMu.Unlock()
 			<-drained
@@ -143,8 +144,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // ServeHTTP handles one proxy request: CONNECT or an absolute-URI HTTP request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	connect := r.Method == http.MethodConnect
-	if !connect && (r.URL.Host == "" || (r.URL.Scheme != "http" && r.URL.Scheme != "https")) {
-		s.refuse(w, errNotProxy, nil, netip.Addr{})
+	if rf := checkTarget(r, connect); rf != nil {
+		s.refuse(w, rf, nil, netip.Addr{})
 		return
 	}
 	p, rf := s.authenticate(r)
@@ -171,6 +172,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.fwd.serve(w, r, p, choice, steer.Timeout)
+}
+
+// checkTarget refuses a request that is not a proxy request: a CONNECT must name host:port, any other
+// method an absolute http:// or https:// URI.
+func checkTarget(r *http.Request, connect bool) *refusal {
+	if connect {
+		if _, _, err := egress.SplitHostPort(r.Host); err != nil {
+			return failure(err)
+		}
+		return nil
+	}
+	if r.URL.Host == "" || (r.URL.Scheme != "http" && r.URL.Scheme != "https") {
+		return errNotProxy
+	}
+	return nil
 }
 
 // authenticate identifies the client by Proxy-Authorization, else by its source IP, and checks that
