@@ -106,14 +106,11 @@ func (db *DB) ListAccounts(ctx context.Context) ([]domain.Account, error) {
 // smaller plan is allowed: what the account has stays, further additions are refused.
 func (db *DB) UpdateAccount(ctx context.Context, username string, u domain.AccountUpdate) (domain.Account, error) {
 	var acc domain.Account
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		ref, err := lookupAccount(ctx, tx, username)
-		if err != nil {
-			return err
-		}
+	err := db.writeAccount(ctx, username, func(tx *sql.Tx, ref accountRef) error {
 		if err := updateAccount(ctx, tx, ref.id, u); err != nil {
 			return err
 		}
+		var err error
 		if acc, err = loadAccount(ctx, tx, ref.id); err != nil {
 			return err
 		}
@@ -163,11 +160,7 @@ func updateAccount(ctx context.Context, tx *sql.Tx, id int64, u domain.AccountUp
 
 // AuthorizeProxy adds a proxy server to the account, within its plan's limit.
 func (db *DB) AuthorizeProxy(ctx context.Context, username, proxy string) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		ref, err := lookupAccount(ctx, tx, username)
-		if err != nil {
-			return err
-		}
+	err := db.writeAccount(ctx, username, func(tx *sql.Tx, ref accountRef) error {
 		pid, err := proxyID(ctx, tx, proxy)
 		if err != nil {
 			return err
@@ -195,11 +188,7 @@ func (db *DB) AuthorizeProxy(ctx context.Context, username, proxy string) error 
 
 // RevokeProxy removes a proxy server from the account and from its sub-accounts.
 func (db *DB) RevokeProxy(ctx context.Context, username, proxy string) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		ref, err := lookupAccount(ctx, tx, username)
-		if err != nil {
-			return err
-		}
+	err := db.writeAccount(ctx, username, func(tx *sql.Tx, ref accountRef) error {
 		pid, err := proxyID(ctx, tx, proxy)
 		if err != nil {
 			return err
@@ -229,11 +218,7 @@ func (db *DB) AddIP(ctx context.Context, username string, ip netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("add IP address for %q: %w", username, err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		ref, err := lookupAccount(ctx, tx, username)
-		if err != nil {
-			return err
-		}
+	err = db.writeAccount(ctx, username, func(tx *sql.Tx, ref accountRef) error {
 		n, err := count(ctx, tx, `SELECT COUNT(*) FROM account_ips WHERE ip = $1`, ip.String())
 		if err != nil {
 			return err
@@ -261,11 +246,7 @@ func (db *DB) RemoveIP(ctx context.Context, username string, ip netip.Addr) erro
 	if err != nil {
 		return fmt.Errorf("remove IP address for %q: %w", username, err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		ref, err := lookupAccount(ctx, tx, username)
-		if err != nil {
-			return err
-		}
+	err = db.writeAccount(ctx, username, func(tx *sql.Tx, ref accountRef) error {
 		n, err := rowsAffected(tx.ExecContext(ctx,
 			`DELETE FROM account_ips WHERE account_id = $1 AND ip = $2`, ref.id, ip.String()))
 		if err != nil {
@@ -288,6 +269,17 @@ func (db *DB) RemoveIP(ctx context.Context, username string, ip netip.Addr) erro
 type accountRef struct {
 	id   int64
 	plan domain.Plan
+}
+
+// writeAccount runs fn in a write transaction on the account called username, which must exist.
+func (db *DB) writeAccount(ctx context.Context, username string, fn func(tx *sql.Tx, ref accountRef) error) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		ref, err := lookupAccount(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		return fn(tx, ref)
+	})
 }
 
 func lookupAccount(ctx context.Context, tx *sql.Tx, username string) (accountRef, error) {

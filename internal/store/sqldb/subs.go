@@ -26,11 +26,7 @@ func (db *DB) createSub(ctx context.Context, account string, s domain.NewSubAcco
 		return domain.SubAccount{}, err
 	}
 	var sub domain.SubAccount
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		ref, err := lookupAccount(ctx, tx, account)
-		if err != nil {
-			return err
-		}
+	err = db.writeAccount(ctx, account, func(tx *sql.Tx, ref accountRef) error {
 		proxies, err := parentProxies(ctx, tx, ref.id, uniqueSorted(s.Proxies))
 		if err != nil {
 			return err
