@@ -169,6 +169,7 @@ func TestDemo(t *testing.T) {
 
 const serveConfig = `
 store: sqlite:%s/exitmesh.db
+api: {listen: "127.0.0.1:0"}
 metrics: {listen: "off"}
 sync: {interval: 200ms}
 usage: {flush_interval: 200ms}

@@ -56,7 +56,7 @@ func snapshot(t *testing.T, alicePW string) domain.Snapshot {
 }
 
 func TestViewAuthenticate(t *testing.T) {
-	v := NewView()
+	v := NewView(nil)
 	ctx := context.Background()
 	if _, err := v.Authenticate(ctx, "alice", "alice-password"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("before Load: err = %v, want ErrBadCredentials", err)
@@ -110,7 +110,7 @@ func TestViewAuthenticate(t *testing.T) {
 }
 
 func TestViewByIP(t *testing.T) {
-	v := NewView()
+	v := NewView(nil)
 	v.Load(snapshot(t, "alice-password"))
 	p, ok := v.ByIP(netip.MustParseAddr("203.0.113.1"))
 	if !ok || p.Login != "alice" || p.SubID != 0 {
@@ -122,5 +122,25 @@ func TestViewByIP(t *testing.T) {
 	}
 	if _, ok := v.ByIP(netip.MustParseAddr("198.51.100.1")); ok {
 		t.Error("unknown IP authenticated")
+	}
+}
+
+func TestViewHostnameAuthorizes(t *testing.T) {
+	snap := snapshot(t, "alice-password")
+	snap.Accounts[1].Hostnames = []domain.Hostname{
+		{Name: "home.bob.example", IP: netip.MustParseAddr("198.51.100.7")},
+		{Name: "clash.bob.example", IP: netip.MustParseAddr("203.0.113.1")}, // alice's explicit IP
+		{Name: "gone.bob.example"}, // did not resolve
+	}
+	v := NewView(nil)
+	v.Load(snap)
+	if p, ok := v.ByIP(netip.MustParseAddr("198.51.100.7")); !ok || p.Login != "bob" {
+		t.Errorf("hostname address = %+v, %v; want bob", p, ok)
+	}
+	if p, ok := v.ByIP(netip.MustParseAddr("203.0.113.1")); !ok || p.Login != "alice" {
+		t.Errorf("address that is alice's IP and bob's hostname = %+v; want alice (explicit IP wins)", p)
+	}
+	if _, ok := v.ByIP(netip.Addr{}); ok {
+		t.Error("an unresolved hostname authorized the zero address")
 	}
 }

@@ -5,12 +5,8 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"net/netip"
-	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -42,26 +38,18 @@ type index struct {
 	ips     map[netip.Addr]*Principal
 }
 
-// maxCached bounds the verified-credential cache; when full it starts over.
-const maxCached = 100_000
-
 // View is the proxy's read-only picture of accounts. The zero View is not usable; call NewView.
 type View struct {
-	idx atomic.Pointer[index]
-
-	cacheKey [32]byte
-	mu       sync.Mutex          // guards verified
-	verified map[[32]byte]string // digest of (login, password) → the hash it was verified against
-
-	// slots bounds concurrent argon2 verifications: each takes ~19 MiB and tens of milliseconds,
-	// and wrong passwords are never cached.
-	slots chan struct{}
+	idx      atomic.Pointer[index]
+	verifier *Verifier
 }
 
-// NewView returns an empty view: every login is unknown until Load.
-func NewView() *View {
-	v := &View{verified: make(map[[32]byte]string), slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	rand.Read(v.cacheKey[:])
+// NewView returns an empty view that checks passwords with verifier (nil: a new one).
+func NewView(verifier *Verifier) *View {
+	if verifier == nil {
+		verifier = NewVerifier()
+	}
+	v := &View{verifier: verifier}
 	v.idx.Store(&index{version: -1})
 	return v
 }
@@ -84,6 +72,15 @@ func (v *View) Load(s domain.Snapshot) {
 		byID[a.ID] = p
 		for _, ip := range a.IPs {
 			idx.ips[ip] = p
+		}
+	}
+	// An authorized hostname's current address authenticates its account, unless that address is
+	// some account's authorized IP: an explicit IP is the stronger claim.
+	for i, a := range s.Accounts {
+		for _, h := range a.Hostnames {
+			if _, taken := idx.ips[h.IP]; h.IP.IsValid() && !taken {
+				idx.ips[h.IP] = byID[s.Accounts[i].ID]
+			}
 		}
 	}
 	subIPs := make(map[netip.Addr][]*Principal)
@@ -123,68 +120,19 @@ func (v *View) ByIP(ip netip.Addr) (*Principal, bool) {
 	return p, ok
 }
 
-// Authenticate checks a login and password. Credentials verified before against the same password
-// hash are answered from memory; others pay one argon2id verification (also for unknown logins, so
-// timing does not reveal which logins exist).
+// Authenticate checks a login and password against the view.
 func (v *View) Authenticate(ctx context.Context, login, password string) (*Principal, error) {
 	p := v.idx.Load().logins[login]
-	key := v.digest(login, password)
-	if p != nil && v.cachedHash(key) == p.hash {
-		return p, nil
-	}
-	select {
-	case v.slots <- struct{}{}:
-		defer func() { <-v.slots }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	hash := dummyHash()
+	hash := ""
 	if p != nil {
 		hash = p.hash
 	}
-	ok, err := CheckPassword(hash, password)
-	if err != nil || !ok || p == nil {
+	ok, err := v.verifier.Verify(ctx, login, password, hash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || p == nil {
 		return nil, ErrBadCredentials
 	}
-	v.remember(key, p.hash)
 	return p, nil
 }
-
-func (v *View) digest(login, password string) [32]byte {
-	h := sha256.New()
-	h.Write(v.cacheKey[:])
-	h.Write([]byte(login))
-	h.Write([]byte{0})
-	h.Write([]byte(password))
-	var d [32]byte
-	h.Sum(d[:0])
-	return d
-}
-
-func (v *View) cachedHash(key [32]byte) string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	h, ok := v.verified[key]
-	if !ok {
-		return "\x00" // matches no stored hash
-	}
-	return h
-}
-
-func (v *View) remember(key [32]byte, hash string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if len(v.verified) >= maxCached {
-		clear(v.verified)
-	}
-	v.verified[key] = hash
-}
-
-// dummyHash is verified against when a login is unknown, so that answer takes as long as a wrong password.
-var dummyHash = sync.OnceValue(func() string {
-	h, err := HashPassword("exitmesh-unknown-login")
-	if err != nil {
-		panic(err)
-	}
-	return h
-})

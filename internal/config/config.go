@@ -30,19 +30,20 @@ var DefaultDenyPorts = []int{25, 465, 587}
 
 // Config is the whole config file of one node.
 type Config struct {
-	Store    string   `yaml:"store"` // sqlite:PATH or a postgres:// URL
-	API      API      `yaml:"api"`
-	Node     Node     `yaml:"node"`
-	Metrics  Metrics  `yaml:"metrics"`
-	Proxies  []Proxy  `yaml:"proxies"`
-	Egress   Egress   `yaml:"egress"`
-	Bans     Bans     `yaml:"bans"`
-	Plans    []Plan   `yaml:"plans"`
-	Timeouts Timeouts `yaml:"timeouts"`
-	Limits   Limits   `yaml:"limits"`
-	Sync     Sync     `yaml:"sync"`
-	Usage    Usage    `yaml:"usage"`
-	Log      Log      `yaml:"log"`
+	Store     string    `yaml:"store"` // sqlite:PATH or a postgres:// URL
+	API       API       `yaml:"api"`
+	Node      Node      `yaml:"node"`
+	Metrics   Metrics   `yaml:"metrics"`
+	Proxies   []Proxy   `yaml:"proxies"`
+	Egress    Egress    `yaml:"egress"`
+	Bans      Bans      `yaml:"bans"`
+	Hostnames Hostnames `yaml:"hostnames"`
+	Plans     []Plan    `yaml:"plans"`
+	Timeouts  Timeouts  `yaml:"timeouts"`
+	Limits    Limits    `yaml:"limits"`
+	Sync      Sync      `yaml:"sync"`
+	Usage     Usage     `yaml:"usage"`
+	Log       Log       `yaml:"log"`
 }
 
 // API is the account API and dashboard listener. With both TLSCert and TLSKey empty, the server
@@ -52,7 +53,20 @@ type API struct {
 	TLSCert    string `yaml:"tls_cert"`    // PEM file
 	TLSKey     string `yaml:"tls_key"`     // PEM file
 	HTTPListen string `yaml:"http_listen"` // optional plain-HTTP listener that redirects to Listen
+	// RequireHTTPS answers a plain-HTTP API request with a redirect to HTTPS (API §1); Parse and
+	// Default make an absent key true.
+	RequireHTTPS bool `yaml:"require_https"`
+	// UnconfirmedAllowance is how many API requests an unconfirmed account may make before its API
+	// access is blocked for UnconfirmedBlock (API §4, row 8), which must be 4h to 6h.
+	UnconfirmedAllowance int      `yaml:"unconfirmed_allowance"`
+	UnconfirmedBlock     Duration `yaml:"unconfirmed_block"`
 }
+
+// Limits on API.UnconfirmedBlock (API §4: "a configurable 4–6 h").
+const (
+	MinUnconfirmedBlock = Duration(4 * time.Hour)
+	MaxUnconfirmedBlock = Duration(6 * time.Hour)
+)
 
 // Node identifies this process among the nodes sharing a store.
 type Node struct {
@@ -96,6 +110,17 @@ type Bans struct {
 	Window       Duration `yaml:"window"`
 	Duration     Duration `yaml:"duration"`
 }
+
+// Hostnames is how authorized hostnames are re-resolved: every Interval (at most MaxHostnameInterval,
+// SPEC §2.4), through the DNS server Resolver (host:port), or the system resolver when it is empty.
+type Hostnames struct {
+	Interval Duration `yaml:"interval"`
+	Resolver string   `yaml:"resolver"`
+}
+
+// MaxHostnameInterval is the longest hostnames.interval: hostnames are re-resolved at least every
+// 5 minutes.
+const MaxHostnameInterval = Duration(5 * time.Minute)
 
 // Plan is a plan created or updated at start. Bandwidth is per calendar month; 0 is unlimited.
 type Plan struct {
@@ -141,6 +166,7 @@ type Log struct {
 // Default returns a config with every default applied and no proxies or plans.
 func Default() *Config {
 	c := &Config{
+		API:     API{RequireHTTPS: true},
 		Node:    Node{API: true},
 		Metrics: Metrics{Listen: DefaultMetricsListen},
 	}
@@ -150,11 +176,14 @@ func Default() *Config {
 
 // ApplyDefaults fills every setting left at its zero value with its default, gives each proxy's
 // exits the proxy's country unless they have their own, and upper-cases countries. It is
-// idempotent. Node.API and Metrics.Listen are left alone, because their zero values mean "no API"
-// and "no metrics": Default and Parse supply their defaults.
+// idempotent. Node.API, API.RequireHTTPS and Metrics.Listen are left alone, because their zero
+// values mean "no API", "plain HTTP allowed" and "no metrics": Default and Parse supply their
+// defaults.
 func (c *Config) ApplyDefaults() {
 	setString(&c.Store, DefaultStore)
 	setString(&c.API.Listen, DefaultAPIListen)
+	setInt(&c.API.UnconfirmedAllowance, 20)
+	setDuration(&c.API.UnconfirmedBlock, Duration(5*time.Hour))
 	if c.Node.Name == "" {
 		c.Node.Name, _ = os.Hostname() // on failure Validate reports node.name
 	}
@@ -171,6 +200,7 @@ func (c *Config) ApplyDefaults() {
 	setInt(&c.Bans.NotFound, 20)
 	setDuration(&c.Bans.Window, Duration(time.Minute))
 	setDuration(&c.Bans.Duration, Duration(15*time.Minute))
+	setDuration(&c.Hostnames.Interval, MaxHostnameInterval)
 	c.Timeouts.applyDefaults()
 	if c.Limits.MaxHeaderBytes == 0 {
 		c.Limits.MaxHeaderBytes = 64 * KiB

@@ -18,7 +18,8 @@ func TestLoadSpecExample(t *testing.T) {
 		t.Fatalf("Load(%s): %v", specFile, err)
 	}
 	want := Default()
-	want.API = API{Listen: "127.0.0.1:8443", TLSCert: "api.crt", TLSKey: "api.key", HTTPListen: "127.0.0.1:8080"}
+	want.API = API{Listen: "127.0.0.1:8443", TLSCert: "api.crt", TLSKey: "api.key", HTTPListen: "127.0.0.1:8080",
+		RequireHTTPS: true, UnconfirmedAllowance: 20, UnconfirmedBlock: Duration(5 * time.Hour)}
 	want.Node = Node{Name: "node-a", API: true}
 	want.Proxies = []Proxy{{
 		Name: "us-ca", Listen: "127.0.0.1:31280", Address: "us-ca.example.net:31280", Country: "US",
@@ -43,17 +44,18 @@ func TestDefaults(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	want := &Config{
-		Store:    "sqlite:./exitmesh.db",
-		API:      API{Listen: "127.0.0.1:8443"},
-		Node:     Node{Name: host, API: true},
-		Metrics:  Metrics{Listen: "127.0.0.1:9464"},
-		Egress:   Egress{DenyPorts: []int{25, 465, 587}},
-		Bans:     Bans{AuthFailures: 10, NotFound: 20, Window: Duration(60 * time.Second), Duration: Duration(15 * time.Minute)},
-		Timeouts: Timeouts{Origin: Duration(30 * time.Second), MaxOrigin: Duration(120 * time.Second), ReadHeader: Duration(10 * time.Second), Idle: Duration(90 * time.Second), TunnelIdle: Duration(10 * time.Minute), Shutdown: Duration(15 * time.Second)},
-		Limits:   Limits{MaxHeaderBytes: 64 * 1024},
-		Sync:     Sync{Interval: Duration(500 * time.Millisecond)},
-		Usage:    Usage{FlushInterval: Duration(10 * time.Second)},
-		Log:      Log{Level: "info", Format: "text"},
+		Store:     "sqlite:./exitmesh.db",
+		API:       API{Listen: "127.0.0.1:8443", RequireHTTPS: true, UnconfirmedAllowance: 20, UnconfirmedBlock: Duration(5 * time.Hour)},
+		Node:      Node{Name: host, API: true},
+		Metrics:   Metrics{Listen: "127.0.0.1:9464"},
+		Egress:    Egress{DenyPorts: []int{25, 465, 587}},
+		Bans:      Bans{AuthFailures: 10, NotFound: 20, Window: Duration(60 * time.Second), Duration: Duration(15 * time.Minute)},
+		Hostnames: Hostnames{Interval: Duration(5 * time.Minute)},
+		Timeouts:  Timeouts{Origin: Duration(30 * time.Second), MaxOrigin: Duration(120 * time.Second), ReadHeader: Duration(10 * time.Second), Idle: Duration(90 * time.Second), TunnelIdle: Duration(10 * time.Minute), Shutdown: Duration(15 * time.Second)},
+		Limits:    Limits{MaxHeaderBytes: 64 * 1024},
+		Sync:      Sync{Interval: Duration(500 * time.Millisecond)},
+		Usage:     Usage{FlushInterval: Duration(10 * time.Second)},
+		Log:       Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse(empty):\n got %+v\nwant %+v", got, want)
@@ -80,6 +82,13 @@ func TestAbsentVersusExplicit(t *testing.T) {
 		{"node:\n  # api: false\n", func(c *Config) any { return c.Node.API }, true},
 		{"node: {api: false}", func(c *Config) any { return c.Node.API }, false},
 		{"metrics: {listen: 'off'}", func(c *Config) any { return c.Metrics.Listen }, ""},
+		{"api: {listen: '127.0.0.1:1'}", func(c *Config) any { return c.API.RequireHTTPS }, true},
+		{"api: {require_https: false}", func(c *Config) any { return c.API.RequireHTTPS }, false},
+		{"api: {unconfirmed_allowance: 5, unconfirmed_block: 4h}", func(c *Config) any { return []any{c.API.UnconfirmedAllowance, c.API.UnconfirmedBlock} },
+			[]any{5, Duration(4 * time.Hour)}},
+		{"hostnames: {interval: 30s, resolver: '127.0.0.1:5353'}", func(c *Config) any { return c.Hostnames },
+			Hostnames{Interval: Duration(30 * time.Second), Resolver: "127.0.0.1:5353"}},
+		{"hostnames: {resolver: '[::1]:53'}", func(c *Config) any { return c.Hostnames.Interval }, Duration(5 * time.Minute)},
 		{"metrics: {listen: off}", func(c *Config) any { return c.Metrics.Listen }, ""},
 		{"metrics:", func(c *Config) any { return c.Metrics.Listen }, "127.0.0.1:9464"},
 		{"metrics: {listen: ':9000'}", func(c *Config) any { return c.Metrics.Listen }, ":9000"},
@@ -139,6 +148,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"plans: [{name: a, subs: many}]", []string{"plans[0].subs: cannot unmarshal !!str `many` into int"}},
 		{"plans: [{name: a, subs: [1]}]", []string{"plans[0].subs: cannot unmarshal !!seq into int"}},
 		{"bans: {window: [1]}", []string{"bans.window: want a duration"}},
+		{"api: {require_https: sometimes}", []string{"api.require_https: cannot unmarshal"}},
+		{"hostnames: {interval: soon}", []string{`hostnames.interval: invalid duration "soon"`}},
+		{"hostnames: {resolvr: 1.1.1.1:53}", []string{"hostnames.resolvr: unknown key"}},
 		{"log: {level: debug}\nlog: {level: info}", []string{"log: key repeated (line 2)"}},
 		// every bad value is reported, not just the first
 		{"bans: {window: x, duration: y}\nsync: {interval: z}", []string{"bans.window:", "bans.duration:", "sync.interval:"}},

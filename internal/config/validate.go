@@ -30,6 +30,7 @@ func (c *Config) Validate() error {
 	if c.API.TLSKey == "" && c.API.TLSCert != "" {
 		p.add("api.tls_key", "required when api.tls_cert is set")
 	}
+	c.validateUnconfirmed(&p)
 	if c.Node.Name == "" {
 		p.add("node.name", "required")
 	}
@@ -40,6 +41,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateBans(&p)
+	c.validateHostnames(&p)
 	c.validatePlans(&p)
 	c.validateTimeouts(&p)
 	if c.Limits.MaxHeaderBytes <= 0 {
@@ -179,6 +181,28 @@ func (c *Config) validateBans(p *problems) {
 	}
 	positive(p, "bans.window", c.Bans.Window)
 	positive(p, "bans.duration", c.Bans.Duration)
+}
+
+func (c *Config) validateUnconfirmed(p *problems) {
+	if c.API.UnconfirmedAllowance <= 0 {
+		p.add("api.unconfirmed_allowance", "must be positive")
+	}
+	if b := c.API.UnconfirmedBlock; b < MinUnconfirmedBlock || b > MaxUnconfirmedBlock {
+		p.add("api.unconfirmed_block", "must be from %s to %s, got %s", MinUnconfirmedBlock, MaxUnconfirmedBlock, b)
+	}
+}
+
+func (c *Config) validateHostnames(p *problems) {
+	if i := c.Hostnames.Interval; i <= 0 || i > MaxHostnameInterval {
+		p.add("hostnames.interval", "must be positive and at most %s, got %s", MaxHostnameInterval, i)
+	}
+	if r := c.Hostnames.Resolver; r != "" {
+		if port, err := splitPort(r); err != nil {
+			p.add("hostnames.resolver", "%v", err)
+		} else if host, _, _ := net.SplitHostPort(r); host == "" || port == 0 {
+			p.add("hostnames.resolver", "%q: want a DNS server's host:port, such as 127.0.0.1:53", r)
+		}
+	}
 }
 
 func (c *Config) validatePlans(p *problems) {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 // validConfig is the SPEC example, which passes Validate.
@@ -34,6 +35,9 @@ func TestValidateRules(t *testing.T) {
 		{"listen shared", func(c *Config) { c.Metrics.Listen = c.API.HTTPListen }, `metrics.listen: "127.0.0.1:8080" is already api.http_listen`},
 		{"tls key missing", func(c *Config) { c.API.TLSKey = "" }, "api.tls_key: required when api.tls_cert is set"},
 		{"tls cert missing", func(c *Config) { c.API.TLSCert = "" }, "api.tls_cert: required when api.tls_key is set"},
+		{"unconfirmed allowance", func(c *Config) { c.API.UnconfirmedAllowance = -1 }, "api.unconfirmed_allowance: must be positive"},
+		{"unconfirmed block short", func(c *Config) { c.API.UnconfirmedBlock = Duration(4*time.Hour - time.Second) }, "api.unconfirmed_block: must be from 4h0m0s to 6h0m0s, got 3h59m59s"},
+		{"unconfirmed block long", func(c *Config) { c.API.UnconfirmedBlock = Duration(7 * time.Hour) }, "api.unconfirmed_block: must be from 4h0m0s to 6h0m0s, got 7h0m0s"},
 		{"node name", func(c *Config) { c.Node.Name = "" }, "node.name: required"},
 		{"proxy name required", func(c *Config) { c.Proxies[0].Name = "" }, "proxies[0].name: required"},
 		{"proxy name chars", func(c *Config) { c.Proxies[0].Name = "US-CA" }, `proxies[0].name: "US-CA" must be`},
@@ -58,6 +62,12 @@ func TestValidateRules(t *testing.T) {
 		{"bans not found", func(c *Config) { c.Bans.NotFound = -1 }, "bans.not_found: must be positive"},
 		{"bans window", func(c *Config) { c.Bans.Window = -1 }, "bans.window: must be positive"},
 		{"bans duration", func(c *Config) { c.Bans.Duration = -1 }, "bans.duration: must be positive"},
+		{"hostnames interval", func(c *Config) { c.Hostnames.Interval = -1 }, "hostnames.interval: must be positive and at most 5m0s"},
+		{"hostnames interval long", func(c *Config) { c.Hostnames.Interval = Duration(5*time.Minute + time.Second) }, "hostnames.interval: must be positive and at most 5m0s, got 5m1s"},
+		{"hostnames resolver no port", func(c *Config) { c.Hostnames.Resolver = "127.0.0.1" }, `hostnames.resolver: "127.0.0.1" is not host:port`},
+		{"hostnames resolver port", func(c *Config) { c.Hostnames.Resolver = "127.0.0.1:dns" }, `hostnames.resolver: "127.0.0.1:dns": port must be`},
+		{"hostnames resolver port 0", func(c *Config) { c.Hostnames.Resolver = "127.0.0.1:0" }, `hostnames.resolver: "127.0.0.1:0": want a DNS server's host:port`},
+		{"hostnames resolver host", func(c *Config) { c.Hostnames.Resolver = ":53" }, `hostnames.resolver: ":53": want a DNS server's host:port`},
 		{"plan name required", func(c *Config) { c.Plans[0].Name = "" }, "plans[0].name: required"},
 		{"plan name chars", func(c *Config) { c.Plans[0].Name = "a b" }, `plans[0].name: "a b" must be`},
 		{"plan name unique", func(c *Config) { c.Plans = append(c.Plans, Plan{Name: "starter"}) }, `plans[1].name: "starter" is already the name of plans[0]`},
@@ -114,6 +124,14 @@ func TestValidateAccepts(t *testing.T) {
 		{"no denied ports", func(c *Config) { c.Egress.DenyPorts = []int{} }},
 		{"zero plan limits", func(c *Config) { c.Plans[0] = Plan{Name: "free"} }},
 		{"json logs", func(c *Config) { c.Log = Log{Level: "debug", Format: "json"} }},
+		{"plain-HTTP API", func(c *Config) { c.API.RequireHTTPS = false }},
+		{"unconfirmed block 4h", func(c *Config) { c.API.UnconfirmedBlock = MinUnconfirmedBlock }},
+		{"unconfirmed block 6h", func(c *Config) { c.API.UnconfirmedBlock = MaxUnconfirmedBlock }},
+		{"hostnames every 5m", func(c *Config) { c.Hostnames.Interval = MaxHostnameInterval }},
+		{"hostnames every second", func(c *Config) { c.Hostnames.Interval = Duration(time.Second) }},
+		{"hostnames resolver", func(c *Config) { c.Hostnames.Resolver = "127.0.0.1:5353" }},
+		{"hostnames resolver by name", func(c *Config) { c.Hostnames.Resolver = "dns.example.net:53" }},
+		{"hostnames ipv6 resolver", func(c *Config) { c.Hostnames.Resolver = "[2001:db8::53]:53" }},
 	}
 	for _, tt := range tests {
 		c := validConfig(t)

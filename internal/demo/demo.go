@@ -29,8 +29,8 @@ import (
 
 // Options configure the demo.
 type Options struct {
-	// Port is the first of the ports the demo listens on (proxies Port and Port+1, metrics Port+10,
-	// origins Port+18 and Port+19). 0 picks free ports.
+	// Port is the first of the ports the demo listens on (proxies Port and Port+1, the account API
+	// Port+2, metrics Port+10, origins Port+18 and Port+19). 0 picks free ports.
 	Port int
 	// Dir holds the config and the SQLite file; empty means a new temporary directory removed at exit.
 	Dir    string
@@ -43,6 +43,7 @@ const Ready = "exitmesh demo is running"
 
 const configTemplate = `# Written by "exitmesh demo". Try: exitmesh admin --config {{.Dir}}/exitmesh.yaml account list
 store: sqlite:{{.Dir}}/exitmesh.db
+api: {listen: "127.0.0.1:{{call .Port 2}}"}
 metrics: {listen: "127.0.0.1:{{call .Port 10}}"}
 proxies:
   - name: us-ca
@@ -107,7 +108,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	printBanner(o.Stdout, banner{
 		Dir: dir, Config: cfgPath, Password: password,
-		USCA: n.ProxyAddr("us-ca"), World: n.ProxyAddr("world"), Metrics: n.MetricsAddr(),
+		USCA: n.ProxyAddr("us-ca"), World: n.ProxyAddr("world"), Metrics: n.MetricsAddr(), API: n.APIAddr(),
 		Origin: "http://" + plain.Addr, TLSOrigin: "https://" + secure.Addr,
 	})
 	select {
@@ -196,7 +197,7 @@ func createAccount(ctx context.Context, st domain.Store) (string, error) {
 
 type banner struct {
 	Dir, Config, Password                   string
-	USCA, World, Metrics, Origin, TLSOrigin string
+	USCA, World, Metrics, Origin, TLSOrigin, API string
 }
 
 const bannerTemplate = `{{.Ready}}  (Ctrl-C stops it)
@@ -205,6 +206,7 @@ const bannerTemplate = `{{.Ready}}  (Ctrl-C stops it)
                  world  {{.World}}   exits 127.0.0.6 (US) 127.0.0.7 (DE) 127.0.0.8 (DE) 127.0.0.9 (JP)
   origin         {{.Origin}}  and  {{.TLSOrigin}}  (they report the client IP they see)
   account        demo / {{.Password}}
+  account API    https://{{.API}}/api/  (certificate {{.Dir}}/exitmesh-api.crt)
   metrics        http://{{.Metrics}}/metrics
   store          {{.Dir}}/exitmesh.db
 
@@ -224,6 +226,11 @@ Try:
 
   # HTTPS through a CONNECT tunnel (self-signed origin, hence -k); the exit is on the CONNECT answer
   curl -sk -x http://demo:{{.Password}}@{{.USCA}} --proxy-header 'X-ProxyMesh-IP: 127.0.0.5' {{.TLSOrigin}}/ip
+
+  # the account API: authorize this machine's IP, then the proxy needs no password from here
+  curl -s --cacert {{.Dir}}/exitmesh-api.crt -u demo:{{.Password}} https://{{.API}}/api/ip/add/ -X POST
+  curl -s -x http://{{.USCA}} {{.Origin}}/ip
+  curl -s --cacert {{.Dir}}/exitmesh-api.crt -u demo:{{.Password}} https://{{.API}}/api/proxies/available/
 
   # the operator's view, from another terminal while the demo runs
   # (build the binary first: go build -o exitmesh ./cmd/exitmesh)

@@ -40,6 +40,24 @@ type Hostname struct {
 	ResolvedAt time.Time
 }
 
+// AccountHostname is a hostname with the account that authorized it, for re-resolution.
+type AccountHostname struct {
+	Account string // username
+	Hostname
+}
+
+// Login is an account or a sub-account, found by username.
+type Login struct {
+	Username     string
+	PasswordHash string
+	AccountID    int64
+	Account      string // the account's username (equal to Username for an account)
+	SubID        int64  // 0 for an account
+}
+
+// IsSub reports whether the login is a sub-account.
+func (l Login) IsSub() bool { return l.SubID != 0 }
+
 // SubAccount is a child login of an account: its own password, a subset of the parent's proxy servers
 // and authorized IPs. It can use the proxies but not the account API.
 type SubAccount struct {

@@ -30,6 +30,16 @@ type Store interface {
 	AddIP(ctx context.Context, username string, ip netip.Addr) error
 	RemoveIP(ctx context.Context, username string, ip netip.Addr) error
 
+	// Hostnames. ip is the address the hostname resolved to (invalid if it did not resolve);
+	// SetHostnameIP records a re-resolution and changes the Version only when the address changed.
+	AddHostname(ctx context.Context, username, hostname string, ip netip.Addr) error
+	RemoveHostname(ctx context.Context, username, hostname string) error
+	SetHostnameIP(ctx context.Context, username, hostname string, ip netip.Addr) error
+	ListAllHostnames(ctx context.Context) ([]AccountHostname, error)
+
+	// GetLogin finds an account or sub-account by username (ENOTFOUND if neither).
+	GetLogin(ctx context.Context, username string) (Login, error)
+
 	// Sub-accounts. Sub-account usernames share one namespace with account usernames.
 	CreateSubAccount(ctx context.Context, account string, s NewSubAccount) (SubAccount, error)
 	ListSubAccounts(ctx context.Context, account string) ([]SubAccount, error)

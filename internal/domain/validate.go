@@ -58,3 +58,35 @@ func ValidateName(kind, s string) error {
 	}
 	return nil
 }
+
+// ValidateHostname reports whether s is a DNS host name an account may authorize: at most 253
+// characters, dot-separated labels of 1–63 letters, digits and hyphens, not starting or ending with a
+// hyphen, at least two labels, and not an IP address.
+func ValidateHostname(s string) error {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return Errorf(EINVALID, "Hostname must be 1 to 253 characters long.")
+	}
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return Errorf(EINVALID, "Hostname %q must be a fully qualified name such as host.example.org.", s)
+	}
+	allDigits := true
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return Errorf(EINVALID, "Hostname %q is not a valid host name.", s)
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return Errorf(EINVALID, "Hostname %q is not a valid host name.", s)
+			}
+			if c < '0' || c > '9' {
+				allDigits = false
+			}
+		}
+	}
+	if allDigits {
+		return Errorf(EINVALID, "%q is an IP address, not a hostname: authorize it as an IP.", s)
+	}
+	return nil
+}

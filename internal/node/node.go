@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,10 +16,12 @@ import (
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/auth"
+	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
+	"github.com/exitmesh/exitmesh/internal/hostnames"
 	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/proxy"
 	"github.com/exitmesh/exitmesh/internal/store"
@@ -27,17 +30,23 @@ import (
 
 // Node is a running exitmesh process.
 type Node struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	store   domain.Store
-	view    *auth.View
-	metrics *metrics.Metrics
-	usage   *usage.Recorder
+	cfg      *config.Config
+	log      *slog.Logger
+	store    domain.Store
+	view     *auth.View
+	verifier *auth.Verifier
+	bans     *bans.Tracker
+	metrics  *metrics.Metrics
+	usage    *usage.Recorder
 
 	proxies       []*proxy.Server
 	proxyAddrs    map[string]string
 	metricsSrv    *http.Server
 	metricsAddr   string
+	apiSrv        *http.Server
+	apiHTTPSrv    *http.Server
+	apiAddr       string
+	apiHTTPAddr   string
 	stopFollowers context.CancelFunc
 	wg            sync.WaitGroup // the serving and following goroutines
 	serveErr      chan error     // the first listener failure
@@ -47,10 +56,14 @@ type Node struct {
 // is known at return), provisions plans and the proxy catalogue, loads the accounts and starts
 // serving. The caller must Close the node.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, err error) {
+	verifier := auth.NewVerifier()
 	n := &Node{
-		cfg:        cfg,
-		log:        log,
-		view:       auth.NewView(),
+		cfg:      cfg,
+		log:      log,
+		verifier: verifier,
+		view:     auth.NewView(verifier),
+		bans: bans.New(bans.Config{AuthFailures: cfg.Bans.AuthFailures, NotFound: cfg.Bans.NotFound,
+			Window: cfg.Bans.Window.D(), Duration: cfg.Bans.Duration.D()}),
 		metrics:    metrics.New(),
 		proxyAddrs: make(map[string]string),
 		serveErr:   make(chan error, len(cfg.Proxies)+1),
@@ -60,8 +73,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	}
 	n.usage = usage.NewRecorder(n.store)
 	var listeners []net.Listener
+	serving := false // from then on, Close undoes everything
 	defer func() {
-		if err != nil {
+		if err != nil && !serving {
 			for _, ln := range listeners {
 				ln.Close()
 			}
@@ -84,6 +98,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 			Name:             pc.Name,
 			Pool:             pool,
 			Accounts:         n.view,
+			Bans:             n.bans,
 			Usage:            n.usage,
 			Metrics:          n.metrics,
 			Log:              log,
@@ -110,10 +125,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 		return nil, fmt.Errorf("load accounts: %w", err)
 	}
 
+	serving = true
 	followCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stopFollowers = cancel
 	n.goServe(func() { n.view.Follow(followCtx, n.store, cfg.Sync.Interval.D(), log) })
 	n.goServe(func() { n.usage.Run(followCtx, cfg.Usage.FlushInterval.D(), 10*time.Second, log) })
+	lookup := hostnames.NewLookup(cfg.Hostnames.Resolver)
+	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log}
+	n.goServe(func() { refresher.Run(followCtx) })
 	for i, p := range n.proxies {
 		ln := listeners[i]
 		n.goServe(func() { n.serve(p.Name(), func() error { return p.Serve(ln) }) })
@@ -122,11 +141,21 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	if metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", n.metrics.Handler())
-		n.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		n.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(log)}
 		n.goServe(func() { n.serve("metrics", func() error { return n.metricsSrv.Serve(metricsLn) }) })
 		log.Info("metrics listening", "addr", n.metricsAddr)
 	}
+	if cfg.Node.API {
+		if err := n.startAPI(ctx, lookup); err != nil {
+			n.Close(ctx)
+			return nil, err
+		}
+	}
 	return n, nil
+}
+
+func httpErrorLog(log *slog.Logger) *stdlog.Logger {
+	return slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 }
 
 func (n *Node) goServe(f func()) {
@@ -206,6 +235,12 @@ func ProvisionMissing(ctx context.Context, s domain.Store, cfg *config.Config) e
 // ProxyAddr returns the bound address of the proxy server called name.
 func (n *Node) ProxyAddr(name string) string { return n.proxyAddrs[name] }
 
+// APIAddr returns the bound HTTPS address of the account API, or "" when this node serves none.
+func (n *Node) APIAddr() string { return n.apiAddr }
+
+// APIHTTPAddr returns the bound plain-HTTP address of the account API, or "".
+func (n *Node) APIHTTPAddr() string { return n.apiHTTPAddr }
+
 // MetricsAddr returns the bound metrics address, or "" when metrics are off.
 func (n *Node) MetricsAddr() string { return n.metricsAddr }
 
@@ -228,8 +263,10 @@ func (n *Node) Close(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
-	if n.metricsSrv != nil {
-		n.metricsSrv.Shutdown(ctx)
+	for _, srv := range []*http.Server{n.metricsSrv, n.apiSrv, n.apiHTTPSrv} {
+		if srv != nil {
+			srv.Shutdown(ctx)
+		}
 	}
 	n.stopFollowers() // the usage recorder flushes once more as it stops
 	n.wg.Wait()

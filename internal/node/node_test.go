@@ -26,6 +26,7 @@ import (
 
 const testConfig = `
 store: sqlite:%s
+api: {listen: "127.0.0.1:0"}
 metrics: {listen: "127.0.0.1:0"}
 sync: {interval: 100ms}
 usage: {flush_interval: 200ms}

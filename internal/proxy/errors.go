@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"time"
 
+	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
 )
@@ -23,22 +25,39 @@ const (
 // refusal is an answer the proxy itself gives instead of an origin's. Reason is the machine-readable
 // X-ProxyMesh-Error value; Message is the sentence in the body.
 type refusal struct {
-	Status  int
-	Reason  string
-	Message string
+	Status     int
+	Reason     string
+	Message    string
+	RetryAfter time.Duration // sent as Retry-After when positive
+	Close      bool          // close the client's connection after the answer
 }
 
 func (r *refusal) Error() string { return r.Message }
 
 var (
-	errAuthRequired  = &refusal{http.StatusProxyAuthRequired, "auth-required", "Proxy authentication required: send Proxy-Authorization (Basic) or use an authorized IP."}
-	errAuthFailed    = &refusal{http.StatusProxyAuthRequired, "auth-failed", "Proxy authentication failed: wrong username or password."}
-	errDisabled      = &refusal{http.StatusForbidden, "account-disabled", "This account is disabled."}
-	errNotAuthorized = &refusal{http.StatusForbidden, "proxy-not-authorized", "This proxy server is not authorized for your account; add it to your account's proxy servers."}
-	errNotProxy      = &refusal{http.StatusBadRequest, "bad-request", "Not a proxy request: send an absolute http:// URI or CONNECT host:port."}
-	errShuttingDown  = &refusal{http.StatusServiceUnavailable, "shutting-down", "This proxy server is shutting down; retry."}
-	errOriginTimeout = &refusal{http.StatusGatewayTimeout, "timeout", "The origin did not answer in time."}
+	errAuthRequired  = &refusal{Status: http.StatusProxyAuthRequired, Reason: "auth-required", Message: "Proxy authentication required: send Proxy-Authorization (Basic) or use an authorized IP."}
+	errAuthFailed    = &refusal{Status: http.StatusProxyAuthRequired, Reason: "auth-failed", Message: "Proxy authentication failed: wrong username or password."}
+	errDisabled      = &refusal{Status: http.StatusForbidden, Reason: "account-disabled", Message: "This account is disabled."}
+	errNotAuthorized = &refusal{Status: http.StatusForbidden, Reason: "proxy-not-authorized", Message: "This proxy server is not authorized for your account; add it to your account's proxy servers."}
+	errNotProxy      = &refusal{Status: http.StatusBadRequest, Reason: "bad-request", Message: "Not a proxy request: send an absolute http:// URI or CONNECT host:port."}
+	errShuttingDown  = &refusal{Status: http.StatusServiceUnavailable, Reason: "shutting-down", Message: "This proxy server is shutting down; retry."}
+	errOriginTimeout = &refusal{Status: http.StatusGatewayTimeout, Reason: "timeout", Message: "The origin did not answer in time."}
+	// errClientGone answers a client that left before the proxy could decide (while its password was
+	// being checked). Nobody reads it; the status is nginx's "client closed request", for the metric.
+	errClientGone = &refusal{Status: 499, Reason: "client-gone", Message: "The client closed the request."}
 )
+
+// errBanned answers a client whose IP is banned for retryAfter more. The connection is closed: a
+// banned client gets nothing more on it.
+func errBanned(retryAfter time.Duration) *refusal {
+	return &refusal{
+		Status:     http.StatusForbidden,
+		Reason:     "banned",
+		Message:    "Your IP address is temporarily banned for " + bans.Remaining(retryAfter) + " after too many failed authentications or requests.",
+		RetryAfter: retryAfter,
+		Close:      true,
+	}
+}
 
 // failure maps an error from steering, exit choice or dialling to the proxy's answer. It is the one
 // place where such errors become status codes.
@@ -53,21 +72,21 @@ func failure(err error) *refusal {
 	case errors.As(err, &r):
 		return r
 	case errors.As(err, &steering):
-		return &refusal{http.StatusBadRequest, "bad-steering", "Invalid steering header " + steering.Error() + "."}
+		return &refusal{Status: http.StatusBadRequest, Reason: "bad-steering", Message: "Invalid steering header " + steering.Error() + "."}
 	case errors.Is(err, egress.ErrBadDestination):
-		return &refusal{http.StatusBadRequest, "bad-request", "Invalid destination: want host:port with a port from 1 to 65535."}
+		return &refusal{Status: http.StatusBadRequest, Reason: "bad-request", Message: "Invalid destination: want host:port with a port from 1 to 65535."}
 	case errors.As(err, &denied) && denied.Reason == "port":
-		return &refusal{http.StatusForbidden, "port-denied", "Destination port is blocked on this proxy."}
+		return &refusal{Status: http.StatusForbidden, Reason: "port-denied", Message: "Destination port is blocked on this proxy."}
 	case errors.As(err, &denied):
-		return &refusal{http.StatusForbidden, "egress-denied", fmt.Sprintf("Destination not allowed: %s address.", denied.Reason)}
+		return &refusal{Status: http.StatusForbidden, Reason: "egress-denied", Message: fmt.Sprintf("Destination not allowed: %s address.", denied.Reason)}
 	case errors.Is(err, exits.ErrNoCountryExit):
-		return &refusal{http.StatusServiceUnavailable, "no-exit-in-country", "No exit is available in the requested country on this proxy server."}
+		return &refusal{Status: http.StatusServiceUnavailable, Reason: "no-exit-in-country", Message: "No exit is available in the requested country on this proxy server."}
 	case errors.Is(err, exits.ErrNoExit):
-		return &refusal{http.StatusServiceUnavailable, "no-exit", "No exit is available for this request."}
+		return &refusal{Status: http.StatusServiceUnavailable, Reason: "no-exit", Message: "No exit is available for this request."}
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return errOriginTimeout
 	default:
-		return &refusal{http.StatusBadGateway, "upstream-failed", "Could not connect to the destination."}
+		return &refusal{Status: http.StatusBadGateway, Reason: "upstream-failed", Message: "Could not connect to the destination."}
 	}
 }
 
@@ -80,6 +99,12 @@ func (s *Server) refuse(w http.ResponseWriter, r *refusal, exit *exits.Exit, not
 	h.Set("X-Content-Type-Options", "nosniff")
 	if r.Status == http.StatusProxyAuthRequired {
 		h.Set("Proxy-Authenticate", `Basic realm="exitmesh"`)
+	}
+	if r.RetryAfter > 0 {
+		h.Set("Retry-After", bans.RetryAfter(r.RetryAfter))
+	}
+	if r.Close {
+		h.Set("Connection", "close") // net/http closes the connection after this response
 	}
 	if exit != nil && r.Status >= http.StatusBadGateway {
 		setExitHeaders(h, exit.IP, notFound)

@@ -139,7 +139,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 			return d.DialContext(ctx, "tcp", remote.String())
 		},
 	}
-	view := auth.NewView()
+	view := auth.NewView(nil)
 	view.Load(accounts())
 	cfg := proxy.Config{Name: "us-ca", Accounts: view}
 	for _, o := range opts {

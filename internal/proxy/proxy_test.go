@@ -14,10 +14,14 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/exitmesh/exitmesh/internal/bans"
+	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/origin"
+	"github.com/exitmesh/exitmesh/internal/proxy"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -508,5 +512,124 @@ func TestShutdownWaitsForTunnelsThenClosesThem(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", e.proxyAddr); err == nil {
 		t.Error("the proxy still accepts connections after Shutdown")
+	}
+}
+
+// clock is a time source the test moves by hand.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// withBans makes the proxy server ban through tr.
+func withBans(tr *bans.Tracker) envOption {
+	return func(c *proxy.Config, _ *egress.Dialer) { c.Bans = tr }
+}
+
+// from makes c connect to the proxy from the local address ip.
+func from(c *http.Client, ip string) *http.Client {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c.Transport.(*http.Transport).DialContext = d.DialContext
+	return c
+}
+
+// fetch GETs rawURL through c and returns the response with its body read.
+func fetch(t *testing.T, c *http.Client, rawURL string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(rawURL)
+	if err != nil {
+		t.Fatalf("GET %s: %v", rawURL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the body: %v", rawURL, err)
+	}
+	return resp, string(body)
+}
+
+func TestBanAfterFailedAuthentications(t *testing.T) {
+	clk := &clock{now: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+	e := newEnv(t, withBans(bans.New(bans.Config{AuthFailures: 10, Window: time.Minute, Duration: 15 * time.Minute, Now: clk.Now})))
+	url := e.origin.URL + "/"
+	var (
+		anonymous = e.client("", "", nil, nil)
+		wrong     = e.client("alice", "wrong-password", nil, nil)
+		alice     = e.client("alice", alicePW, nil, nil)
+		elsewhere = from(e.client("alice", alicePW, nil, nil), "127.0.0.6")
+	)
+	steps := []struct {
+		name       string
+		advance    time.Duration
+		client     *http.Client
+		times      int
+		status     int
+		reason     string
+		retryAfter string // the Retry-After header, "" for none
+		wantLeft   string // how long the ban answer says the ban still lasts
+	}{
+		{"missing credentials never ban", 0, anonymous, 30, 407, "auth-required", "", ""},
+		{"10 wrong passwords do not ban", 0, wrong, 10, 407, "auth-failed", "", ""},
+		{"the 11th is still refused as wrong", 0, wrong, 1, 407, "auth-failed", "", ""},
+		{"then the IP is banned, even with the right password", 0, alice, 1, 403, "banned", "900", "15 more minutes"},
+		{"and without credentials", 0, anonymous, 1, 403, "banned", "900", "15 more minutes"},
+		{"another source IP is unaffected", 0, elsewhere, 1, 200, "", "", ""},
+		{"a minute later the ban goes on", time.Minute, alice, 1, 403, "banned", "840", "14 more minutes"},
+		{"the ban expires", 14 * time.Minute, alice, 1, 200, "", "", ""},
+	}
+	for _, st := range steps {
+		clk.Advance(st.advance)
+		for i := range st.times {
+			resp, body := fetch(t, st.client, url)
+			if got := resp.Header.Get("X-ProxyMesh-Error"); resp.StatusCode != st.status || got != st.reason {
+				t.Fatalf("%s (request %d): %d %q, want %d %q", st.name, i+1, resp.StatusCode, got, st.status, st.reason)
+			}
+			if got := resp.Header.Get("Retry-After"); got != st.retryAfter {
+				t.Errorf("%s: Retry-After = %q, want %q", st.name, got, st.retryAfter)
+			}
+			if st.reason != "banned" {
+				continue
+			}
+			if want := "temporarily banned for " + st.wantLeft; !strings.Contains(body, want) {
+				t.Errorf("%s: body %q, want it to say %q", st.name, body, want)
+			}
+			if !resp.Close {
+				t.Errorf("%s: the ban answer does not close the connection (Connection: %q)", st.name, resp.Header.Get("Connection"))
+			}
+			if got := resp.Header.Get("X-ProxyMesh-IP"); got != "" {
+				t.Errorf("%s: X-ProxyMesh-IP = %q, though no exit was used", st.name, got)
+			}
+		}
+	}
+}
+
+func TestBannedConnectIsRefused(t *testing.T) {
+	tr := bans.New(bans.Config{})
+	e := newEnv(t, withBans(tr))
+	for range 11 {
+		tr.Fail(netip.MustParseAddr("127.0.0.1"), bans.AuthFailure)
+	}
+	target := strings.TrimPrefix(e.tlsOrigin.URL, "https://")
+	resp, body := e.raw("CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\nProxy-Authorization: " + basic("alice", alicePW) + "\r\n\r\n")
+	if got := resp.Header.Get("X-ProxyMesh-Error"); resp.StatusCode != 403 || got != "banned" || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("CONNECT from a banned IP: %d %v, want 403 banned with Retry-After", resp.StatusCode, resp.Header)
+	}
+	if !strings.Contains(body, "temporarily banned") {
+		t.Errorf("body %q, want it to say the IP is temporarily banned", body)
+	}
+	if n := len(e.dials.list()); n != 0 {
+		t.Errorf("%d dials for a banned client, want none", n)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/auth"
+	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
 	"github.com/exitmesh/exitmesh/internal/metrics"
@@ -29,6 +30,7 @@ type Config struct {
 	Pool     *exits.Pool
 	Accounts *auth.View
 	Usage    *usage.Recorder // nil: usage is not recorded
+	Bans     *bans.Tracker   // shared with the node's other servers; nil: nobody is banned
 	Metrics  *metrics.Metrics
 	Log      *slog.Logger
 
@@ -143,13 +145,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // ServeHTTP handles one proxy request: CONNECT or an absolute-URI HTTP request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	src := clientIP(r)
+	if left, banned := s.cfg.Bans.Banned(src); banned {
+		s.refuse(w, errBanned(left), nil, netip.Addr{})
+		return
+	}
 	connect := r.Method == http.MethodConnect
 	if rf := checkTarget(r, connect); rf != nil {
 		s.refuse(w, rf, nil, netip.Addr{})
 		return
 	}
-	p, rf := s.authenticate(r)
+	p, rf := s.authenticate(r, src)
 	if rf != nil {
+		if rf == errAuthFailed {
+			s.countAuthFailure(src)
+		}
 		s.refuse(w, rf, nil, netip.Addr{})
 		return
 	}
@@ -189,9 +199,25 @@ func checkTarget(r *http.Request, connect bool) *refusal {
 	return nil
 }
 
-// authenticate identifies the client by Proxy-Authorization, else by its source IP, and checks that
-// it may use this proxy server.
-func (s *Server) authenticate(r *http.Request) (*auth.Principal, *refusal) {
+// clientIP returns the client's source address, unmapped; invalid if RemoteAddr is not ip:port.
+func clientIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// countAuthFailure counts wrong credentials from src toward a ban, and logs the ban they cause.
+func (s *Server) countAuthFailure(src netip.Addr) {
+	if s.cfg.Bans.Fail(src, bans.AuthFailure) {
+		s.log.Warn("client banned after too many failed authentications", "ip", src)
+	}
+}
+
+// authenticate identifies the client by Proxy-Authorization, else by its source IP src, and checks
+// that it may use this proxy server.
+func (s *Server) authenticate(r *http.Request, src netip.Addr) (*auth.Principal, *refusal) {
 	var p *auth.Principal
 	if h := r.Header.Get("Proxy-Authorization"); h != "" {
 		login, password, ok := parseBasic(h)
@@ -199,16 +225,16 @@ func (s *Server) authenticate(r *http.Request) (*auth.Principal, *refusal) {
 			return nil, errAuthFailed
 		}
 		var err error
-		if p, err = s.cfg.Accounts.Authenticate(r.Context(), login, password); err != nil {
+		p, err = s.cfg.Accounts.Authenticate(r.Context(), login, password)
+		switch {
+		case errors.Is(err, auth.ErrBadCredentials):
 			return nil, errAuthFailed
+		case err != nil: // the client left while its password waited to be checked
+			return nil, errClientGone
 		}
 	} else {
-		src, err := netip.ParseAddrPort(r.RemoteAddr)
-		if err != nil {
-			return nil, errAuthRequired
-		}
 		var ok bool
-		if p, ok = s.cfg.Accounts.ByIP(src.Addr()); !ok {
+		if p, ok = s.cfg.Accounts.ByIP(src); !ok {
 			return nil, errAuthRequired
 		}
 	}

@@ -36,6 +36,8 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"Snapshot", testSnapshot},
 		{"VersionPerChange", testVersionPerChange},
 		{"ConcurrentLimits", testConcurrentLimits},
+		{"Hostnames", testHostnames},
+		{"GetLogin", testGetLogin},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

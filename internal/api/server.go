@@ -1,0 +1,286 @@
+// Package api is the account API (API.md): customers manage their authorized IPs, hostnames, proxy
+// servers and sub-accounts from scripts. Every request passes the checks of API.md §4 in the
+// contract's order; the first that applies answers.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/exitmesh/exitmesh/internal/auth"
+	"github.com/exitmesh/exitmesh/internal/bans"
+	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/hostnames"
+)
+
+// Config is what the API needs. Zero values take the defaults noted.
+type Config struct {
+	Store    domain.Store
+	Verifier *auth.Verifier       // nil: a new one
+	Bans     *bans.Tracker        // nil: no bans
+	Lookup   hostnames.LookupFunc // resolves hostnames being added; nil: the system resolver
+	// Changed is called after a successful change, so the local node's proxies see it at once
+	// (other nodes follow the store within their sync interval).
+	Changed func(ctx context.Context)
+
+	UnconfirmedAllowance int           // API requests an unconfirmed account may make; default 20
+	UnconfirmedBlock     time.Duration // then its API access is blocked this long; default 5h
+	Log                  *slog.Logger
+	Now                  func() time.Time
+}
+
+// Server serves the account API.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	mu          sync.Mutex // guards unconfirmed
+	unconfirmed map[int64]*allowance
+}
+
+// allowance counts an unconfirmed account's API requests.
+type allowance struct {
+	used         int
+	blockedUntil time.Time
+}
+
+// New returns the API handler.
+func New(cfg Config) *Server {
+	if cfg.Verifier == nil {
+		cfg.Verifier = auth.NewVerifier()
+	}
+	if cfg.Lookup == nil {
+		cfg.Lookup = hostnames.NewLookup("")
+	}
+	if cfg.UnconfirmedAllowance <= 0 {
+		cfg.UnconfirmedAllowance = 20
+	}
+	if cfg.UnconfirmedBlock <= 0 {
+		cfg.UnconfirmedBlock = 5 * time.Hour
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Changed == nil {
+		cfg.Changed = func(context.Context) {}
+	}
+	return &Server{cfg: cfg, log: cfg.Log.With("component", "api"), unconfirmed: make(map[int64]*allowance)}
+}
+
+// call is one API request on its way through the checks.
+type call struct {
+	r       *http.Request
+	w       http.ResponseWriter
+	id      string
+	ip      netip.Addr
+	route   *route
+	account domain.Account
+	plan    domain.Plan
+	params  params
+}
+
+// ServeHTTP answers one API request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{r: r, w: w, id: requestID()}
+	w.Header().Set("X-Request-Id", c.id)
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		c.ip = ap.Addr().Unmap()
+	}
+	if r.URL.Path == openAPIPath {
+		serveOpenAPI(w, r)
+		return
+	}
+	result, err := s.serve(c)
+	switch {
+	case err != nil:
+		s.writeError(c, err)
+	case result == nil:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeJSON(w, http.StatusOK, result)
+	}
+}
+
+// serve runs the checks of API.md §4 rows 2–9 in order, then the endpoint (rows 10–17).
+func (s *Server) serve(c *call) (any, error) {
+	if left, banned := s.cfg.Bans.Banned(c.ip); banned { // row 2
+		return nil, &apiError{Status: http.StatusForbidden, RetryAfter: left, Message: fmt.Sprintf(
+			"Your IP address is temporarily banned for %s after too many failed authentications or requests.", bans.Remaining(left))}
+	}
+	if c.route = lookupRoute(c.r.URL.Path); c.route == nil { // row 3
+		s.cfg.Bans.Fail(c.ip, bans.NotFound)
+		return nil, errNotFound
+	}
+	if c.r.Method != http.MethodGet && c.r.Method != http.MethodPost { // row 4
+		return nil, &apiError{Status: http.StatusMethodNotAllowed, Allow: c.route.method}
+	}
+	login, err := s.authenticate(c) // rows 5, 6
+	if err != nil {
+		return nil, err
+	}
+	if c.route.isList() && c.r.Method == http.MethodPost { // row 7
+		return nil, newError(http.StatusForbidden, fmt.Sprintf("%s is a list: use GET, not POST.", c.route.path))
+	}
+	if !c.route.isList() && c.r.Method == http.MethodGet { // row 7b
+		return nil, &apiError{Status: http.StatusMethodNotAllowed, Allow: http.MethodPost,
+			Message: fmt.Sprintf("%s makes a change: use POST.", c.route.path)}
+	}
+	if err := s.loadAccount(c, login); err != nil { // rows 8, 9
+		return nil, err
+	}
+	if c.params, err = readParams(c.w, c.r); err != nil {
+		return nil, err
+	}
+	result, err := c.route.handle(s, c)
+	if err == nil && !c.route.isList() {
+		s.cfg.Changed(c.r.Context())
+	}
+	return result, err
+}
+
+// authenticate checks the Basic credentials: an account's, not a sub-account's.
+func (s *Server) authenticate(c *call) (domain.Login, error) {
+	username, password, ok := c.r.BasicAuth()
+	if !ok {
+		s.cfg.Bans.Fail(c.ip, bans.AuthFailure)
+		return domain.Login{}, errUnauthorized
+	}
+	login, err := s.cfg.Store.GetLogin(c.r.Context(), username)
+	if err != nil && domain.ErrorCode(err) != domain.ENOTFOUND {
+		return login, storeUnavailable(err)
+	}
+	good, err := s.cfg.Verifier.Verify(c.r.Context(), username, password, login.PasswordHash)
+	if err != nil {
+		return login, err
+	}
+	if !good {
+		s.cfg.Bans.Fail(c.ip, bans.AuthFailure)
+		return login, errUnauthorized
+	}
+	if login.IsSub() {
+		return login, errSubAccount
+	}
+	return login, nil
+}
+
+// storeUnavailable turns a failure to read the account or its plan into the contract's plan error.
+func storeUnavailable(err error) error {
+	if code := domain.ErrorCode(err); code == domain.EUNAVAILABLE || code == domain.EINTERNAL {
+		return fmt.Errorf("%w: %w", errPlan, err)
+	}
+	return err
+}
+
+// loadAccount reads the account and its plan, and applies the unconfirmed allowance.
+func (s *Server) loadAccount(c *call, login domain.Login) error {
+	var err error
+	if c.account, err = s.cfg.Store.GetAccount(c.r.Context(), login.Username); err != nil {
+		return storeUnavailable(err)
+	}
+	if err := s.chargeUnconfirmed(c.account); err != nil { // row 8
+		return err
+	}
+	if c.plan, err = s.cfg.Store.GetPlan(c.r.Context(), c.account.Plan); err != nil { // row 9
+		return fmt.Errorf("%w: %w", errPlan, err)
+	}
+	if c.account.Disabled {
+		return errDisabled
+	}
+	return nil
+}
+
+// chargeUnconfirmed counts a request of an unconfirmed account; past the allowance the account's
+// API access is blocked for UnconfirmedBlock.
+func (s *Server) chargeUnconfirmed(a domain.Account) error {
+	if a.Confirmed {
+		return nil
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	al := s.unconfirmed[a.ID]
+	if al == nil || (!al.blockedUntil.IsZero() && !now.Before(al.blockedUntil)) {
+		al = &allowance{}
+		s.unconfirmed[a.ID] = al
+	}
+	if al.blockedUntil.IsZero() {
+		if al.used < s.cfg.UnconfirmedAllowance {
+			al.used++
+			return nil
+		}
+		al.blockedUntil = now.Add(s.cfg.UnconfirmedBlock)
+	}
+	left := al.blockedUntil.Sub(now)
+	return &apiError{Status: http.StatusPaymentRequired, RetryAfter: left, Message: fmt.Sprintf(
+		"Please confirm your email address first: this unconfirmed account has used its API allowance, and its API access is blocked for %s.", roundUp(left))}
+}
+
+func (s *Server) writeError(c *call, err error) {
+	ae := asAPIError(err)
+	if ae == nil {
+		s.log.Error("internal error", "request_id", c.id, "method", c.r.Method, "path", c.r.URL.Path, "err", err)
+		ae = newError(http.StatusInternalServerError, "Internal error (request id "+c.id+"). Please retry.")
+	} else if ae.Status == http.StatusServiceUnavailable {
+		s.log.Warn("store unavailable", "request_id", c.id, "path", c.r.URL.Path, "err", err)
+	}
+	h := c.w.Header()
+	if ae.RetryAfter > 0 {
+		h.Set("Retry-After", bans.RetryAfter(ae.RetryAfter))
+	}
+	if ae.Unauth {
+		h.Set("WWW-Authenticate", `Basic realm="exitmesh"`)
+	}
+	if ae.Status == http.StatusMethodNotAllowed {
+		h.Set("Allow", ae.Allow)
+		c.w.WriteHeader(ae.Status) // API.md §3: a 405 has no body
+		return
+	}
+	body := map[string]any{"error": ae.Message}
+	if ae.Fields != nil {
+		body["fields"] = ae.Fields
+	}
+	if ae.Status == http.StatusInternalServerError {
+		body["request_id"] = c.id
+	}
+	writeJSON(c.w, ae.Status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+func requestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// roundUp renders a wait for people: whole minutes, or hours and minutes.
+func roundUp(d time.Duration) string {
+	m := int(math.Ceil(d.Minutes()))
+	switch {
+	case m <= 1:
+		return "1 minute"
+	case m < 120:
+		return fmt.Sprintf("%d minutes", m)
+	default:
+		return fmt.Sprintf("%dh%02dm", m/60, m%60)
+	}
+}

@@ -1,0 +1,190 @@
+package sqldb
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/exitmesh/exitmesh/internal/domain"
+)
+
+var (
+	errHostnameTaken     = domain.Errorf(domain.ECONFLICT, "Hostname is already authorized.")
+	errHostnameNotOnAcct = domain.Errorf(domain.EINVALID, "Hostname is not authorized.")
+	errHostnameNotFound  = domain.Errorf(domain.ENOTFOUND, "Hostname not found.")
+)
+
+func errLoginNotFound(username string) error {
+	return domain.Errorf(domain.ENOTFOUND, "Login %q not found.", username)
+}
+
+func errHostnameLimit(p domain.Plan) error {
+	return errLimit(p, p.MaxHostnames, "hostname", "hostnames")
+}
+
+// normalizeHostname is the stored form: lower case, no trailing dot.
+func normalizeHostname(h string) (string, error) {
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	if err := domain.ValidateHostname(h); err != nil {
+		return "", err
+	}
+	return h, nil
+}
+
+// storedIP is how an address is kept: ” for one that did not resolve.
+func storedIP(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	return ip.Unmap().WithZone("").String()
+}
+
+// AddHostname authorizes a hostname for the account, within its plan's limit. ip is the address it
+// resolved to (invalid if it did not).
+func (db *DB) AddHostname(ctx context.Context, username, hostname string, ip netip.Addr) error {
+	name, err := normalizeHostname(hostname)
+	if err != nil {
+		return fmt.Errorf("add hostname for %q: %w", username, err)
+	}
+	err = db.writeAccount(ctx, username, func(tx *sql.Tx, ref accountRef) error {
+		n, err := count(ctx, tx, `SELECT COUNT(*) FROM account_hostnames WHERE account_id = $1 AND hostname = $2`, ref.id, name)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return errHostnameTaken
+		}
+		if n, err = count(ctx, tx, `SELECT COUNT(*) FROM account_hostnames WHERE account_id = $1`, ref.id); err != nil {
+			return err
+		}
+		if n >= ref.plan.MaxHostnames {
+			return errHostnameLimit(ref.plan)
+		}
+		var at int64
+		if ip.IsValid() {
+			at = db.now().Unix()
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO account_hostnames (account_id, hostname, ip, resolved_at) VALUES ($1, $2, $3, $4)`,
+			ref.id, name, storedIP(ip), at)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("add hostname %q for %q: %w", name, username, err)
+	}
+	return nil
+}
+
+// RemoveHostname withdraws an authorized hostname.
+func (db *DB) RemoveHostname(ctx context.Context, username, hostname string) error {
+	name := strings.ToLower(strings.TrimSuffix(hostname, "."))
+	err := db.writeAccount(ctx, username, func(tx *sql.Tx, ref accountRef) error {
+		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM account_hostnames WHERE account_id = $1 AND hostname = $2`, ref.id, name))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errHostnameNotOnAcct
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("remove hostname %q for %q: %w", name, username, err)
+	}
+	return nil
+}
+
+// SetHostnameIP records a re-resolution. The resolution time is always saved; the version moves
+// only when the address changed, so unchanged answers do not make every node reload its view.
+func (db *DB) SetHostnameIP(ctx context.Context, username, hostname string, ip netip.Addr) error {
+	name := strings.ToLower(strings.TrimSuffix(hostname, "."))
+	var at int64
+	if ip.IsValid() {
+		at = db.now().Unix()
+	}
+	changed := false
+	err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
+		ref, err := lookupAccount(ctx, tx, username)
+		if err != nil {
+			return err
+		}
+		var old string
+		err = tx.QueryRowContext(ctx, `SELECT ip FROM account_hostnames WHERE account_id = $1 AND hostname = $2`, ref.id, name).Scan(&old)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errHostnameNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE account_hostnames SET ip = $1, resolved_at = $2 WHERE account_id = $3 AND hostname = $4`,
+			storedIP(ip), at, ref.id, name); err != nil {
+			return err
+		}
+		if changed = old != storedIP(ip); changed {
+			return bumpVersion(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set address of hostname %q of %q: %w", name, username, err)
+	}
+	return nil
+}
+
+// ListAllHostnames returns every account's hostnames, sorted by account, then hostname.
+func (db *DB) ListAllHostnames(ctx context.Context) ([]domain.AccountHostname, error) {
+	out := []domain.AccountHostname{}
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		names := map[int64]string{}
+		err := queryEach(ctx, tx, `SELECT id, username FROM accounts`, nil, func(rows *sql.Rows) error {
+			var id int64
+			var username string
+			if err := rows.Scan(&id, &username); err != nil {
+				return err
+			}
+			names[id] = username
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return queryEach(ctx, tx, `SELECT account_id, hostname, ip, resolved_at FROM account_hostnames`, nil, func(rows *sql.Rows) error {
+			id, h, err := scanHostname(rows)
+			if err == nil {
+				out = append(out, domain.AccountHostname{Account: names[id], Hostname: h})
+			}
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list hostnames: %w", err)
+	}
+	slices.SortFunc(out, func(a, b domain.AccountHostname) int {
+		return cmp.Or(strings.Compare(a.Account, b.Account), strings.Compare(a.Name, b.Name))
+	})
+	return out, nil
+}
+
+// GetLogin finds an account or a sub-account by username.
+func (db *DB) GetLogin(ctx context.Context, username string) (domain.Login, error) {
+	var l domain.Login
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT username, password_hash, id, username, 0 FROM accounts WHERE username = $1
+			UNION ALL
+			SELECT s.username, s.password_hash, s.account_id, a.username, s.id FROM sub_accounts s
+				JOIN accounts a ON a.id = s.account_id WHERE s.username = $1`, username).
+			Scan(&l.Username, &l.PasswordHash, &l.AccountID, &l.Account, &l.SubID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errLoginNotFound(username)
+		}
+		return err
+	})
+	if err != nil {
+		return domain.Login{}, fmt.Errorf("get login %q: %w", username, err)
+	}
+	return l, nil
+}
