@@ -196,7 +196,7 @@ func createAccount(ctx context.Context, st domain.Store) (string, error) {
 }
 
 type banner struct {
-	Dir, Config, Password                   string
+	Dir, Config, Password                        string
 	USCA, World, Metrics, Origin, TLSOrigin, API string
 }
 
