@@ -79,6 +79,14 @@ func TestHostnameEndpoints(t *testing.T) {
 	if got := e.proxyStatus("us-ca", "", "", "127.0.0.50"); got != 200 {
 		t.Errorf("proxy from the hostname's address: %d, want 200", got)
 	}
+	// Re-resolution (every 200ms in this node): the hostname moves, the proxy follows.
+	e.dns.Set("home.alice.example", mustIP("127.0.0.52"))
+	eventually(t, "re-resolved address accepted", func() bool { return e.proxyStatus("us-ca", "", "", "127.0.0.52") == 200 })
+	if got := e.proxyStatus("us-ca", "", "", "127.0.0.50"); got != 407 {
+		t.Errorf("proxy from the hostname's old address: %d, want 407", got)
+	}
+	check(t, "list after the move", e.get("/api/hostnames/", "alice", alicePW), 200, `{"hostnames":[{"hostname":"home.alice.example","ip":"127.0.0.52"}]}`)
+
 	before := e.version()
 	check(t, "row 13", e.post("/api/hostname/add/", "alice", alicePW, url.Values{"hostname": {"home.alice.example"}}), 400,
 		`{"error":"Hostname is already authorized."}`)

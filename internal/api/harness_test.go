@@ -37,7 +37,7 @@ api:
   http_listen: "127.0.0.1:0"
   unconfirmed_allowance: 3
 metrics: {listen: "off"}
-hostnames: {resolver: "%[2]s"}
+hostnames: {resolver: "%[2]s", interval: 200ms}
 bans: {auth_failures: 10, not_found: 20, window: 60s, duration: 2s}
 sync: {interval: 10m}   # API changes must reach the local proxies without waiting for a sync
 usage: {flush_interval: 100ms}

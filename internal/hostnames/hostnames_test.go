@@ -158,21 +158,26 @@ func TestRefreshOnceFollowsDNS(t *testing.T) {
 	st := &store{hosts: []domain.AccountHostname{
 		host("alice", "home.example.test"), host("bob", "office.example.test"), host("bob", "gone.example.test"),
 	}}
-	r := &hostnames.Refresher{Store: st, Lookup: hostnames.NewLookup(dns.Addr())}
+	changes := 0
+	r := &hostnames.Refresher{Store: st, Lookup: hostnames.NewLookup(dns.Addr()), Changed: func(context.Context) { changes++ }}
 	rounds := []struct {
-		name   string
-		change func()
-		want   []set
+		name    string
+		change  func()
+		want    []set
+		changed bool // some address moved: Changed is called
 	}{
 		{"first resolution", func() {}, []set{
 			{"alice", "home.example.test", v4a}, {"bob", "gone.example.test", netip.Addr{}}, {"bob", "office.example.test", v6},
-		}},
+		}, true},
+		{"nothing changed", func() {}, []set{
+			{"alice", "home.example.test", v4a}, {"bob", "gone.example.test", netip.Addr{}}, {"bob", "office.example.test", v6},
+		}, false},
 		{"address changed", func() { dns.Set("home.example.test", v4b) }, []set{
 			{"alice", "home.example.test", v4b}, {"bob", "gone.example.test", netip.Addr{}}, {"bob", "office.example.test", v6},
-		}},
+		}, true},
 		{"name removed", func() { dns.Set("home.example.test") }, []set{
 			{"alice", "home.example.test", netip.Addr{}}, {"bob", "gone.example.test", netip.Addr{}}, {"bob", "office.example.test", v6},
-		}},
+		}, true},
 	}
 	for _, round := range rounds {
 		round.change()
@@ -182,6 +187,10 @@ func TestRefreshOnceFollowsDNS(t *testing.T) {
 		if got := st.takeSets(); !reflect.DeepEqual(got, round.want) {
 			t.Errorf("%s: SetHostnameIP calls\n got %v\nwant %v", round.name, got, round.want)
 		}
+		if called := changes > 0; called != round.changed {
+			t.Errorf("%s: Changed called %d times, want called: %v", round.name, changes, round.changed)
+		}
+		changes = 0
 	}
 }
 

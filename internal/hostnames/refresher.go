@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -33,6 +34,9 @@ type Refresher struct {
 	Lookup   LookupFunc    // nil: the system resolver
 	Interval time.Duration // at most and by default MaxInterval
 	Log      *slog.Logger  // nil: no logs
+	// Changed is called after a round in which some address changed, so the local node applies it
+	// at once instead of at its next store sync. Nil: nothing is called.
+	Changed func(ctx context.Context)
 
 	mu      sync.Mutex              // guards failing
 	failing map[hostKey]failureKind // hostnames whose last resolution failed, so each failure is logged once
@@ -74,10 +78,11 @@ func (r *Refresher) RefreshOnce(ctx context.Context) error {
 	r.forgetRemoved(hosts)
 	lookup := r.lookup()
 	var (
-		wg    sync.WaitGroup
-		slots = make(chan struct{}, concurrency)
-		errMu sync.Mutex
-		errs  []error
+		wg      sync.WaitGroup
+		slots   = make(chan struct{}, concurrency)
+		errMu   sync.Mutex
+		errs    []error
+		changed atomic.Bool
 	)
 	for _, h := range hosts {
 		select {
@@ -88,7 +93,11 @@ func (r *Refresher) RefreshOnce(ctx context.Context) error {
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			if err := r.refresh(ctx, lookup, h); err != nil {
+			moved, err := r.refresh(ctx, lookup, h)
+			if moved {
+				changed.Store(true)
+			}
+			if err != nil {
 				errMu.Lock()
 				errs = append(errs, err)
 				errMu.Unlock()
@@ -96,11 +105,15 @@ func (r *Refresher) RefreshOnce(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	if changed.Load() && r.Changed != nil {
+		r.Changed(ctx)
+	}
 	return errors.Join(errs...)
 }
 
-// refresh re-resolves one hostname and records its address, unless the lookup failed.
-func (r *Refresher) refresh(ctx context.Context, lookup LookupFunc, h domain.AccountHostname) error {
+// refresh re-resolves one hostname and records its address, unless the lookup failed. It reports
+// whether the address moved.
+func (r *Refresher) refresh(ctx context.Context, lookup LookupFunc, h domain.AccountHostname) (bool, error) {
 	ip, err := Resolve(ctx, lookup, h.Name)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -109,14 +122,14 @@ func (r *Refresher) refresh(ctx context.Context, lookup LookupFunc, h domain.Acc
 		if ctx.Err() == nil {
 			r.noteFailure(h, lookupFailed, err)
 		}
-		return nil
+		return false, nil
 	default:
 		r.noteSuccess(h, ip)
 	}
 	if err := r.Store.SetHostnameIP(ctx, h.Account, h.Name, ip); err != nil {
-		return fmt.Errorf("set address of %s (account %s): %w", h.Name, h.Account, err)
+		return false, fmt.Errorf("set address of %s (account %s): %w", h.Name, h.Account, err)
 	}
-	return nil
+	return ip != h.IP, nil
 }
 
 // noteFailure logs a failure unless the hostname's last resolution failed the same way.

@@ -131,7 +131,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	n.goServe(func() { n.view.Follow(followCtx, n.store, cfg.Sync.Interval.D(), log) })
 	n.goServe(func() { n.usage.Run(followCtx, cfg.Usage.FlushInterval.D(), 10*time.Second, log) })
 	lookup := hostnames.NewLookup(cfg.Hostnames.Resolver)
-	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log}
+	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,
+		Changed: func(ctx context.Context) { n.view.Refresh(ctx, n.store) }}
 	n.goServe(func() { refresher.Run(followCtx) })
 	for i, p := range n.proxies {
 		ln := listeners[i]
