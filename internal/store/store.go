@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/store/postgres"
 	"github.com/exitmesh/exitmesh/internal/store/sqlite"
 )
 
@@ -18,8 +19,7 @@ func Open(ctx context.Context, dsn string) (domain.Store, error) {
 	case "sqlite":
 		return sqlite.Open(ctx, rest)
 	case "postgres", "postgresql":
-		return nil, domain.Errorf(domain.EINVALID,
-			"PostgreSQL stores are not supported by this build of exitmesh yet; use sqlite:PATH for now.")
+		return postgres.Open(ctx, dsn)
 	}
 	const forms = "use sqlite:PATH (for example sqlite:./exitmesh.db) or postgres://USER@HOST/DB"
 	if !found {

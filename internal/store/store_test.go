@@ -24,8 +24,9 @@ func TestOpenErrors(t *testing.T) {
 	tests := []struct {
 		dsn, want string
 	}{
-		{"postgres://u:secret@127.0.0.1/db", "PostgreSQL"},
-		{"postgresql://u:secret@127.0.0.1/db", "PostgreSQL"},
+		{"postgres://u:secret@127.0.0.1:1/db", "Cannot reach the PostgreSQL database u@127.0.0.1:1/db"}, // nothing listens on port 1
+		{"postgresql://u:secret@127.0.0.1:1/db", "Cannot reach the PostgreSQL database"},
+		{"postgres://u:secret@[::1/db", "PostgreSQL store URL is invalid"},
 		{"mysql://u:secret@127.0.0.1/db", `"mysql"`},
 		{"./exitmesh.db", "sqlite:PATH"},
 		{"", "sqlite:PATH"},

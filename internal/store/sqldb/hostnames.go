@@ -27,16 +27,19 @@ func errHostnameLimit(p domain.Plan) error {
 	return errLimit(p, p.MaxHostnames, "hostname", "hostnames")
 }
 
-// normalizeHostname is the stored form: lower case, no trailing dot.
+// hostnameKey is the form a hostname is stored and looked up in: lower case, no trailing dot.
+func hostnameKey(h string) string { return strings.ToLower(strings.TrimSuffix(h, ".")) }
+
+// normalizeHostname validates h and returns its stored form.
 func normalizeHostname(h string) (string, error) {
-	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	h = hostnameKey(h)
 	if err := domain.ValidateHostname(h); err != nil {
 		return "", err
 	}
 	return h, nil
 }
 
-// storedIP is how an address is kept: ” for one that did not resolve.
+// storedIP is how an address is kept: the empty string for one that did not resolve.
 func storedIP(ip netip.Addr) string {
 	if !ip.IsValid() {
 		return ""
@@ -45,7 +48,8 @@ func storedIP(ip netip.Addr) string {
 }
 
 // AddHostname authorizes a hostname for the account, within its plan's limit. ip is the address it
-// resolved to (invalid if it did not).
+// resolved to, or invalid if it did not: the hostname is then kept unresolved (no address, zero
+// resolution time) until SetHostnameIP records one. Different accounts may authorize the same name.
 func (db *DB) AddHostname(ctx context.Context, username, hostname string, ip netip.Addr) error {
 	name, err := normalizeHostname(hostname)
 	if err != nil {
@@ -71,6 +75,9 @@ func (db *DB) AddHostname(ctx context.Context, username, hostname string, ip net
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO account_hostnames (account_id, hostname, ip, resolved_at) VALUES ($1, $2, $3, $4)`,
 			ref.id, name, storedIP(ip), at)
+		if db.dialect.IsUniqueViolation(err) {
+			return errHostnameTaken
+		}
 		return err
 	})
 	if err != nil {
@@ -79,9 +86,10 @@ func (db *DB) AddHostname(ctx context.Context, username, hostname string, ip net
 	return nil
 }
 
-// RemoveHostname withdraws an authorized hostname.
+// RemoveHostname withdraws an authorized hostname. The name is only normalized, not validated: a
+// name that is not valid cannot be authorized either, and both are answered "not authorized".
 func (db *DB) RemoveHostname(ctx context.Context, username, hostname string) error {
-	name := strings.ToLower(strings.TrimSuffix(hostname, "."))
+	name := hostnameKey(hostname)
 	err := db.writeAccount(ctx, username, func(tx *sql.Tx, ref accountRef) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM account_hostnames WHERE account_id = $1 AND hostname = $2`, ref.id, name))
 		if err != nil {
@@ -98,15 +106,12 @@ func (db *DB) RemoveHostname(ctx context.Context, username, hostname string) err
 	return nil
 }
 
-// SetHostnameIP records a re-resolution. The resolution time is always saved; the version moves
-// only when the address changed, so unchanged answers do not make every node reload its view.
+// SetHostnameIP records a re-resolution: ip is the address the hostname now resolves to, invalid
+// if it no longer resolves. The resolution time is always saved; the version moves only when the
+// address changed, so that unchanged answers do not make every node reload its view.
 func (db *DB) SetHostnameIP(ctx context.Context, username, hostname string, ip netip.Addr) error {
-	name := strings.ToLower(strings.TrimSuffix(hostname, "."))
-	var at int64
-	if ip.IsValid() {
-		at = db.now().Unix()
-	}
-	changed := false
+	name := hostnameKey(hostname)
+	addr, at := storedIP(ip), db.now().Unix()
 	err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
 		ref, err := lookupAccount(ctx, tx, username)
 		if err != nil {
@@ -116,18 +121,28 @@ func (db *DB) SetHostnameIP(ctx context.Context, username, hostname string, ip n
 		err = tx.QueryRowContext(ctx, `SELECT ip FROM account_hostnames WHERE account_id = $1 AND hostname = $2`, ref.id, name).Scan(&old)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errHostnameNotFound
-		}
-		if err != nil {
+		} else if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE account_hostnames SET ip = $1, resolved_at = $2 WHERE account_id = $3 AND hostname = $4`,
-			storedIP(ip), at, ref.id, name); err != nil {
+		if old == addr {
+			// The condition on ip makes this a no-op if another node changed the address since the
+			// SELECT (PostgreSQL); the versioned path below then records ours.
+			n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE account_hostnames SET resolved_at = $1
+				WHERE account_id = $2 AND hostname = $3 AND ip = $4`, at, ref.id, name, addr))
+			if err != nil || n == 1 {
+				return err
+			}
+		}
+		// The version first, as in write: every writer locks meta before the rows it changes.
+		if err := bumpVersion(ctx, tx); err != nil {
 			return err
 		}
-		if changed = old != storedIP(ip); changed {
-			return bumpVersion(ctx, tx)
+		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE account_hostnames SET ip = $1, resolved_at = $2
+			WHERE account_id = $3 AND hostname = $4`, addr, at, ref.id, name))
+		if err == nil && n == 0 {
+			return errHostnameNotFound // removed since the SELECT
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("set address of hostname %q of %q: %w", name, username, err)

@@ -174,6 +174,42 @@ func TestHostnamesLoaded(t *testing.T) {
 	}
 }
 
+// TestHostnameResolvedAt: the resolution time comes from the store's clock, and a re-resolution to
+// the same address saves it without moving the version.
+func TestHostnameResolvedAt(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "exitmesh.db"))
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return now }
+	if err := s.CreatePlan(ctx, domain.Plan{Name: "p", MaxHostnames: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateAccount(ctx, domain.NewAccount{Username: "alice", PasswordHash: "h", Plan: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, wantVersion int64) {
+		t.Helper()
+		want := []domain.Hostname{{Name: "h.example.org", IP: netipMust("192.0.2.4"), ResolvedAt: now}}
+		acc, err := s.GetAccount(ctx, "alice")
+		if err != nil || !reflect.DeepEqual(acc.Hostnames, want) {
+			t.Errorf("after %s: hostnames = %+v, %v; want %+v", what, acc.Hostnames, err, want)
+		}
+		if v, err := s.Version(ctx); err != nil || v != wantVersion {
+			t.Errorf("after %s: version = %d, %v; want %d", what, v, err, wantVersion)
+		}
+	}
+	if err := s.AddHostname(ctx, "alice", "h.example.org", netipMust("192.0.2.4")); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := s.Version(ctx)
+	check("AddHostname", v)
+	now = now.Add(5 * time.Minute)
+	if err := s.SetHostnameIP(ctx, "alice", "h.example.org", netipMust("192.0.2.4")); err != nil {
+		t.Fatal(err)
+	}
+	check("SetHostnameIP to the same address", v)
+}
+
 func TestNewerSchemaRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "exitmesh.db")
 	db, err := sqlite.Open(t.Context(), path)

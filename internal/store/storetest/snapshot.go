@@ -59,7 +59,9 @@ func testVersionPerChange(t *testing.T, s domain.Store) {
 	}{
 		{"CreatePlan", func() error { return s.CreatePlan(ctx, small) }},
 		{"PutPlan", func() error { return s.PutPlan(ctx, big) }},
-		{"UpdatePlan", func() error { return s.UpdatePlan(ctx, domain.Plan{Name: "big", MaxProxies: 5, MaxSubs: 5, MaxIPs: 5}) }},
+		{"UpdatePlan", func() error {
+			return s.UpdatePlan(ctx, domain.Plan{Name: "big", MaxProxies: 5, MaxSubs: 5, MaxIPs: 5, MaxHostnames: 5})
+		}},
 		{"PutProxyServer", func() error { return s.PutProxyServer(ctx, proxyServers[1]) }},
 		{"CreateAccount", func() error {
 			_, err := s.CreateAccount(ctx, domain.NewAccount{Username: "v", PasswordHash: hash, Plan: "small"})
@@ -71,6 +73,8 @@ func testVersionPerChange(t *testing.T, s domain.Store) {
 		}},
 		{"AuthorizeProxy", func() error { return s.AuthorizeProxy(ctx, "v", "de") }},
 		{"AddIP", func() error { return s.AddIP(ctx, "v", ips[0]) }},
+		{"AddHostname", func() error { return s.AddHostname(ctx, "v", "v.example.org", netip.Addr{}) }},
+		{"SetHostnameIP", func() error { return s.SetHostnameIP(ctx, "v", "v.example.org", ips[0]) }},
 		{"CreateSubAccount", func() error {
 			_, err := s.CreateSubAccount(ctx, "v", domain.NewSubAccount{Username: "v-1", PasswordHash: hash})
 			return err
@@ -82,6 +86,7 @@ func testVersionPerChange(t *testing.T, s domain.Store) {
 		{"RevokeProxy", func() error { return s.RevokeProxy(ctx, "v", "de") }},
 		{"RemoveIP", func() error { return s.RemoveIP(ctx, "v", ips[0]) }},
 		{"DeleteSubAccount", func() error { return s.DeleteSubAccount(ctx, "v", "v-1") }},
+		{"RemoveHostname", func() error { return s.RemoveHostname(ctx, "v", "v.example.org") }},
 	}
 	for _, c := range changes {
 		before := version(t, s)
@@ -108,6 +113,14 @@ func testConcurrentLimits(t *testing.T, s domain.Store) {
 	if got := countCodes(errs); got[""] != small.MaxIPs-1 || got[domain.ELIMIT] != n-small.MaxIPs+1 {
 		t.Errorf("concurrent AddIP results by code = %v, want %d successes and the rest %s",
 			got, small.MaxIPs-1, domain.ELIMIT)
+	}
+	for i := range n {
+		wg.Go(func() { errs[i] = s.AddHostname(ctx, "alice", fmt.Sprintf("h%d.example.org", i), ip("203.0.113.1")) })
+	}
+	wg.Wait()
+	if got := countCodes(errs); got[""] != small.MaxHostnames || got[domain.ELIMIT] != n-small.MaxHostnames {
+		t.Errorf("concurrent AddHostname results by code = %v, want %d successes and the rest %s",
+			got, small.MaxHostnames, domain.ELIMIT)
 	}
 	for i := range n {
 		wg.Go(func() {

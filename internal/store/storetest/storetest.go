@@ -36,7 +36,9 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"Snapshot", testSnapshot},
 		{"VersionPerChange", testVersionPerChange},
 		{"ConcurrentLimits", testConcurrentLimits},
-		{"Hostnames", testHostnames},
+		{"AddRemoveHostname", testAddRemoveHostname},
+		{"SetHostnameIP", testSetHostnameIP},
+		{"ListAllHostnames", testListAllHostnames},
 		{"GetLogin", testGetLogin},
 	}
 	for _, tt := range tests {
