@@ -51,7 +51,14 @@ type process struct {
 
 func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
+	return startProcessIn(t, "", args...)
+}
+
+// startProcessIn runs exitmesh in the working directory dir ("" for the test's).
+func startProcessIn(t *testing.T, dir string, args ...string) *process {
+	t.Helper()
 	cmd := exec.Command(build(t), args...)
+	cmd.Dir = dir
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -194,9 +201,7 @@ func TestServeAndAdminProcesses(t *testing.T) {
 
 	admin := func(stdin string, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(build(t), append([]string{"admin", "--config", cfg}, args...)...)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
+		out, err := adminCmd(t, cfg, stdin, args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("admin %v: %v\n%s", args, err, out)
 		}
@@ -230,6 +235,13 @@ func TestServeAndAdminProcesses(t *testing.T) {
 		t.Errorf("account list:\n%s", out)
 	}
 	origin.stop(t, os.Interrupt)
+}
+
+// adminCmd prepares "exitmesh admin --config cfg ARGS" with stdin.
+func adminCmd(t *testing.T, cfg, stdin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(build(t), append([]string{"admin", "--config", cfg}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	return cmd
 }
 
 func atoi(s string) int {

@@ -633,7 +633,7 @@ func TestUsageReport(t *testing.T) {
 	e.mustAdmin(t, "", "account", "create", "alice", "--plan", "starter", "--password", "alice-password")
 	e.mustAdmin(t, "", "account", "create", "bob", "--plan", "starter", "--password", "bob-password")
 	alice, bob := e.mustAccount(t, "alice"), e.mustAccount(t, "bob")
-	err := e.store(t).AddUsage(t.Context(), map[domain.UsageKey]domain.UsageCounts{
+	err := e.store(t).AddUsage(t.Context(), "cli-test", map[domain.UsageKey]domain.UsageCounts{
 		{AccountID: alice.ID, Proxy: "us-ca", Day: "2026-11-24"}: {BytesIn: 1234, BytesOut: 56789, Requests: 7, Tunnels: 3},
 		{AccountID: bob.ID, Proxy: "world", Day: "2025-06-01"}:   {BytesIn: 11, BytesOut: 22, Requests: 33, Tunnels: 44},
 	})

@@ -51,7 +51,9 @@ type Store interface {
 	ListProxyServers(ctx context.Context) ([]ProxyServer, error)
 
 	// Usage.
-	AddUsage(ctx context.Context, deltas map[UsageKey]UsageCounts) error
+	// AddUsage applies a batch of usage deltas once: a batch id seen before is skipped, so a flush
+	// retried after an unknown commit outcome is not counted twice.
+	AddUsage(ctx context.Context, batch string, deltas map[UsageKey]UsageCounts) error
 	Usage(ctx context.Context, f UsageFilter) ([]UsageRow, error)
 
 	// Change tracking for in-memory views.

@@ -4,6 +4,7 @@ package usage
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -15,7 +16,7 @@ import (
 
 // Sink is where batches go: the store.
 type Sink interface {
-	AddUsage(ctx context.Context, deltas map[domain.UsageKey]domain.UsageCounts) error
+	AddUsage(ctx context.Context, batch string, deltas map[domain.UsageKey]domain.UsageCounts) error
 }
 
 // Recorder accumulates usage until Flush.
@@ -27,6 +28,15 @@ type Recorder struct {
 
 	mu      sync.Mutex // guards pending
 	pending map[domain.UsageKey]domain.UsageCounts
+
+	flushMu sync.Mutex // one flush at a time; guards unsent
+	unsent  *batch     // a batch whose write failed: retried as it is, under the same id
+}
+
+// batch is a set of deltas written to the store at most once, by id.
+type batch struct {
+	id     string
+	deltas map[domain.UsageKey]domain.UsageCounts
 }
 
 type utcDay struct {
@@ -60,27 +70,28 @@ func (r *Recorder) Add(accountID, subID int64, proxy string, c domain.UsageCount
 	r.mu.Unlock()
 }
 
-// Flush writes what has accumulated. On failure the batch is kept and merged with later usage, so a
-// store outage delays usage but loses none of it.
+// Flush writes what has accumulated. A batch whose write failed is kept and retried unchanged before
+// anything newer, under its id, so a retry after an unknown commit outcome cannot count it twice, and
+// a store outage delays usage but loses none of it.
 func (r *Recorder) Flush(ctx context.Context) error {
-	r.mu.Lock()
-	batch := r.pending
-	r.pending = make(map[domain.UsageKey]domain.UsageCounts, len(batch))
-	r.mu.Unlock()
-	if len(batch) == 0 {
-		return nil
-	}
-	if err := r.sink.AddUsage(ctx, batch); err != nil {
-		r.mu.Lock()
-		for k, c := range batch {
-			total := r.pending[k]
-			total.Add(c)
-			r.pending[k] = total
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	for {
+		if r.unsent == nil {
+			r.mu.Lock()
+			deltas := r.pending
+			r.pending = make(map[domain.UsageKey]domain.UsageCounts, len(deltas))
+			r.mu.Unlock()
+			if len(deltas) == 0 {
+				return nil
+			}
+			r.unsent = &batch{id: rand.Text(), deltas: deltas}
 		}
-		r.mu.Unlock()
-		return fmt.Errorf("flush usage (%d rows kept for the next try): %w", len(batch), err)
+		if err := r.sink.AddUsage(ctx, r.unsent.id, r.unsent.deltas); err != nil {
+			return fmt.Errorf("flush usage (batch of %d counters kept for the next try): %w", len(r.unsent.deltas), err)
+		}
+		r.unsent = nil
 	}
-	return nil
 }
 
 // Run flushes every interval until ctx ends, then flushes once more within finalWait.

@@ -11,21 +11,23 @@ import (
 	"github.com/exitmesh/exitmesh/internal/store"
 )
 
-// flakySink fails its first write, then passes batches on to the real store.
+// flakySink passes batches to the real store, but its first write fails in the worst way: the
+// store commits it and the caller sees an error, as when a connection breaks during COMMIT.
 type flakySink struct {
 	store  domain.Store
 	failed bool
 }
 
-func (f *flakySink) AddUsage(ctx context.Context, d map[domain.UsageKey]domain.UsageCounts) error {
-	if !f.failed {
+func (f *flakySink) AddUsage(ctx context.Context, batch string, d map[domain.UsageKey]domain.UsageCounts) error {
+	err := f.store.AddUsage(ctx, batch, d)
+	if !f.failed && err == nil {
 		f.failed = true
-		return errors.New("store unreachable")
+		return errors.New("connection reset during COMMIT")
 	}
-	return f.store.AddUsage(ctx, d)
+	return err
 }
 
-func TestFailedFlushLosesNothing(t *testing.T) {
+func TestFailedFlushLosesNothingAndCountsOnce(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "u.db"))
 	if err != nil {

@@ -112,40 +112,25 @@ func (db *DB) RemoveHostname(ctx context.Context, username, hostname string) err
 func (db *DB) SetHostnameIP(ctx context.Context, username, hostname string, ip netip.Addr) error {
 	name := hostnameKey(hostname)
 	addr, at := storedIP(ip), db.now().Unix()
-	err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
-		ref, err := lookupAccount(ctx, tx, username)
-		if err != nil {
-			return err
-		}
-		var old string
-		err = tx.QueryRowContext(ctx, `SELECT ip FROM account_hostnames WHERE account_id = $1 AND hostname = $2`, ref.id, name).Scan(&old)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errHostnameNotFound
-		} else if err != nil {
-			return err
-		}
-		if old == addr {
-			// The condition on ip makes this a no-op if another node changed the address since the
-			// SELECT (PostgreSQL); the versioned path below then records ours.
-			n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE account_hostnames SET resolved_at = $1
-				WHERE account_id = $2 AND hostname = $3 AND ip = $4`, at, ref.id, name, addr))
-			if err != nil || n == 1 {
-				return err
+	// The usual case, the same address again: one statement, no version change.
+	n, err := rowsAffected(db.sql.ExecContext(ctx, `UPDATE account_hostnames SET resolved_at = $1
+		WHERE hostname = $2 AND ip = $3 AND account_id = (SELECT id FROM accounts WHERE username = $4)`,
+		at, name, addr, username))
+	if err == nil && n == 0 {
+		// A new address, or no such account or hostname. A transaction of its own, so that it
+		// locks the version before the row like every other writer (else PostgreSQL can deadlock
+		// this with a concurrent RemoveHostname).
+		err = db.writeAccount(ctx, username, func(tx *sql.Tx, ref accountRef) error {
+			n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE account_hostnames SET ip = $1, resolved_at = $2
+				WHERE account_id = $3 AND hostname = $4`, addr, at, ref.id, name))
+			if err == nil && n == 0 {
+				return errHostnameNotFound
 			}
-		}
-		// The version first, as in write: every writer locks meta before the rows it changes.
-		if err := bumpVersion(ctx, tx); err != nil {
 			return err
-		}
-		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE account_hostnames SET ip = $1, resolved_at = $2
-			WHERE account_id = $3 AND hostname = $4`, addr, at, ref.id, name))
-		if err == nil && n == 0 {
-			return errHostnameNotFound // removed since the SELECT
-		}
-		return err
-	})
+		})
+	}
 	if err != nil {
-		return fmt.Errorf("set address of hostname %q of %q: %w", name, username, err)
+		return fmt.Errorf("set address of hostname %q of %q: %w", name, username, db.classify(err))
 	}
 	return nil
 }

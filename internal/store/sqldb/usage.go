@@ -15,9 +15,16 @@ import (
 
 const dayLayout = "2006-01-02"
 
-// AddUsage adds the deltas to the usage counters in one transaction. It does not change the store
-// version: usage is not part of Snapshot.
-func (db *DB) AddUsage(ctx context.Context, deltas map[domain.UsageKey]domain.UsageCounts) error {
+// batchMemory is how long applied batch ids are remembered: far longer than any retry of a flush.
+const batchMemory = 7 * 24 * time.Hour
+
+// AddUsage adds the deltas to the usage counters in one transaction, once per batch id: a batch
+// whose id was applied before (its first attempt committed though the caller saw an error) is
+// skipped. It does not change the store version: usage is not part of Snapshot.
+func (db *DB) AddUsage(ctx context.Context, batch string, deltas map[domain.UsageKey]domain.UsageCounts) error {
+	if batch == "" {
+		return fmt.Errorf("add usage: empty batch id")
+	}
 	keys := make([]domain.UsageKey, 0, len(deltas))
 	for k, c := range deltas {
 		if _, err := time.Parse(dayLayout, k.Day); err != nil {
@@ -33,6 +40,15 @@ func (db *DB) AddUsage(ctx context.Context, deltas map[domain.UsageKey]domain.Us
 	// One order for every writer, so that concurrent flushes from many nodes cannot deadlock.
 	slices.SortFunc(keys, compareUsageKeys)
 	err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
+		now := db.now()
+		first, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO usage_batches (id, applied_at) VALUES ($1, $2)
+			ON CONFLICT (id) DO NOTHING`, batch, now.Unix()))
+		if err != nil || first == 0 {
+			return err // first == 0: applied already
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM usage_batches WHERE applied_at < $1`, now.Add(-batchMemory).Unix()); err != nil {
+			return err
+		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO usage (account_id, sub_id, proxy, day, bytes_in, bytes_out, requests, tunnels)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (account_id, sub_id, proxy, day) DO UPDATE SET

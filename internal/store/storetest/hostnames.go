@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,4 +251,37 @@ func testGetLogin(t *testing.T, s domain.Store) {
 			return err
 		}, domain.ENOTFOUND, `Login "alice-bot" not found.`},
 	})
+}
+
+// testConcurrentHostnames: re-resolutions racing with removals and additions of the same hostname
+// fail only in the ways a person can cause (never a deadlock or another internal error).
+func testConcurrentHostnames(t *testing.T, s domain.Store) {
+	ctx := t.Context()
+	seed(t, s)
+	must(t, s.AddHostname(ctx, "bob", "x.example.org", ip("203.0.113.1")))
+	const n = 24
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			switch i % 3 {
+			case 0:
+				errs[i] = s.SetHostnameIP(ctx, "bob", "x.example.org", ip(fmt.Sprintf("203.0.113.%d", i+1)))
+			case 1:
+				errs[i] = s.SetHostnameIP(ctx, "bob", "x.example.org", ip("203.0.113.1"))
+			default:
+				if errs[i] = s.RemoveHostname(ctx, "bob", "x.example.org"); errs[i] == nil {
+					errs[i] = s.AddHostname(ctx, "bob", "x.example.org", ip("203.0.113.1"))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		switch domain.ErrorCode(err) {
+		case "", domain.ENOTFOUND, domain.EINVALID, domain.ECONFLICT:
+		default:
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
 }

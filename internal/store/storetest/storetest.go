@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"AddRemoveHostname", testAddRemoveHostname},
 		{"SetHostnameIP", testSetHostnameIP},
 		{"ListAllHostnames", testListAllHostnames},
+		{"ConcurrentHostnames", testConcurrentHostnames},
 		{"GetLogin", testGetLogin},
 	}
 	for _, tt := range tests {

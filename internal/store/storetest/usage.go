@@ -33,9 +33,13 @@ func testUsage(t *testing.T, s domain.Store) {
 		{AccountID: bob.ID, SubID: gone.ID, Proxy: "de", Day: "2026-03-02"}:     {BytesIn: 3},
 		{AccountID: bob.ID, Proxy: "us-ca", Day: "2026-03-09"}:                  {}, // zero: no row
 	}
-	must(t, s.AddUsage(ctx, batch))
-	must(t, s.AddUsage(ctx, batch)) // counters add up
-	must(t, s.AddUsage(ctx, nil))
+	must(t, s.AddUsage(ctx, "batch-1", batch))
+	must(t, s.AddUsage(ctx, "batch-2", batch)) // counters add up
+	must(t, s.AddUsage(ctx, "batch-2", batch)) // a retried batch is applied once
+	must(t, s.AddUsage(ctx, "batch-3", nil))
+	if err := s.AddUsage(ctx, "", batch); err == nil {
+		t.Error("AddUsage without a batch id succeeded")
+	}
 	if got := version(t, s); got != v {
 		t.Errorf("version after AddUsage = %d, want %d (usage is not in Snapshot)", got, v)
 	}
@@ -85,7 +89,7 @@ func testUsageErrors(t *testing.T, s domain.Store) {
 		{"bad to date", usage(domain.UsageFilter{To: "yesterday"}), domain.EINVALID, "YYYY-MM-DD"},
 		{"from after to", usage(domain.UsageFilter{From: "2026-03-02", To: "2026-03-01"}), domain.EINVALID, "after"},
 	})
-	err := s.AddUsage(t.Context(), map[domain.UsageKey]domain.UsageCounts{{AccountID: 1, Day: "03/01/2026"}: {Requests: 1}})
+	err := s.AddUsage(t.Context(), "bad-day", map[domain.UsageKey]domain.UsageCounts{{AccountID: 1, Day: "03/01/2026"}: {Requests: 1}})
 	if err == nil {
 		t.Error("AddUsage with a malformed day succeeded")
 	}
