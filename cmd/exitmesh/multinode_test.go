@@ -170,6 +170,37 @@ func (c *cluster) api(method, path string, form url.Values) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// wrongPassword sends a request with wrong proxy credentials from source and returns the status.
+func (c *cluster) wrongPassword(proxyName, source, target string) int {
+	c.t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 5 * time.Second}
+	u := &url.URL{Scheme: "http", Host: c.proxyAddrs[proxyName], User: url.UserPassword("alice", "wrong-password")}
+	tr := &http.Transport{Proxy: http.ProxyURL(u), DialContext: d.DialContext, DisableKeepAlives: true}
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(target)
+	if err != nil {
+		c.t.Fatalf("through %s: %v", proxyName, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// apiFrom calls GET path on the API as alice from source.
+func (c *cluster) apiFrom(source, path string) (int, string) {
+	c.t.Helper()
+	tr := c.apiClient.Transport.(*http.Transport).Clone()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 5 * time.Second}
+	tr.DialContext = d.DialContext
+	req, _ := http.NewRequest(http.MethodGet, "https://"+c.apiAddr+path, nil)
+	req.SetBasicAuth("alice", "alice-password")
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		c.t.Fatalf("API from %s: %v", source, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // fetch sends GET target through a proxy server from source (no credentials) and returns the status.
 func (c *cluster) fetch(proxyName, source, target string) int {
 	c.t.Helper()
@@ -275,6 +306,29 @@ func TestManyNodesOnPostgreSQL(t *testing.T) {
 		t.Fatalf("ip/delete: %d %s", status, body)
 	}
 	c.propagation("an IP deleted after the outage", client, small, 407)
+
+	// A ban earned on one node holds on every node: wrong passwords on us-ca, then world and the API
+	// refuse that IP too.
+	const attacker = "127.0.0.31"
+	for range 11 { // more than bans.auth_failures (10)
+		if got := c.wrongPassword("us-ca", attacker, small); got != 407 {
+			t.Fatalf("wrong password on us-ca: %d, want 407", got)
+		}
+	}
+	start := time.Now()
+	eventually(t, func() error {
+		if got := c.wrongPassword("world", attacker, small); got != 403 {
+			return fmt.Errorf("world answers %d to the IP banned on us-ca, want 403", got)
+		}
+		return nil
+	})
+	t.Logf("a ban on one proxy node reached the other in %v", time.Since(start).Round(time.Millisecond))
+	eventually(t, func() error {
+		if status, body := c.apiFrom(attacker, "/api/ips/"); status != 403 || !strings.Contains(body, "banned") {
+			return fmt.Errorf("API answers %d %s to the banned IP, want 403", status, body)
+		}
+		return nil
+	})
 
 	// Stop the proxy nodes (SIGTERM flushes their last usage), then compare with what was received.
 	for _, name := range []string{"proxy-a", "proxy-b"} {

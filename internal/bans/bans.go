@@ -48,6 +48,9 @@ type Config struct {
 	Duration     time.Duration    // default 15m: how long a ban lasts
 	MaxTracked   int              // default 100,000: IPs whose failures are counted at once
 	Now          func() time.Time // default time.Now; tests pass a clock they control
+	// OnBan, if set, is called (outside the tracker's lock) with each ban Fail decides, so a node
+	// can share it with the others. It must not block.
+	OnBan func(Ban)
 }
 
 func (c *Config) applyDefaults() {
@@ -88,7 +91,7 @@ type Tracker struct {
 
 	mu       sync.RWMutex // guards the following fields
 	bans     map[netip.Addr]Ban
-	expiries []Ban                        // bans in the order they expire (one Duration for all), for sweeping
+	expiries []Ban                        // bans in the order they expire, for sweeping
 	counters map[netip.Addr]*list.Element // of *counter
 	recency  list.List                    // counters, least recently failed first
 }
@@ -141,20 +144,46 @@ func (t *Tracker) Fail(ip netip.Addr, k Kind) bool {
 	if t == nil || !ip.IsValid() || k < 0 || k >= numKinds {
 		return false
 	}
-	ip = normalize(ip)
+	b, banned := t.fail(normalize(ip), k)
+	if banned && t.cfg.OnBan != nil {
+		t.cfg.OnBan(b)
+	}
+	return banned
+}
+
+func (t *Tracker) fail(ip netip.Addr, k Kind) (Ban, bool) {
 	now := t.cfg.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sweep(now)
 	if b, ok := t.bans[ip]; ok && now.Before(b.Until) {
-		return false
+		return Ban{}, false
 	}
 	c := t.touch(ip, now.Sub(t.epoch))
 	if c.add(k, t.cfg.Window) <= t.threshold(k) {
-		return false
+		return Ban{}, false
 	}
 	t.forget(ip)
-	t.ban(Ban{IP: ip, Until: now.Add(t.cfg.Duration), Reason: k})
+	b := Ban{IP: ip, Until: now.Add(t.cfg.Duration), Reason: k}
+	t.ban(b)
+	return b, true
+}
+
+// Import applies a ban decided elsewhere (by another node): ip is banned until b.Until unless it
+// already is for longer. It reports whether it changed anything; it does not call OnBan.
+func (t *Tracker) Import(b Ban) bool {
+	if t == nil || !b.IP.IsValid() {
+		return false
+	}
+	b.IP = normalize(b.IP)
+	now := t.cfg.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur, ok := t.bans[b.IP]; !now.Before(b.Until) || ok && !cur.Until.Before(b.Until) {
+		return false
+	}
+	t.forget(b.IP)
+	t.ban(b)
 	return true
 }
 
@@ -230,10 +259,11 @@ func (t *Tracker) forget(ip netip.Addr) {
 	}
 }
 
-// ban records b.
+// ban records b, keeping expiries in the order the bans end (imported bans may end before local ones).
 func (t *Tracker) ban(b Ban) {
 	t.bans[b.IP] = b
-	t.expiries = append(t.expiries, b)
+	i, _ := slices.BinarySearchFunc(t.expiries, b.Until, func(e Ban, until time.Time) int { return e.Until.Compare(until) })
+	t.expiries = slices.Insert(t.expiries, i, b)
 	t.active.Store(int64(len(t.bans)))
 }
 

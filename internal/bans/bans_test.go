@@ -345,3 +345,54 @@ func BenchmarkBannedNobodyBanned(b *testing.B) {
 		tr.Banned(ip1)
 	}
 }
+
+func TestOnBanReportsLocalBansOnly(t *testing.T) {
+	c := newClock()
+	var reported []Ban
+	tr := New(Config{AuthFailures: 2, Now: c.Now, OnBan: func(b Ban) { reported = append(reported, b) }})
+	ip := netip.MustParseAddr("192.0.2.7")
+	fail(tr, ip, AuthFailure, 3)
+	want := Ban{IP: ip, Until: c.Now().Add(15 * time.Minute), Reason: AuthFailure}
+	if len(reported) != 1 || reported[0] != want {
+		t.Fatalf("OnBan got %v, want [%v]", reported, want)
+	}
+	tr.Import(Ban{IP: netip.MustParseAddr("192.0.2.8"), Until: c.Now().Add(time.Hour)})
+	fail(tr, ip, AuthFailure, 5) // already banned: no new ban
+	if len(reported) != 1 {
+		t.Errorf("OnBan called for an import or a banned IP: %v", reported)
+	}
+}
+
+func TestImport(t *testing.T) {
+	c := newClock()
+	tr := newTracker(c)
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("::ffff:192.0.2.2")
+	if !tr.Import(Ban{IP: a, Until: c.Now().Add(10 * time.Minute), Reason: NotFound}) {
+		t.Fatal("Import of a new ban changed nothing")
+	}
+	if tr.Import(Ban{IP: a, Until: c.Now().Add(5 * time.Minute)}) {
+		t.Error("a shorter ban replaced a longer one")
+	}
+	if !tr.Import(Ban{IP: a, Until: c.Now().Add(20 * time.Minute)}) {
+		t.Error("a longer ban did not extend the ban")
+	}
+	if tr.Import(Ban{IP: b, Until: c.Now().Add(-time.Second)}) {
+		t.Error("an expired ban was imported")
+	}
+	// An imported ban ending before a local one still expires on time (expiries stay ordered).
+	tr.Import(Ban{IP: b, Until: c.Now().Add(time.Minute)})
+	if left, banned := tr.Banned(netip.MustParseAddr("192.0.2.2")); !banned || left != time.Minute {
+		t.Errorf("imported ban of the mapped form: %v %v", left, banned)
+	}
+	c.Advance(2 * time.Minute)
+	fail(tr, netip.MustParseAddr("192.0.2.99"), AuthFailure, 1) // sweeps
+	if _, banned := tr.Banned(netip.MustParseAddr("192.0.2.2")); banned {
+		t.Error("imported ban outlived its end")
+	}
+	if left, banned := tr.Banned(a); !banned || left != 18*time.Minute {
+		t.Errorf("longest ban of a: %v %v, want 18m", left, banned)
+	}
+	if got := len(tr.List()); got != 1 {
+		t.Errorf("List has %d bans, want 1", got)
+	}
+}

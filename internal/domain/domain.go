@@ -151,6 +151,13 @@ type UsageFilter struct {
 	From, To string
 }
 
+// Ban is a temporary ban of a client IP, shared by the nodes.
+type Ban struct {
+	IP     netip.Addr
+	Until  time.Time
+	Reason string // what earned it, e.g. "auth-failure"
+}
+
 // Snapshot is everything the proxy's in-memory authorization view is built from, read in one
 // consistent transaction.
 type Snapshot struct {

@@ -56,6 +56,11 @@ type Store interface {
 	AddUsage(ctx context.Context, batch string, deltas map[UsageKey]UsageCounts) error
 	Usage(ctx context.Context, f UsageFilter) ([]UsageRow, error)
 
+	// Bans. PutBan keeps the later end when ip is banned already; ListBans returns the bans still
+	// in force. Neither changes the Version.
+	PutBan(ctx context.Context, b Ban) error
+	ListBans(ctx context.Context) ([]Ban, error)
+
 	// Change tracking for in-memory views.
 	Version(ctx context.Context) (int64, error)
 	Snapshot(ctx context.Context) (Snapshot, error)

@@ -57,13 +57,14 @@ type Node struct {
 // serving. The caller must Close the node.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, err error) {
 	verifier := auth.NewVerifier()
+	sharing := &banSharing{log: log, out: make(chan bans.Ban, banQueue)}
 	n := &Node{
 		cfg:      cfg,
 		log:      log,
 		verifier: verifier,
 		view:     auth.NewView(verifier),
 		bans: bans.New(bans.Config{AuthFailures: cfg.Bans.AuthFailures, NotFound: cfg.Bans.NotFound,
-			Window: cfg.Bans.Window.D(), Duration: cfg.Bans.Duration.D()}),
+			Window: cfg.Bans.Window.D(), Duration: cfg.Bans.Duration.D(), OnBan: sharing.publish}),
 		metrics:    metrics.New(),
 		proxyAddrs: make(map[string]string),
 		serveErr:   make(chan error, len(cfg.Proxies)+1),
@@ -72,6 +73,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	n.usage = usage.NewRecorder(n.store)
+	sharing.store, sharing.tracker = n.store, n.bans
 	var listeners []net.Listener
 	serving := false // from then on, Close undoes everything
 	defer func() {
@@ -130,6 +132,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	n.stopFollowers = cancel
 	n.goServe(func() { n.view.Follow(followCtx, n.store, cfg.Sync.Interval.D(), log) })
 	n.goServe(func() { n.usage.Run(followCtx, cfg.Usage.FlushInterval.D(), 10*time.Second, log) })
+	n.goServe(func() { sharing.run(followCtx, cfg.Sync.Interval.D()) })
 	lookup := hostnames.NewLookup(cfg.Hostnames.Resolver)
 	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,
 		Changed: func(ctx context.Context) { n.view.Refresh(ctx, n.store) }}

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"ListAllHostnames", testListAllHostnames},
 		{"ConcurrentHostnames", testConcurrentHostnames},
 		{"GetLogin", testGetLogin},
+		{"Bans", testBans},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

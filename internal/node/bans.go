@@ -1,0 +1,74 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/exitmesh/exitmesh/internal/bans"
+	"github.com/exitmesh/exitmesh/internal/domain"
+)
+
+// banQueue bounds the bans waiting to be written to the store; beyond it a ban stays local.
+const banQueue = 1024
+
+// banSharing makes a node's bans the network's: bans this node decides are written to the store,
+// and every sync interval the bans in force anywhere are imported, so a client banned on one node
+// is refused by all of them within a sync interval.
+type banSharing struct {
+	store   domain.Store
+	tracker *bans.Tracker
+	log     *slog.Logger
+	out     chan bans.Ban
+}
+
+// publish queues a local ban for the store without blocking the request that caused it.
+func (b *banSharing) publish(ban bans.Ban) {
+	select {
+	case b.out <- ban:
+	default:
+		b.log.Warn("ban not shared with other nodes: queue full", "ip", ban.IP)
+	}
+}
+
+// run writes queued bans and imports the network's bans every interval until ctx ends.
+func (b *banSharing) run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ban := <-b.out:
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := b.store.PutBan(wctx, domain.Ban{IP: ban.IP, Until: ban.Until, Reason: ban.Reason.String()})
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				b.log.Warn("ban not shared with other nodes", "ip", ban.IP, "err", err)
+			}
+		case <-t.C:
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			active, err := b.store.ListBans(rctx)
+			cancel()
+			if err != nil {
+				if !failing && ctx.Err() == nil {
+					b.log.Warn("network bans not read; keeping this node's", "err", err)
+				}
+				failing = true
+				continue
+			}
+			failing = false
+			for _, ban := range active {
+				b.tracker.Import(bans.Ban{IP: ban.IP, Until: ban.Until, Reason: reasonKind(ban.Reason)})
+			}
+		}
+	}
+}
+
+func reasonKind(reason string) bans.Kind {
+	if reason == bans.NotFound.String() {
+		return bans.NotFound
+	}
+	return bans.AuthFailure
+}
