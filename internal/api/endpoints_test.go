@@ -297,3 +297,28 @@ func servedRoutes(t *testing.T, e *env, documented map[string]string) map[string
 	}
 	return served
 }
+
+func TestIdempotencyKeyReplaysTheFirstAnswer(t *testing.T) {
+	e := newEnv(t)
+	add := func(key string) reply {
+		h := http.Header{}
+		if key != "" {
+			h.Set("Idempotency-Key", key)
+		}
+		return e.do(request{method: "POST", path: "/api/ip/add/", login: "alice", pw: alicePW, form: url.Values{"ip": {"192.0.2.44"}}, header: h})
+	}
+	first := add("k-1")
+	check(t, "first", first, 200, `{"ip":"192.0.2.44"}`)
+	v := e.version()
+	again := add("k-1") // the client lost the first answer and retries
+	check(t, "retry with the same key", again, 200, `{"ip":"192.0.2.44"}`)
+	if again.header.Get("Idempotent-Replayed") != "true" || e.version() != v {
+		t.Errorf("the retry was applied again: replayed %q, version %d → %d", again.header.Get("Idempotent-Replayed"), v, e.version())
+	}
+	check(t, "a new key is a new request", add("k-2"), 400, `{"error":"IP address is already authorized."}`)
+	check(t, "no key", add(""), 400, `{"error":"IP address is already authorized."}`)
+	// Keys are per account: bob's k-1 is not alice's.
+	r := e.do(request{method: "POST", path: "/api/ip/add/", login: "bob", pw: bobPW, form: url.Values{"ip": {"192.0.2.45"}},
+		header: http.Header{"Idempotency-Key": {"k-1"}}})
+	check(t, "another account's key", r, 200, `{"ip":"192.0.2.45"}`)
+}

@@ -199,6 +199,7 @@ type request struct {
 	source       string // client source IP; "" for 127.0.0.1
 	rawBody      string
 	contentType  string
+	header       http.Header
 }
 
 func (e *env) do(req request) reply {
@@ -220,6 +221,9 @@ func (e *env) do(req request) reply {
 	}
 	if ct != "" {
 		hr.Header.Set("Content-Type", ct)
+	}
+	for k, v := range req.header {
+		hr.Header[k] = v
 	}
 	if req.login != "" {
 		hr.SetBasicAuth(req.login, req.pw)

@@ -45,6 +45,8 @@ type Server struct {
 
 	mu          sync.Mutex // guards unconfirmed
 	unconfirmed map[int64]*allowance
+
+	idempotent idempotency
 }
 
 // allowance counts an unconfirmed account's API requests.
@@ -140,6 +142,26 @@ func (s *Server) serve(c *call) (any, error) {
 	if err := s.loadAccount(c, login); err != nil { // rows 8, 9
 		return nil, err
 	}
+	key, idempotent, err := idempotencyKey(c)
+	if err != nil {
+		return nil, err
+	}
+	if idempotent {
+		if o, ok := s.idempotent.lookup(key, s.cfg.Now()); ok {
+			c.w.Header().Set("Idempotent-Replayed", "true")
+			return o.result, o.err
+		}
+	}
+	result, err := s.handle(c)
+	if idempotent {
+		s.idempotent.remember(key, outcome{result: result, err: err, at: s.cfg.Now()})
+	}
+	return result, err
+}
+
+// handle reads the parameters and runs the endpoint.
+func (s *Server) handle(c *call) (any, error) {
+	var err error
 	if c.params, err = readParams(c.w, c.r); err != nil {
 		return nil, err
 	}
