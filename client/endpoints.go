@@ -1,0 +1,195 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Hostname is an authorized hostname and the address it resolves to ("" while it does not).
+type Hostname struct {
+	Hostname string `json:"hostname"`
+	IP       string `json:"ip"`
+}
+
+// ProxyServer is a proxy server of the network.
+type ProxyServer struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Country string `json:"country"`
+}
+
+// SubAccount is a sub-account as the API shows it (never its password).
+type SubAccount struct {
+	Username string   `json:"username"`
+	Proxies  []string `json:"proxies"` // addresses
+	IPs      []string `json:"ips"`
+	Active   bool     `json:"active"`
+}
+
+// NewSubAccount is what CreateSubAccount sends. Proxies are names or addresses.
+type NewSubAccount struct {
+	Username, Password string
+	Proxies, IPs       []string
+}
+
+// SubAccountChange is what EditSubAccount sends: the non-nil fields change.
+type SubAccountChange struct {
+	Password *string
+	Proxies  *[]string
+	IPs      *[]string
+	Active   *bool
+}
+
+// UsageRow is the traffic of the account (SubAccount "") or a sub-account through one proxy server on
+// one day.
+type UsageRow struct {
+	Day        string `json:"day"`
+	Proxy      string `json:"proxy"`
+	SubAccount string `json:"sub_account"`
+	BytesIn    int64  `json:"bytes_in"`
+	BytesOut   int64  `json:"bytes_out"`
+	Requests   int64  `json:"requests"`
+	Tunnels    int64  `json:"tunnels"`
+}
+
+func (c *Client) get(ctx context.Context, path string, params url.Values, out any) error {
+	return c.do(ctx, http.MethodGet, path, params, out)
+}
+
+func (c *Client) post(ctx context.Context, path string, params url.Values, out any) error {
+	return c.do(ctx, http.MethodPost, path, params, out)
+}
+
+// CallerIP returns the source IP the API sees for this client.
+func (c *Client) CallerIP(ctx context.Context) (string, error) {
+	var out struct{ IP string }
+	err := c.get(ctx, "/api/ip/", nil, &out)
+	return out.IP, err
+}
+
+// IPs returns the account's authorized IPs.
+func (c *Client) IPs(ctx context.Context) ([]string, error) {
+	var out struct{ IPs []string }
+	err := c.get(ctx, "/api/ips/", nil, &out)
+	return out.IPs, err
+}
+
+// AddIP authorizes ip ("" for the caller's own) and returns the address authorized.
+func (c *Client) AddIP(ctx context.Context, ip string) (string, error) {
+	params := url.Values{}
+	if ip != "" {
+		params.Set("ip", ip)
+	}
+	var out struct{ IP string }
+	err := c.post(ctx, "/api/ip/add/", params, &out)
+	return out.IP, err
+}
+
+// DeleteIP withdraws an authorized IP.
+func (c *Client) DeleteIP(ctx context.Context, ip string) error {
+	return c.post(ctx, "/api/ip/delete/", url.Values{"ip": {ip}}, nil)
+}
+
+// Hostnames returns the account's authorized hostnames.
+func (c *Client) Hostnames(ctx context.Context) ([]Hostname, error) {
+	var out struct{ Hostnames []Hostname }
+	err := c.get(ctx, "/api/hostnames/", nil, &out)
+	return out.Hostnames, err
+}
+
+// AddHostname authorizes a hostname; its current address comes back.
+func (c *Client) AddHostname(ctx context.Context, hostname string) (Hostname, error) {
+	var out Hostname
+	err := c.post(ctx, "/api/hostname/add/", url.Values{"hostname": {hostname}}, &out)
+	return out, err
+}
+
+// DeleteHostname withdraws an authorized hostname.
+func (c *Client) DeleteHostname(ctx context.Context, hostname string) error {
+	return c.post(ctx, "/api/hostname/delete/", url.Values{"hostname": {hostname}}, nil)
+}
+
+// Proxies returns the addresses of the account's authorized proxy servers.
+func (c *Client) Proxies(ctx context.Context) ([]string, error) {
+	var out struct{ Proxies []string }
+	err := c.get(ctx, "/api/proxies/", nil, &out)
+	return out.Proxies, err
+}
+
+// AvailableProxies returns every proxy server of the network.
+func (c *Client) AvailableProxies(ctx context.Context) ([]ProxyServer, error) {
+	var out struct{ Proxies []ProxyServer }
+	err := c.get(ctx, "/api/proxies/available/", nil, &out)
+	return out.Proxies, err
+}
+
+// AddProxy authorizes a proxy server (by name or address) and returns its address.
+func (c *Client) AddProxy(ctx context.Context, proxy string) (string, error) {
+	var out struct{ Proxy string }
+	err := c.post(ctx, "/api/proxy/add/", url.Values{"proxy": {proxy}}, &out)
+	return out.Proxy, err
+}
+
+// DeleteProxy withdraws a proxy server (by name or address).
+func (c *Client) DeleteProxy(ctx context.Context, proxy string) error {
+	return c.post(ctx, "/api/proxy/delete/", url.Values{"proxy": {proxy}}, nil)
+}
+
+// SubAccounts returns the account's sub-accounts.
+func (c *Client) SubAccounts(ctx context.Context) ([]SubAccount, error) {
+	var out struct{ Subs []SubAccount }
+	err := c.get(ctx, "/api/subs/", nil, &out)
+	return out.Subs, err
+}
+
+// CreateSubAccount creates a sub-account.
+func (c *Client) CreateSubAccount(ctx context.Context, s NewSubAccount) (SubAccount, error) {
+	params := url.Values{"username": {s.Username}, "password": {s.Password},
+		"proxies": {strings.Join(s.Proxies, ",")}, "ips": {strings.Join(s.IPs, ",")}}
+	var out SubAccount
+	err := c.post(ctx, "/api/sub/create/", params, &out)
+	return out, err
+}
+
+// EditSubAccount changes a sub-account.
+func (c *Client) EditSubAccount(ctx context.Context, username string, ch SubAccountChange) (SubAccount, error) {
+	params := url.Values{"username": {username}}
+	if ch.Password != nil {
+		params.Set("password", *ch.Password)
+	}
+	if ch.Proxies != nil {
+		params.Set("proxies", strings.Join(*ch.Proxies, ","))
+	}
+	if ch.IPs != nil {
+		params.Set("ips", strings.Join(*ch.IPs, ","))
+	}
+	if ch.Active != nil {
+		params.Set("active", strconv.FormatBool(*ch.Active))
+	}
+	var out SubAccount
+	err := c.post(ctx, "/api/sub/edit/", params, &out)
+	return out, err
+}
+
+// DeleteSubAccount deletes a sub-account.
+func (c *Client) DeleteSubAccount(ctx context.Context, username string) error {
+	return c.post(ctx, "/api/sub/delete/", url.Values{"username": {username}}, nil)
+}
+
+// Usage returns the traffic per day and proxy server, of the account and each sub-account, between
+// from and to (YYYY-MM-DD, inclusive; "" for no bound).
+func (c *Client) Usage(ctx context.Context, from, to string) ([]UsageRow, error) {
+	params := url.Values{}
+	if from != "" {
+		params.Set("from", from)
+	}
+	if to != "" {
+		params.Set("to", to)
+	}
+	var out struct{ Usage []UsageRow }
+	err := c.get(ctx, "/api/usage/", params, &out)
+	return out.Usage, err
+}

@@ -1,0 +1,149 @@
+package client_test
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/exitmesh/exitmesh/client"
+	"github.com/exitmesh/exitmesh/internal/auth"
+	"github.com/exitmesh/exitmesh/internal/config"
+	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/node"
+)
+
+// realAPI starts a real node (SQLite, HTTPS API with its generated certificate) with one account,
+// alice, and returns a client of it as alice.
+func realAPI(t *testing.T, password string) (*client.Client, func(pw string) *client.Client) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+store: sqlite:%s/exitmesh.db
+api: {listen: "127.0.0.1:0"}
+metrics: {listen: "off"}
+proxies:
+  - {name: us-ca, listen: "127.0.0.1:0", address: "us-ca.example.net:31280", country: US, exits: [{ip: 127.0.0.2}]}
+  - {name: world, listen: "127.0.0.1:0", address: "world.example.net:31281", exits: [{ip: 127.0.0.3}]}
+plans: [{name: small, proxies: 1, subs: 2, ips: 2, hostnames: 1, bandwidth: 0}]
+`, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Close(ctx)
+	})
+	hash, _ := auth.HashPassword("alice-password")
+	if _, err := n.Store().CreateAccount(context.Background(), domain.NewAccount{Username: "alice", PasswordHash: hash,
+		Plan: "small", Confirmed: true}); err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(filepath.Join(dir, "exitmesh-api.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	as := func(pw string) *client.Client {
+		c, err := client.New("https://"+n.APIAddr(), "alice", pw, client.WithRootCAs(pool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	return as(password), as
+}
+
+func TestAgainstTheRealServer(t *testing.T) {
+	c, as := realAPI(t, "alice-password")
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ip, err := c.CallerIP(ctx)
+	must(err)
+	if ip != "127.0.0.1" {
+		t.Errorf("CallerIP = %q", ip)
+	}
+	added, err := c.AddIP(ctx, "")
+	must(err)
+	_, err = c.AddIP(ctx, "192.0.2.5")
+	must(err)
+	ips, err := c.IPs(ctx)
+	must(err)
+	if added != "127.0.0.1" || !slices.Equal(ips, []string{"127.0.0.1", "192.0.2.5"}) {
+		t.Errorf("AddIP = %q, IPs = %v", added, ips)
+	}
+	if _, err := c.AddIP(ctx, "192.0.2.5"); !errors.Is(err, client.ErrBadRequest) || err.(*client.Error).Message != "IP address is already authorized." {
+		t.Errorf("duplicate AddIP: %v, want ErrBadRequest with the server's sentence", err)
+	}
+	if _, err := c.AddIP(ctx, "192.0.2.6"); !errors.Is(err, client.ErrPaymentRequired) {
+		t.Errorf("third IP on a plan of 2: %v, want ErrPaymentRequired", err)
+	}
+	must(c.DeleteIP(ctx, "192.0.2.5"))
+
+	avail, err := c.AvailableProxies(ctx)
+	must(err)
+	if len(avail) != 2 || avail[0] != (client.ProxyServer{Name: "us-ca", Address: "us-ca.example.net:31280", Country: "US"}) {
+		t.Errorf("AvailableProxies = %+v", avail)
+	}
+	addr, err := c.AddProxy(ctx, "us-ca")
+	must(err)
+	proxies, err := c.Proxies(ctx)
+	must(err)
+	if addr != "us-ca.example.net:31280" || !slices.Equal(proxies, []string{addr}) {
+		t.Errorf("AddProxy = %q, Proxies = %v", addr, proxies)
+	}
+
+	sub, err := c.CreateSubAccount(ctx, client.NewSubAccount{Username: "alice-bot", Password: "bot-password", Proxies: []string{"us-ca"}, IPs: []string{"127.0.0.1"}})
+	must(err)
+	if sub.Username != "alice-bot" || !sub.Active || !slices.Equal(sub.Proxies, []string{addr}) || !slices.Equal(sub.IPs, []string{"127.0.0.1"}) {
+		t.Errorf("CreateSubAccount = %+v", sub)
+	}
+	inactive, none := false, []string{}
+	sub, err = c.EditSubAccount(ctx, "alice-bot", client.SubAccountChange{Active: &inactive, IPs: &none})
+	must(err)
+	if sub.Active || len(sub.IPs) != 0 || len(sub.Proxies) != 1 {
+		t.Errorf("EditSubAccount = %+v, want inactive, no IPs, proxies unchanged", sub)
+	}
+	subs, err := c.SubAccounts(ctx)
+	must(err)
+	if len(subs) != 1 || subs[0].Username != "alice-bot" {
+		t.Errorf("SubAccounts = %+v", subs)
+	}
+	if _, err := c.EditSubAccount(ctx, "nobody", client.SubAccountChange{Active: &inactive}); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("edit of an unknown sub-account: %v, want ErrNotFound", err)
+	}
+	if _, err := c.EditSubAccount(ctx, "alice", client.SubAccountChange{Active: &inactive}); !errors.Is(err, client.ErrForbidden) {
+		t.Errorf("edit of the account itself: %v, want ErrForbidden", err)
+	}
+	must(c.DeleteSubAccount(ctx, "alice-bot"))
+	must(c.DeleteProxy(ctx, addr))
+
+	usage, err := c.Usage(ctx, "2026-01-01", "2026-12-31")
+	must(err)
+	if len(usage) != 0 { // no traffic went through the proxies
+		t.Errorf("Usage = %v, want no rows", usage)
+	}
+	if _, err := c.Usage(ctx, "yesterday", ""); !errors.Is(err, client.ErrBadRequest) {
+		t.Errorf("bad date: %v, want ErrBadRequest", err)
+	}
+	if _, err := as("wrong-password").IPs(ctx); !errors.Is(err, client.ErrUnauthorized) {
+		t.Errorf("wrong password: %v, want ErrUnauthorized", err)
+	}
+}
