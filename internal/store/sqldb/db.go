@@ -15,7 +15,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -25,8 +24,8 @@ import (
 type Dialect struct {
 	// Name names the backend in error messages ("sqlite", "postgres").
 	Name string
-	// Migrations holds the schema as NNNN_name.sql files at its root, applied in order at Open.
-	Migrations fs.FS
+	// IDColumn replaces {{ID}} in the migrations: a generated, never reused BIGINT primary key.
+	IDColumn string
 	// MigrationLock, if not empty, is executed first in every migration transaction, so that nodes
 	// starting together apply each migration once (PostgreSQL: SELECT pg_advisory_xact_lock(…)).
 	MigrationLock string
@@ -51,8 +50,8 @@ var _ domain.Store = (*DB)(nil)
 // Open applies the dialect's pending migrations to db and returns a store using it. The store owns
 // db from then on (Close closes it); if Open fails, the caller still owns it.
 func Open(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
-	if d.IsUniqueViolation == nil || d.Migrations == nil {
-		return nil, fmt.Errorf("%s store: dialect needs Migrations and IsUniqueViolation", d.Name)
+	if d.IsUniqueViolation == nil || d.IDColumn == "" {
+		return nil, fmt.Errorf("%s store: dialect needs IDColumn and IsUniqueViolation", d.Name)
 	}
 	s := &DB{sql: db, dialect: d}
 	if err := s.migrate(ctx); err != nil {

@@ -3,11 +3,13 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"fmt"
 	"io/fs"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // migration is one schema step read from a NNNN_name.sql file.
@@ -18,6 +20,18 @@ type migration struct {
 }
 
 var migrationFile = regexp.MustCompile(`^(\d{4})_[a-z0-9_]+\.sql$`)
+
+//go:embed migrations/*.sql
+var schema embed.FS
+
+// schemaFS is the schema's migrations: NNNN_name.sql, applied in order at Open.
+func schemaFS() fs.FS {
+	sub, err := fs.Sub(schema, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory exists: go:embed checked it at build time
+	}
+	return sub
+}
 
 // readMigrations returns the migrations in fsys, sorted by version.
 func readMigrations(fsys fs.FS) ([]migration, error) {
@@ -50,7 +64,7 @@ func readMigrations(fsys fs.FS) ([]migration, error) {
 // migrate applies every migration not yet recorded in schema_migrations, each in its own
 // transaction, and refuses a database that a newer exitmesh has migrated further.
 func (db *DB) migrate(ctx context.Context) error {
-	ms, err := readMigrations(db.dialect.Migrations)
+	ms, err := readMigrations(schemaFS())
 	if err != nil {
 		return err
 	}
@@ -77,7 +91,7 @@ func (db *DB) applyMigration(ctx context.Context, tx *sql.Tx, m migration) error
 	if err != nil || n > 0 {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+	if _, err := tx.ExecContext(ctx, strings.ReplaceAll(m.sql, "{{ID}}", db.dialect.IDColumn)); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.version)

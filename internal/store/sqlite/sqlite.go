@@ -7,7 +7,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,9 +21,6 @@ import (
 	"github.com/exitmesh/exitmesh/internal/store/sqldb"
 )
 
-//go:embed migrations/*.sql
-var migrations embed.FS
-
 // pragmas: wait up to 5 s for another writer; WAL lets readers run beside the writer, and under WAL
 // synchronous=NORMAL stays durable across crashes of the process (not of the OS) while being far
 // faster than FULL; _txlock=immediate takes the write lock at BEGIN, so a transaction that reads then
@@ -34,13 +30,9 @@ const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=sy
 
 // Dialect is the SQLite flavour of sqldb.
 func Dialect() sqldb.Dialect {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory exists: go:embed checked it at build time
-	}
 	return sqldb.Dialect{
 		Name:              "sqlite",
-		Migrations:        sub,
+		IDColumn:          "INTEGER PRIMARY KEY AUTOINCREMENT",
 		IsUniqueViolation: isUniqueViolation,
 		IsUnavailable:     isBusy,
 	}
