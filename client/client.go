@@ -136,12 +136,15 @@ func (c *Client) do(ctx context.Context, method, path string, params url.Values,
 			if ctx.Err() != nil {
 				return fmt.Errorf("exitmesh API %s %s: %w", method, path, ctx.Err())
 			}
+			if untrusted := untrustedCertificate(err); untrusted != nil {
+				return untrusted // no retry makes a certificate trusted
+			}
 			if serverFailures++; serverFailures > c.retry.ServerErrorRetries {
 				return &Error{kind: ErrServer, Status: 0, Message: "The API could not be reached: " + err.Error(),
 					Hint: fmt.Sprintf("tried %d times; check the address and the network", serverFailures)}
 			}
-			if err := c.sleep(ctx, c.backoff(serverFailures)); err != nil {
-				return err
+			if serr := c.sleep(ctx, c.backoff(serverFailures)); serr != nil {
+				return fmt.Errorf("exitmesh API %s %s: %w before the API could be reached (last attempt: %v)", method, path, serr, err)
 			}
 			continue
 		}
@@ -218,6 +221,21 @@ func (c *Client) attempt(ctx context.Context, k *call) (*http.Response, error) {
 		req.SetBasicAuth(c.username, c.password)
 	}
 	return c.http.Do(req)
+}
+
+// ErrUntrustedCertificate is returned, without retries, when the API's TLS certificate does not verify.
+var ErrUntrustedCertificate = errors.New("the API's TLS certificate is not trusted")
+
+func untrustedCertificate(err error) error {
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) {
+		return fmt.Errorf("exitmesh API: %w (trust the node's certificate with WithRootCAs, or --cacert on the command line): %v",
+			ErrUntrustedCertificate, err)
+	}
+	return nil
 }
 
 // ErrInsecureRedirect is returned when the server redirects anywhere but https:// on the same host.

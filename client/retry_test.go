@@ -267,3 +267,34 @@ func TestRedirectsOnlyToHTTPSOnTheSameHost(t *testing.T) {
 		})
 	}
 }
+
+func TestUntrustedCertificateFailsAtOnce(t *testing.T) {
+	srv, s := start(t, ok)
+	w := &waits{}
+	c, err := client.New(srv.URL, "alice", "alice-password", client.WithSleep(w.sleep)) // system roots only
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.IPs(context.Background())
+	if !errors.Is(err, client.ErrUntrustedCertificate) || !strings.Contains(err.Error(), "WithRootCAs") {
+		t.Fatalf("error %v, want ErrUntrustedCertificate with a hint", err)
+	}
+	if s.count() != 0 || len(w.d) != 0 {
+		t.Errorf("%d requests reached the handler after %d waits; the password must never be sent and nothing retried", s.count(), len(w.d))
+	}
+}
+
+func TestDeadlineDuringBackoffNamesTheLastFailure(t *testing.T) {
+	srv, _ := start(t, ok)
+	srv.Close() // nothing listens any more
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := client.New(srv.URL, "alice", "alice-password", client.WithHTTPClient(srv.Client()),
+		client.WithSleep(func(context.Context, time.Duration) error { cancel(); return context.Canceled }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.IPs(ctx)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "last attempt") || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("error %v, want the cancellation and the refused connection it interrupted", err)
+	}
+}

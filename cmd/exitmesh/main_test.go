@@ -174,13 +174,17 @@ func TestDemo(t *testing.T) {
 	p.stop(t, os.Interrupt)
 }
 
-const serveConfig = `
+// nodeConfig starts the config of a test node: SQLite in a directory (%s), ports chosen by the
+// system, changes and usage seen within a fifth of a second.
+const nodeConfig = `
 store: sqlite:%s/exitmesh.db
 api: {listen: "127.0.0.1:0"}
 metrics: {listen: "off"}
 sync: {interval: 200ms}
 usage: {flush_interval: 200ms}
-proxies:
+`
+
+const serveConfig = nodeConfig + `proxies:
   - name: us-ca
     listen: "127.0.0.1:0"
     exits: [{ip: 127.0.0.2}, {ip: 127.0.0.3}]

@@ -131,26 +131,24 @@ func ptr[T any](v T) *T { return &v }
 type planFlags struct {
 	proxies, subs, ips, hostnames *int
 	bandwidth                     *string
-	fs                            *flag.FlagSet
+	flagsGiven
 }
 
 func declarePlanFlags(fs *flag.FlagSet) *planFlags {
 	return &planFlags{
-		proxies:   fs.Int("proxies", 0, "proxy servers an account may authorize"),
-		subs:      fs.Int("subs", 0, "sub-accounts"),
-		ips:       fs.Int("ips", 0, "authorized IPs"),
-		hostnames: fs.Int("hostnames", 0, "authorized hostnames"),
-		bandwidth: fs.String("bandwidth", "0", "monthly bandwidth (0 = unlimited)"),
-		fs:        fs,
+		proxies:    fs.Int("proxies", 0, "proxy servers an account may authorize"),
+		subs:       fs.Int("subs", 0, "sub-accounts"),
+		ips:        fs.Int("ips", 0, "authorized IPs"),
+		hostnames:  fs.Int("hostnames", 0, "authorized hostnames"),
+		bandwidth:  fs.String("bandwidth", "0", "monthly bandwidth (0 = unlimited)"),
+		flagsGiven: flagsGiven{fs},
 	}
 }
 
 // apply writes the given flags into p; with onlySet, flags not on the command line are left alone.
 func (f *planFlags) apply(p *domain.Plan, onlySet bool) error {
-	set := map[string]bool{}
-	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	assign := func(name string, dst *int, v int) {
-		if !onlySet || set[name] {
+		if !onlySet || f.given(name) {
 			*dst = v
 		}
 	}
@@ -158,7 +156,7 @@ func (f *planFlags) apply(p *domain.Plan, onlySet bool) error {
 	assign("subs", &p.MaxSubs, *f.subs)
 	assign("ips", &p.MaxIPs, *f.ips)
 	assign("hostnames", &p.MaxHostnames, *f.hostnames)
-	if !onlySet || set["bandwidth"] {
+	if !onlySet || f.given("bandwidth") {
 		size, err := config.ParseSize(*f.bandwidth)
 		if err != nil {
 			return usagef("--bandwidth: %s", err)
@@ -247,38 +245,71 @@ func table(w io.Writer, head []string, n int, row func(i int) []any) error {
 	return tw.Flush()
 }
 
-// passwordFlags reads a password from --password or, with --password-stdin, the first line of stdin.
+// passwordFlags reads a password from --NAME or, with --NAME-stdin, the first line of stdin.
 type passwordFlags struct {
+	name      string
 	value     *string
 	fromStdin *bool
 }
 
-func declarePasswordFlags(fs *flag.FlagSet) passwordFlags {
+func declarePasswordFlags(fs *flag.FlagSet, name, whose string) passwordFlags {
 	return passwordFlags{
-		value:     fs.String("password", "", "the password (visible to other local users: prefer --password-stdin)"),
-		fromStdin: fs.Bool("password-stdin", false, "read the password from the first line of standard input"),
+		name:      name,
+		value:     fs.String(name, "", whose+" (visible to other local users: prefer --"+name+"-stdin)"),
+		fromStdin: fs.Bool(name+"-stdin", false, "read "+whose+" from the first line of standard input"),
 	}
+}
+
+// read returns the password given, if one was.
+func (f passwordFlags) read(stdin io.Reader) (pw string, given bool, err error) {
+	switch {
+	case *f.fromStdin && *f.value != "":
+		return "", false, usagef("give either --%s or --%s-stdin, not both", f.name, f.name)
+	case *f.fromStdin:
+		pw, err = readLine(stdin)
+		return pw, err == nil, err
+	}
+	return *f.value, *f.value != "", nil
+}
+
+// required returns the password given, or says that one is required.
+func (f passwordFlags) required(stdin io.Reader) (string, error) {
+	pw, given, err := f.read(stdin)
+	if err == nil && !given {
+		err = usagef("a password is required: --%s-stdin or --%s P", f.name, f.name)
+	}
+	return pw, err
 }
 
 // hash returns the argon2id hash of the given password after checking it.
 func (f passwordFlags) hash(stdin io.Reader) (string, error) {
-	pw := *f.value
-	switch {
-	case *f.fromStdin && pw != "":
-		return "", usagef("give either --password or --password-stdin, not both")
-	case *f.fromStdin:
-		line, err := bufio.NewReader(io.LimitReader(stdin, 1024)).ReadString('\n')
-		if err != nil && err != io.EOF {
-			return "", fmt.Errorf("read password from stdin: %w", err)
-		}
-		pw = strings.TrimRight(line, "\r\n")
-	case pw == "":
-		return "", usagef("a password is required: --password-stdin or --password P")
+	pw, err := f.required(stdin)
+	if err != nil {
+		return "", err
 	}
 	if err := domain.ValidatePassword(pw); err != nil {
 		return "", err
 	}
 	return auth.HashPassword(pw)
+}
+
+// readLine reads a password from the first line of r.
+func readLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 1024)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// flagsGiven tells a flag given on the command line from one left alone, so --ips "" clears a list
+// where no --ips keeps it.
+type flagsGiven struct{ fs *flag.FlagSet }
+
+func (g flagsGiven) given(name string) bool {
+	found := false
+	g.fs.Visit(func(fl *flag.Flag) { found = found || fl.Name == name })
+	return found
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
@@ -297,7 +328,7 @@ func accountCreate(fs *flag.FlagSet) func(*admin, []string) error {
 	proxies := fs.String("proxies", "", "proxy servers to authorize, comma-separated")
 	ips := fs.String("ips", "", "client IPs to authorize, comma-separated")
 	unconfirmed := fs.Bool("unconfirmed", false, "create the account unconfirmed")
-	pw := declarePasswordFlags(fs)
+	pw := declarePasswordFlags(fs, "password", "the password")
 	return func(a *admin, pos []string) error {
 		if err := wantArgs(pos, 1, "account create USERNAME"); err != nil {
 			return err
@@ -421,7 +452,7 @@ func accountSetPlan(*flag.FlagSet) func(*admin, []string) error {
 }
 
 func accountResetPassword(fs *flag.FlagSet) func(*admin, []string) error {
-	pw := declarePasswordFlags(fs)
+	pw := declarePasswordFlags(fs, "password", "the password")
 	return func(a *admin, pos []string) error {
 		if err := wantArgs(pos, 1, "account reset-password USERNAME"); err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/exitmesh/exitmesh/client"
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
@@ -45,6 +46,15 @@ Usage:
   exitmesh admin COMMAND ...               operator commands against the store
   exitmesh version
 
+Account commands (the account API; --api/--user/--password or EXITMESH_API/_USER/_PASSWORD,
+--cacert FILE or EXITMESH_CACERT, --json):
+  exitmesh ip | ips | ip add [IP] | ip delete IP
+  exitmesh hostnames | hostname add H | hostname delete H
+  exitmesh proxies [--available] | proxy add P | proxy delete P
+  exitmesh subs | sub create USER (--sub-password-stdin | --sub-password P) [--proxies a,b] [--ips ...]
+  exitmesh sub edit USER [--sub-password...] [--proxies a,b] [--ips ...] [--active true|false]
+  exitmesh sub delete USER | usage [--from DATE] [--to DATE]
+
 Run "exitmesh admin --help" for the operator commands.
 `
 
@@ -60,11 +70,27 @@ func Main(ctx context.Context, args []string, stdio IO) int {
 		return exitUsage
 	default:
 		fmt.Fprintf(stdio.Stderr, "exitmesh: %s\n", oneLine(err))
-		if code := domain.ErrorCode(err); code != domain.EINTERNAL && code != domain.EUNAVAILABLE {
+		return failureStatus(err)
+	}
+}
+
+// failureStatus tells "your request was wrong" (refused: fix it) from "the service failed" (retry),
+// for the store's errors and for the account API's alike.
+func failureStatus(err error) int {
+	for _, refused := range []error{client.ErrBadRequest, client.ErrUnauthorized, client.ErrPaymentRequired,
+		client.ErrForbidden, client.ErrNotFound, client.ErrMethodNotAllowed} {
+		if errors.Is(err, refused) {
 			return exitRefused
 		}
+	}
+	var apiErr *client.Error
+	if errors.As(err, &apiErr) {
 		return exitFailed
 	}
+	if code := domain.ErrorCode(err); code != domain.EINTERNAL && code != domain.EUNAVAILABLE {
+		return exitRefused
+	}
+	return exitFailed
 }
 
 // oneLine keeps error output to the single line the operator interface promises.
@@ -88,6 +114,9 @@ func run(ctx context.Context, args []string, stdio IO) error {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdio.Stdout, topUsage)
 		return nil
+	}
+	if isAccountCommand(args[0]) {
+		return runAccount(ctx, args, stdio)
 	}
 	return usagef("unknown command %q", args[0])
 }

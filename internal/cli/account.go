@@ -1,0 +1,294 @@
+package cli
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/exitmesh/exitmesh/client"
+)
+
+// The customer commands: the account API through the Go client, for people and scripts.
+
+// accountCmd is a customer command: its synopsis, how many positional arguments it takes (checked
+// before the credentials, so a wrong command line is reported as such), and its flags, declared by
+// flags, which returns what the command does: the value printed by --json and the text for people.
+type accountCmd struct {
+	synopsis         string
+	minArgs, maxArgs int
+	flags            func(fs *flag.FlagSet) accountRun
+}
+
+type accountRun func(a *accountCall, pos []string) (out any, text string, err error)
+
+// args makes a command of run that takes between lo and hi positional arguments and no flags.
+func args(lo, hi int, synopsis string, run accountRun) accountCmd {
+	return accountCmd{synopsis: synopsis, minArgs: lo, maxArgs: hi, flags: func(*flag.FlagSet) accountRun { return run }}
+}
+
+var accountCmds = map[string]accountCmd{
+	"ip":              args(0, 0, "ip", func(a *accountCall, _ []string) (any, string, error) { return oneIP(a.c.CallerIP(a.ctx)) }),
+	"ips":             args(0, 0, "ips", listIPs),
+	"ip add":          args(0, 1, "ip add [IP]", ipAdd),
+	"ip delete":       args(1, 1, "ip delete IP", ipDelete),
+	"hostnames":       args(0, 0, "hostnames", listHostnames),
+	"hostname add":    args(1, 1, "hostname add HOSTNAME", hostnameAdd),
+	"hostname delete": args(1, 1, "hostname delete HOSTNAME", hostnameDelete),
+	"proxies":         {"proxies [--available]", 0, 0, proxiesCmd},
+	"proxy add":       args(1, 1, "proxy add PROXY", proxyAdd),
+	"proxy delete":    args(1, 1, "proxy delete PROXY", proxyDelete),
+	"subs":            args(0, 0, "subs", listSubs),
+	"sub create":      {"sub create USERNAME (--sub-password-stdin | --sub-password P) [--proxies A,B] [--ips A,B]", 1, 1, subCreate},
+	"sub edit":        {"sub edit USERNAME [--sub-password-stdin | --sub-password P] [--proxies A,B] [--ips A,B] [--active BOOL]", 1, 1, subEdit},
+	"sub delete":      args(1, 1, "sub delete USERNAME", subDelete),
+	"usage":           {"usage [--from YYYY-MM-DD] [--to YYYY-MM-DD]", 0, 0, usageCmd},
+}
+
+// isAccountCommand reports whether word starts a customer command.
+func isAccountCommand(word string) bool {
+	for name := range accountCmds {
+		if name == word || strings.HasPrefix(name, word+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// accountCall is a running customer command.
+type accountCall struct {
+	ctx context.Context
+	c   *client.Client
+	io  IO
+}
+
+func runAccount(ctx context.Context, args []string, stdio IO) error {
+	name, rest := args[0], args[1:]
+	if len(args) > 1 {
+		if _, ok := accountCmds[args[0]+" "+args[1]]; ok {
+			name, rest = args[0]+" "+args[1], args[2:]
+		}
+	}
+	cmd, ok := accountCmds[name]
+	if !ok {
+		return usagef("unknown command %q", strings.Join(args[:min(2, len(args))], " "))
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	api := fs.String("api", os.Getenv("EXITMESH_API"), "the account API, https://HOST:PORT (env EXITMESH_API)")
+	user := fs.String("user", os.Getenv("EXITMESH_USER"), "the account's username (env EXITMESH_USER)")
+	password := fs.String("password", os.Getenv("EXITMESH_PASSWORD"), "the account's password (env EXITMESH_PASSWORD)")
+	cacert := fs.String("cacert", os.Getenv("EXITMESH_CACERT"), "PEM certificates to trust, e.g. a node's exitmesh-api.crt (env EXITMESH_CACERT)")
+	asJSON := fs.Bool("json", false, "print the API's JSON instead of text")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long, retries included")
+	run := cmd.flags(fs)
+	pos, err := parseArgs(fs, rest, stdio.Stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) < cmd.minArgs || len(pos) > cmd.maxArgs {
+		return usagef("want %s", cmd.synopsis)
+	}
+	for flagName, v := range map[string]string{"--api (or EXITMESH_API)": *api, "--user (or EXITMESH_USER)": *user, "--password (or EXITMESH_PASSWORD)": *password} {
+		if v == "" {
+			return usagef("%s is required", flagName)
+		}
+	}
+	var opts []client.Option
+	if *cacert != "" {
+		pem, err := os.ReadFile(*cacert)
+		if err != nil {
+			return fmt.Errorf("--cacert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return usagef("--cacert %s holds no PEM certificate", *cacert)
+		}
+		opts = append(opts, client.WithRootCAs(pool))
+	}
+	c, err := client.New(*api, *user, *password, opts...)
+	if err != nil {
+		return usagef("%s", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	out, text, err := run(&accountCall{ctx: ctx, c: c, io: stdio}, pos)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if out == nil {
+			out = struct{}{}
+		}
+		enc := json.NewEncoder(stdio.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if text != "" {
+		fmt.Fprintln(stdio.Stdout, text)
+	}
+	return nil
+}
+
+func oneIP(ip string, err error) (any, string, error) {
+	return map[string]string{"ip": ip}, ip, err
+}
+
+func listIPs(a *accountCall, _ []string) (any, string, error) {
+	ips, err := a.c.IPs(a.ctx)
+	return map[string][]string{"ips": nonNil(ips)}, strings.Join(ips, "\n"), err
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func ipAdd(a *accountCall, pos []string) (any, string, error) {
+	ip := ""
+	if len(pos) == 1 {
+		ip = pos[0]
+	}
+	added, err := a.c.AddIP(a.ctx, ip)
+	return map[string]string{"ip": added}, "authorized " + added, err
+}
+
+func ipDelete(a *accountCall, pos []string) (any, string, error) {
+	return nil, "deleted " + pos[0], a.c.DeleteIP(a.ctx, pos[0])
+}
+
+func listHostnames(a *accountCall, _ []string) (any, string, error) {
+	hs, err := a.c.Hostnames(a.ctx)
+	var b strings.Builder
+	table(&b, []string{"HOSTNAME", "IP"}, len(hs), func(i int) []any { return []any{hs[i].Hostname, dash(hs[i].IP)} })
+	return map[string][]client.Hostname{"hostnames": nonNil(hs)}, strings.TrimRight(b.String(), "\n"), err
+}
+
+func hostnameAdd(a *accountCall, pos []string) (any, string, error) {
+	h, err := a.c.AddHostname(a.ctx, pos[0])
+	return h, fmt.Sprintf("authorized %s (%s)", h.Hostname, dash(h.IP)), err
+}
+
+func hostnameDelete(a *accountCall, pos []string) (any, string, error) {
+	return nil, "deleted " + pos[0], a.c.DeleteHostname(a.ctx, pos[0])
+}
+
+func proxiesCmd(fs *flag.FlagSet) accountRun {
+	available := fs.Bool("available", false, "list every proxy server of the network")
+	return func(a *accountCall, _ []string) (any, string, error) {
+		if !*available {
+			ps, err := a.c.Proxies(a.ctx)
+			return map[string][]string{"proxies": nonNil(ps)}, strings.Join(ps, "\n"), err
+		}
+		ps, err := a.c.AvailableProxies(a.ctx)
+		var b strings.Builder
+		table(&b, []string{"NAME", "ADDRESS", "COUNTRY"}, len(ps), func(i int) []any { return []any{ps[i].Name, ps[i].Address, dash(ps[i].Country)} })
+		return map[string][]client.ProxyServer{"proxies": nonNil(ps)}, strings.TrimRight(b.String(), "\n"), err
+	}
+}
+
+func proxyAdd(a *accountCall, pos []string) (any, string, error) {
+	addr, err := a.c.AddProxy(a.ctx, pos[0])
+	return map[string]string{"proxy": addr}, "authorized " + addr, err
+}
+
+func proxyDelete(a *accountCall, pos []string) (any, string, error) {
+	return nil, "deleted " + pos[0], a.c.DeleteProxy(a.ctx, pos[0])
+}
+
+func subsText(subs []client.SubAccount) string {
+	var b strings.Builder
+	table(&b, []string{"USERNAME", "ACTIVE", "PROXIES", "IPS"}, len(subs), func(i int) []any {
+		s := subs[i]
+		return []any{s.Username, s.Active, dash(strings.Join(s.Proxies, ",")), dash(strings.Join(s.IPs, ","))}
+	})
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func listSubs(a *accountCall, _ []string) (any, string, error) {
+	subs, err := a.c.SubAccounts(a.ctx)
+	return map[string][]client.SubAccount{"subs": nonNil(subs)}, subsText(subs), err
+}
+
+// subFlags are the flags of sub create and sub edit.
+type subFlags struct {
+	password             passwordFlags
+	proxies, ips, active *string
+	flagsGiven
+}
+
+func declareSubFlags(fs *flag.FlagSet) *subFlags {
+	return &subFlags{
+		password:   declarePasswordFlags(fs, "sub-password", "the sub-account's password"),
+		proxies:    fs.String("proxies", "", "proxy servers (names or addresses), comma-separated"),
+		ips:        fs.String("ips", "", "authorized IPs of the account, comma-separated"),
+		active:     fs.String("active", "", "true or false"),
+		flagsGiven: flagsGiven{fs},
+	}
+}
+
+func subCreate(fs *flag.FlagSet) accountRun {
+	f := declareSubFlags(fs)
+	return func(a *accountCall, pos []string) (any, string, error) {
+		pw, err := f.password.required(a.io.Stdin)
+		if err != nil {
+			return nil, "", err
+		}
+		sub, err := a.c.CreateSubAccount(a.ctx, client.NewSubAccount{Username: pos[0], Password: pw,
+			Proxies: splitList(*f.proxies), IPs: splitList(*f.ips)})
+		return sub, subsText([]client.SubAccount{sub}), err
+	}
+}
+
+func subEdit(fs *flag.FlagSet) accountRun {
+	f := declareSubFlags(fs)
+	return func(a *accountCall, pos []string) (any, string, error) {
+		var ch client.SubAccountChange
+		pw, given, err := f.password.read(a.io.Stdin)
+		if err != nil {
+			return nil, "", err
+		}
+		if given {
+			ch.Password = &pw
+		}
+		if f.given("proxies") {
+			ch.Proxies = ptr(splitList(*f.proxies))
+		}
+		if f.given("ips") {
+			ch.IPs = ptr(splitList(*f.ips))
+		}
+		if f.given("active") {
+			b, err := strconv.ParseBool(*f.active)
+			if err != nil {
+				return nil, "", usagef("--active takes true or false")
+			}
+			ch.Active = &b
+		}
+		sub, err := a.c.EditSubAccount(a.ctx, pos[0], ch)
+		return sub, subsText([]client.SubAccount{sub}), err
+	}
+}
+
+func subDelete(a *accountCall, pos []string) (any, string, error) {
+	return nil, "deleted " + pos[0], a.c.DeleteSubAccount(a.ctx, pos[0])
+}
+
+func usageCmd(fs *flag.FlagSet) accountRun {
+	from := fs.String("from", "", "first day, YYYY-MM-DD")
+	to := fs.String("to", "", "last day, YYYY-MM-DD")
+	return func(a *accountCall, _ []string) (any, string, error) {
+		rows, err := a.c.Usage(a.ctx, *from, *to)
+		var b strings.Builder
+		table(&b, []string{"DAY", "SUB-ACCOUNT", "PROXY", "BYTES-IN", "BYTES-OUT", "REQUESTS", "TUNNELS"}, len(rows), func(i int) []any {
+			r := rows[i]
+			return []any{r.Day, dash(r.SubAccount), r.Proxy, r.BytesIn, r.BytesOut, r.Requests, r.Tunnels}
+		})
+		return map[string][]client.UsageRow{"usage": nonNil(rows)}, strings.TrimRight(b.String(), "\n"), err
+	}
+}
