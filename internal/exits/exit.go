@@ -21,6 +21,7 @@ type Exit struct {
 
 	dialer    *egress.Dialer
 	transport *http.Transport
+	health    health
 }
 
 // NewLocal returns an exit that binds ip as the source address of every connection it makes, through

@@ -34,46 +34,76 @@ type Choice struct {
 	NotFound netip.Addr
 }
 
-// ChooseExit picks an exit for one request: the pinned or preferred IP when it is eligible, otherwise
-// one chosen uniformly at random among the eligible exits. An exit is eligible unless the client
-// excluded it or it is outside the requested country. A pin that cannot be honoured is reported in
-// Choice.NotFound and the request is served by another exit, as ProxyMesh clients expect.
+// ChooseExit picks an exit for one request: the pinned IP, the session's exit or the preferred IP,
+// in that order, when it is usable; otherwise one chosen uniformly at random among the usable exits
+// of the active set (or among all usable exits when none of the active set is). An exit is usable
+// when it is healthy, the client did not exclude it and it is in the requested country. A pin that
+// cannot be honoured is reported in Choice.NotFound and the request is served by another exit, as
+// ProxyMesh clients expect. A pin must name an active exit; a session keeps its exit even after
+// turnover retired it, so turnover never moves a session.
 func (p *Pool) ChooseExit(s Steering) (Choice, error) {
 	var c Choice
-	if want := s.pin(); want.IsValid() {
-		for _, e := range p.exits {
-			if e.IP == want && s.eligible(e) {
-				c.Exit = e
-				return c, nil
-			}
-		}
-		if s.IP.IsValid() {
-			c.NotFound = s.IP
+	if e := p.find(s.IP, s, true); e != nil {
+		c.Exit = e
+		return c, nil
+	}
+	if s.IP.IsValid() {
+		c.NotFound = s.IP
+	} else if e := p.find(s.sessionIP, s, false); e != nil {
+		c.Exit = e
+		return c, nil
+	} else if e := p.find(s.PreferIP, s, true); e != nil {
+		c.Exit = e
+		return c, nil
+	}
+	if c.Exit = p.random(s, true); c.Exit == nil {
+		c.Exit = p.random(s, false)
+	}
+	switch {
+	case c.Exit != nil:
+		return c, nil
+	case s.Country != "":
+		return c, ErrNoCountryExit
+	default:
+		return c, ErrNoExit
+	}
+}
+
+// find returns the usable exit with IP ip, if any; with activeOnly, only from the active set.
+func (p *Pool) find(ip netip.Addr, s Steering, activeOnly bool) *Exit {
+	if !ip.IsValid() {
+		return nil
+	}
+	for _, e := range p.exits {
+		if e.IP == ip && s.usable(e) && (!activeOnly || e.Active()) {
+			return e
 		}
 	}
+	return nil
+}
+
+// random returns a usable exit chosen uniformly at random, or nil; with activeOnly, from the active
+// set. It counts, then walks: no allocation per request.
+func (p *Pool) random(s Steering, activeOnly bool) *Exit {
 	n := 0
 	for _, e := range p.exits {
-		if s.eligible(e) {
+		if s.usable(e) && (!activeOnly || e.Active()) {
 			n++
 		}
 	}
 	if n == 0 {
-		if s.Country != "" {
-			return c, ErrNoCountryExit
-		}
-		return c, ErrNoExit
+		return nil
 	}
 	k := rand.IntN(n)
 	for _, e := range p.exits {
-		if s.eligible(e) {
+		if s.usable(e) && (!activeOnly || e.Active()) {
 			if k == 0 {
-				c.Exit = e
-				break
+				return e
 			}
 			k--
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // CloseIdle closes idle origin connections of every exit.

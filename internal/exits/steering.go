@@ -30,18 +30,15 @@ type Steering struct {
 	PreferIP netip.Addr   // use this exit if available
 	NotIPs   []netip.Addr // never these exits
 	Country  string       // only exits in this country (upper-case)
+	Session  string       // keep one exit for requests with this session id (see Sessions)
 	Timeout  time.Duration
+
+	sessionIP netip.Addr // the session's exit, filled in by Sessions.Choose
 }
 
-func (s *Steering) pin() netip.Addr {
-	if s.IP.IsValid() {
-		return s.IP
-	}
-	return s.PreferIP
-}
-
-func (s *Steering) eligible(e *Exit) bool {
-	if s.Country != "" && e.Country != s.Country {
+// usable reports whether e may serve this request: healthy, not excluded, in the country asked for.
+func (s *Steering) usable(e *Exit) bool {
+	if !e.Healthy() || s.Country != "" && e.Country != s.Country {
 		return false
 	}
 	for _, ip := range s.NotIPs {
@@ -79,6 +76,12 @@ func ParseSteering(h http.Header, maxTimeout time.Duration) (Steering, error) {
 			return s, &SteeringError{HeaderCountry, v, "is not a two-letter country code"}
 		}
 		s.Country = strings.ToUpper(v)
+	}
+	if v := strings.TrimSpace(h.Get(HeaderSession)); v != "" {
+		if !isSessionID(v) {
+			return s, &SteeringError{HeaderSession, v, "must be 1 to 64 letters, digits, _ or ."}
+		}
+		s.Session = v
 	}
 	if v := h.Get(HeaderTimeout); v != "" {
 		secs, err := strconv.ParseFloat(strings.TrimSpace(v), 64)

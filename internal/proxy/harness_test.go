@@ -97,6 +97,23 @@ type env struct {
 	proxyConns atomic.Int64
 	mux        *http.ServeMux // extra origin routes for a test
 	srv        *proxy.Server
+	pool       *exits.Pool
+
+	downMu sync.Mutex // guards down
+	down   map[netip.Addr]bool
+}
+
+// setDown makes every connection from exit ip fail, as when its address is taken away, or restores it.
+func (e *env) setDown(ip string, down bool) {
+	e.downMu.Lock()
+	defer e.downMu.Unlock()
+	e.down[netip.MustParseAddr(ip)] = down
+}
+
+func (e *env) isDown(ip netip.Addr) bool {
+	e.downMu.Lock()
+	defer e.downMu.Unlock()
+	return e.down[ip]
 }
 
 type envOption func(*proxy.Config, *egress.Dialer)
@@ -106,7 +123,7 @@ type envOption func(*proxy.Config, *egress.Dialer)
 // destinations are really dialled: any other is refused by the hook before a packet is sent.
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, dials: &dialLog{}, mux: http.NewServeMux()}
+	e := &env{t: t, dials: &dialLog{}, mux: http.NewServeMux(), down: map[netip.Addr]bool{}}
 	e.mux.Handle("/", origin.Handler())
 	e.origin = httptest.NewUnstartedServer(e.mux)
 	e.origin.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -132,6 +149,9 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		},
 		DialTCP: func(ctx context.Context, local, remote netip.AddrPort) (net.Conn, error) {
 			e.dials.record(remote)
+			if e.isDown(local.Addr()) {
+				return nil, fmt.Errorf("exit %s is down (test)", local.Addr())
+			}
 			if !remote.Addr().IsLoopback() {
 				return nil, fmt.Errorf("test hook refuses non-loopback %s", remote)
 			}
@@ -150,6 +170,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		ex = append(ex, exits.NewLocal(netip.MustParseAddr(ip), exitCountry[ip], dialer))
 	}
 	cfg.Pool = exits.NewPool(ex)
+	e.pool = cfg.Pool
 	srv := proxy.New(cfg)
 	e.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

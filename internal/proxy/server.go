@@ -31,6 +31,7 @@ type Config struct {
 	Accounts *auth.View
 	Usage    *usage.Recorder // nil: usage is not recorded
 	Bans     *bans.Tracker   // shared with the node's other servers; nil: nobody is banned
+	Sessions *exits.Sessions // sticky sessions; nil: a table with SessionTTL and MaxSessions
 	Metrics  *metrics.Metrics
 	Log      *slog.Logger
 
@@ -40,6 +41,8 @@ type Config struct {
 	ReadHeader       time.Duration // default 10s
 	Idle             time.Duration // default 90s: keep-alive idle on client connections
 	MaxHeaderBytes   int           // default 64 KiB
+	SessionTTL       time.Duration // default 10m: a sticky session's life after its last request
+	MaxSessions      int           // default 100,000 sessions remembered
 }
 
 func (c *Config) applyDefaults() {
@@ -53,8 +56,15 @@ func (c *Config) applyDefaults() {
 	def(&c.TunnelIdle, 10*time.Minute)
 	def(&c.ReadHeader, 10*time.Second)
 	def(&c.Idle, 90*time.Second)
+	def(&c.SessionTTL, 10*time.Minute)
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 100_000
+	}
+	if c.Sessions == nil {
+		c.Sessions = exits.NewSessions(c.SessionTTL, c.MaxSessions, nil)
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -155,7 +165,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, rf, nil, netip.Addr{})
 		return
 	}
-	p, rf := s.authenticate(r, src)
+	p, userSteer, rf := s.authenticate(r, src)
 	if rf != nil {
 		if rf == errAuthFailed {
 			s.countAuthFailure(src)
@@ -168,10 +178,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, failure(err), nil, netip.Addr{})
 		return
 	}
+	steer.Merge(userSteer)
 	if steer.Timeout == 0 {
 		steer.Timeout = s.cfg.OriginTimeout
 	}
-	choice, err := s.pool.Load().ChooseExit(steer)
+	choice, err := s.cfg.Sessions.Choose(s.pool.Load(), exits.SessionKey{AccountID: p.AccountID, SubID: p.SubID, ID: steer.Session}, steer)
 	if err != nil {
 		s.refuse(w, failure(err), nil, netip.Addr{})
 		return
@@ -216,35 +227,39 @@ func (s *Server) countAuthFailure(src netip.Addr) {
 }
 
 // authenticate identifies the client by Proxy-Authorization, else by its source IP src, and checks
-// that it may use this proxy server.
-func (s *Server) authenticate(r *http.Request, src netip.Addr) (*auth.Principal, *refusal) {
+// that it may use this proxy server. It returns the steering parameters of the username, if any.
+func (s *Server) authenticate(r *http.Request, src netip.Addr) (*auth.Principal, exits.Steering, *refusal) {
 	var p *auth.Principal
+	var steer exits.Steering
 	if h := r.Header.Get("Proxy-Authorization"); h != "" {
 		login, password, ok := parseBasic(h)
 		if !ok {
-			return nil, errAuthFailed
+			return nil, steer, errAuthFailed
 		}
 		var err error
+		if login, steer, err = exits.ParseUsername(login); err != nil {
+			return nil, steer, failure(err)
+		}
 		p, err = s.cfg.Accounts.Authenticate(r.Context(), login, password)
 		switch {
 		case errors.Is(err, auth.ErrBadCredentials):
-			return nil, errAuthFailed
+			return nil, steer, errAuthFailed
 		case err != nil: // the client left while its password waited to be checked
-			return nil, errClientGone
+			return nil, steer, errClientGone
 		}
 	} else {
 		var ok bool
 		if p, ok = s.cfg.Accounts.ByIP(src); !ok {
-			return nil, errAuthRequired
+			return nil, steer, errAuthRequired
 		}
 	}
 	switch {
 	case p.Disabled:
-		return nil, errDisabled
+		return nil, steer, errDisabled
 	case !p.MayUse(s.cfg.Name):
-		return nil, errNotAuthorized
+		return nil, steer, errNotAuthorized
 	}
-	return p, nil
+	return p, steer, nil
 }
 
 // parseBasic decodes a "Basic base64(login:password)" credential.
