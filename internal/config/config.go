@@ -44,6 +44,27 @@ type Config struct {
 	Sync      Sync      `yaml:"sync"`
 	Usage     Usage     `yaml:"usage"`
 	Log       Log       `yaml:"log"`
+	Health    Health    `yaml:"health"`
+	Sessions  Sessions  `yaml:"sessions"`
+}
+
+// Health is how every proxy server checks its exits: each Interval, a TCP connection to Target
+// (host:port) or a GET of Target (an http:// or https:// URL, answered below 500) through each exit,
+// within Timeout. Fall failures in a row take an exit out of rotation, Rise successes bring it back.
+// An empty Target turns checking off; the target must be reachable under the egress policy.
+type Health struct {
+	Target   string   `yaml:"target"`
+	Interval Duration `yaml:"interval"`
+	Timeout  Duration `yaml:"timeout"`
+	Fall     int      `yaml:"fall"`
+	Rise     int      `yaml:"rise"`
+}
+
+// Sessions bound sticky sessions (the username's -session- or X-ProxyMesh-Session): a session keeps
+// its exit for TTL after its last request; each proxy server remembers at most Max sessions.
+type Sessions struct {
+	TTL Duration `yaml:"ttl"`
+	Max int      `yaml:"max"`
 }
 
 // API is the account API and dashboard listener. With both TLSCert and TLSKey empty, the server
@@ -86,6 +107,10 @@ type Proxy struct {
 	Address string `yaml:"address"` // what customers are told; default Listen
 	Country string `yaml:"country"` // optional ISO 3166-1 alpha-2, upper-case
 	Exits   []Exit `yaml:"exits"`
+	// Active, when positive and below the number of exits, keeps only that many exits in rotation
+	// and draws a new active set every Turnover.
+	Active   int      `yaml:"active"`
+	Turnover Duration `yaml:"turnover"`
 }
 
 // Exit is one way out to the internet: a local source address, or an upstream proxy with the
@@ -209,10 +234,17 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Usage.FlushInterval, Duration(10*time.Second))
 	setString(&c.Log.Level, "info")
 	setString(&c.Log.Format, "text")
+	setDuration(&c.Health.Interval, Duration(30*time.Second))
+	setDuration(&c.Health.Timeout, Duration(5*time.Second))
+	setInt(&c.Health.Fall, 3)
+	setInt(&c.Health.Rise, 2)
+	setDuration(&c.Sessions.TTL, Duration(10*time.Minute))
+	setInt(&c.Sessions.Max, 100_000)
 }
 
 func (p *Proxy) applyDefaults() {
 	setString(&p.Address, p.Listen)
+	setDuration(&p.Turnover, Duration(3*time.Hour))
 	p.Country = strings.ToUpper(p.Country)
 	for j := range p.Exits {
 		e := &p.Exits[j]

@@ -22,7 +22,7 @@ func TestLoadSpecExample(t *testing.T) {
 		RequireHTTPS: true, UnconfirmedAllowance: 20, UnconfirmedBlock: Duration(5 * time.Hour)}
 	want.Node = Node{Name: "node-a", API: true}
 	want.Proxies = []Proxy{{
-		Name: "us-ca", Listen: "127.0.0.1:31280", Address: "us-ca.example.net:31280", Country: "US",
+		Name: "us-ca", Listen: "127.0.0.1:31280", Address: "us-ca.example.net:31280", Country: "US", Turnover: Duration(3 * time.Hour),
 		Exits: []Exit{
 			{IP: netip.MustParseAddr("127.0.0.2"), Country: "US"},
 			{IP: netip.MustParseAddr("127.0.0.3"), Country: "US"},
@@ -56,6 +56,8 @@ func TestDefaults(t *testing.T) {
 		Sync:      Sync{Interval: Duration(500 * time.Millisecond)},
 		Usage:     Usage{FlushInterval: Duration(10 * time.Second)},
 		Log:       Log{Level: "info", Format: "text"},
+		Health:    Health{Interval: Duration(30 * time.Second), Timeout: Duration(5 * time.Second), Fall: 3, Rise: 2},
+		Sessions:  Sessions{TTL: Duration(10 * time.Minute), Max: 100_000},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse(empty):\n got %+v\nwant %+v", got, want)
@@ -89,6 +91,11 @@ func TestAbsentVersusExplicit(t *testing.T) {
 		{"hostnames: {interval: 30s, resolver: '127.0.0.1:5353'}", func(c *Config) any { return c.Hostnames },
 			Hostnames{Interval: Duration(30 * time.Second), Resolver: "127.0.0.1:5353"}},
 		{"hostnames: {resolver: '[::1]:53'}", func(c *Config) any { return c.Hostnames.Interval }, Duration(5 * time.Minute)},
+		{"health: {target: 'origin.test:80', interval: 10s}", func(c *Config) any { return c.Health },
+			Health{Target: "origin.test:80", Interval: Duration(10 * time.Second), Timeout: Duration(5 * time.Second), Fall: 3, Rise: 2}},
+		{"sessions: {ttl: 1m}", func(c *Config) any { return c.Sessions }, Sessions{TTL: Duration(time.Minute), Max: 100_000}},
+		{"proxies: [{name: p, listen: ':0', active: 2, turnover: 1h, exits: [{ip: 127.0.0.2}]}]", func(c *Config) any { return []any{c.Proxies[0].Active, c.Proxies[0].Turnover} },
+			[]any{2, Duration(time.Hour)}},
 		{"metrics: {listen: off}", func(c *Config) any { return c.Metrics.Listen }, ""},
 		{"metrics:", func(c *Config) any { return c.Metrics.Listen }, "127.0.0.1:9464"},
 		{"metrics: {listen: ':9000'}", func(c *Config) any { return c.Metrics.Listen }, ":9000"},
@@ -97,7 +104,7 @@ func TestAbsentVersusExplicit(t *testing.T) {
 		{"limits: {max_header_bytes: 1 MiB}", func(c *Config) any { return c.Limits.MaxHeaderBytes }, MiB},
 		{"proxies: [{name: p, listen: ':0', country: us, exits: [{ip: 127.0.0.2}, {ip: '::1', country: de}]}]",
 			func(c *Config) any { return c.Proxies[0] },
-			Proxy{Name: "p", Listen: ":0", Address: ":0", Country: "US", Exits: []Exit{
+			Proxy{Name: "p", Listen: ":0", Address: ":0", Country: "US", Turnover: Duration(3 * time.Hour), Exits: []Exit{
 				{IP: netip.MustParseAddr("127.0.0.2"), Country: "US"}, {IP: netip.MustParseAddr("::1"), Country: "DE"}}}},
 	}
 	for _, tt := range tests {

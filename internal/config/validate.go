@@ -47,6 +47,11 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxHeaderBytes <= 0 {
 		p.add("limits.max_header_bytes", "must be positive")
 	}
+	c.validateHealth(&p)
+	positive(&p, "sessions.ttl", c.Sessions.TTL)
+	if c.Sessions.Max <= 0 {
+		p.add("sessions.max", "must be positive")
+	}
 	positive(&p, "sync.interval", c.Sync.Interval)
 	positive(&p, "usage.flush_interval", c.Usage.FlushInterval)
 	oneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
@@ -129,6 +134,34 @@ func (c *Config) validateProxies(p *problems) {
 		}
 		country(p, key+".country", proxy.Country)
 		validateExits(p, key, proxy.Exits)
+		if proxy.Active < 0 {
+			p.add(key+".active", "must be 0 (all exits) or positive")
+		}
+		positive(p, key+".turnover", proxy.Turnover)
+	}
+}
+
+func (c *Config) validateHealth(p *problems) {
+	h := c.Health
+	positive(p, "health.interval", h.Interval)
+	positive(p, "health.timeout", h.Timeout)
+	if h.Interval > 0 && h.Timeout > h.Interval {
+		p.add("health.timeout", "must not exceed health.interval (%s)", h.Interval)
+	}
+	if h.Fall <= 0 {
+		p.add("health.fall", "must be positive")
+	}
+	if h.Rise <= 0 {
+		p.add("health.rise", "must be positive")
+	}
+	if t := h.Target; t != "" {
+		if u, err := url.Parse(t); strings.Contains(t, "://") && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			p.add("health.target", "want host:port or an http:// or https:// URL, got %q", t)
+		} else if !strings.Contains(t, "://") {
+			if port, err := splitPort(t); err != nil || port == 0 {
+				p.add("health.target", "want host:port with a port from 1 to 65535 or an http(s):// URL, got %q", t)
+			}
+		}
 	}
 }
 
