@@ -158,6 +158,21 @@ type Ban struct {
 	Reason string // what earned it, e.g. "auth-failure"
 }
 
+// ExitStatus is one exit's health as the node hosting it last reported it.
+type ExitStatus struct {
+	Node, Proxy string
+	IP          netip.Addr
+	Via         string // the upstream proxy, password removed; "" for a local address
+	Healthy     bool   // in rotation as far as health checks go
+	Active      bool   // in the active set of pool turnover
+	Latency     time.Duration
+	Checks      int64
+	Failures    int64
+	LastError   string
+	Since       time.Time // when it last entered or left rotation; zero if it never did
+	Updated     time.Time // when the node reported it
+}
+
 // Snapshot is everything the proxy's in-memory authorization view is built from, read in one
 // consistent transaction.
 type Snapshot struct {

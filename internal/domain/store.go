@@ -61,6 +61,11 @@ type Store interface {
 	PutBan(ctx context.Context, b Ban) error
 	ListBans(ctx context.Context) ([]Ban, error)
 
+	// Exit health. PutExitStatuses replaces everything node reported before; neither changes the
+	// Version.
+	PutExitStatuses(ctx context.Context, node string, s []ExitStatus) error
+	ListExitStatuses(ctx context.Context) ([]ExitStatus, error)
+
 	// Change tracking for in-memory views.
 	Version(ctx context.Context) (int64, error)
 	Snapshot(ctx context.Context) (Snapshot, error)

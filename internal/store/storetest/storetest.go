@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"ConcurrentHostnames", testConcurrentHostnames},
 		{"GetLogin", testGetLogin},
 		{"Bans", testBans},
+		{"ExitStatuses", testExitStatuses},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
