@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,6 +34,7 @@ Accounts:
   account reset-password USERNAME (--password-stdin | --password P)
 Proxy servers:
   proxy list
+  exits [PROXY]          every node's exits: health, latency, failures, active set
 Usage:
   usage [USERNAME] [--from YYYY-MM-DD] [--to YYYY-MM-DD]
 
@@ -57,6 +59,7 @@ var adminCmds = map[string]adminCmd{
 	"account set-plan":       accountSetPlan,
 	"account reset-password": accountResetPassword,
 	"proxy list":             proxyList,
+	"exits":                  exitList,
 	"usage":                  usageReport,
 }
 
@@ -478,6 +481,51 @@ func proxyList(*flag.FlagSet) func(*admin, []string) error {
 			return []any{ps[i].Name, ps[i].Address, dash(ps[i].Country)}
 		})
 	}
+}
+
+func exitList(*flag.FlagSet) func(*admin, []string) error {
+	return func(a *admin, pos []string) error {
+		if len(pos) > 1 {
+			return usagef("want exits [PROXY]")
+		}
+		all, err := a.store.ListExitStatuses(a.ctx)
+		if err != nil {
+			return err
+		}
+		ex := slices.DeleteFunc(all, func(e domain.ExitStatus) bool { return len(pos) == 1 && e.Proxy != pos[0] })
+		now := time.Now()
+		return table(a.io.Stdout, []string{"NODE", "PROXY", "EXIT", "VIA", "HEALTH", "ACTIVE", "LATENCY", "CHECKS", "FAILED", "LAST ERROR", "REPORTED"}, len(ex), func(i int) []any {
+			e := ex[i]
+			health := "up"
+			if !e.Healthy {
+				health = "DOWN"
+			}
+			if !e.Since.IsZero() {
+				health += " " + now.Sub(e.Since).Round(time.Second).String()
+			}
+			latency := "-"
+			if e.Latency > 0 {
+				latency = e.Latency.Round(10 * time.Microsecond).String()
+			}
+			return []any{e.Node, e.Proxy, e.IP, dash(e.Via), health, yesNo(e.Active), latency, e.Checks, e.Failures,
+				dash(clip(e.LastError, 60)), now.Sub(e.Updated).Round(time.Second).String() + " ago"}
+		})
+	}
+}
+
+// clip shortens s to n bytes for a table cell.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func usageReport(fs *flag.FlagSet) func(*admin, []string) error {

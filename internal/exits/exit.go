@@ -60,3 +60,7 @@ func (e *Exit) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // CloseIdle closes the exit's idle origin connections.
 func (e *Exit) CloseIdle() { e.transport.CloseIdleConnections() }
+
+// Via describes the upstream proxy the exit leaves through, without its password; "" for a local
+// address.
+func (e *Exit) Via() string { return "" }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,6 +22,10 @@ type Metrics struct {
 	bytes         *prometheus.CounterVec
 	errors        *prometheus.CounterVec
 	exitUses      *prometheus.CounterVec
+	exitHealthy   *prometheus.GaugeVec
+	exitActive    *prometheus.GaugeVec
+	exitLatency   *prometheus.GaugeVec
+	exitChecks    *prometheus.CounterVec
 }
 
 // New returns a node's metrics, with the Go runtime and process collectors registered too.
@@ -45,8 +50,21 @@ func New() *Metrics {
 		exitUses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exitmesh_exit_requests_total", Help: "Requests and tunnels sent through each exit.",
 		}, []string{"proxy", "exit"}),
+		exitHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "exitmesh_exit_healthy", Help: "1 while the exit is in rotation as far as health checks go, else 0.",
+		}, []string{"proxy", "exit"}),
+		exitActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "exitmesh_exit_active", Help: "1 while pool turnover has the exit in its active set, else 0.",
+		}, []string{"proxy", "exit"}),
+		exitLatency: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "exitmesh_exit_check_latency_seconds", Help: "Duration of the exit's last successful health check.",
+		}, []string{"proxy", "exit"}),
+		exitChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exitmesh_exit_checks_total", Help: "Health checks of each exit, by result (ok or error).",
+		}, []string{"proxy", "exit", "result"}),
 	}
 	m.reg.MustRegister(m.requests, m.tunnels, m.activeTunnels, m.bytes, m.errors, m.exitUses,
+		m.exitHealthy, m.exitActive, m.exitLatency, m.exitChecks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -111,4 +129,30 @@ func (p *Proxy) ExitUsed(ip netip.Addr) {
 		p.exitsMu.Unlock()
 	}
 	c.Inc()
+}
+
+// ExitChecked records one health check of the exit with IP ip.
+func (p *Proxy) ExitChecked(ip netip.Addr, healthy, active bool, latency time.Duration, err error) {
+	exit := ip.String()
+	p.m.exitHealthy.WithLabelValues(p.name, exit).Set(boolValue(healthy))
+	p.m.exitActive.WithLabelValues(p.name, exit).Set(boolValue(active))
+	result := "ok"
+	if err != nil {
+		result = "error"
+	} else {
+		p.m.exitLatency.WithLabelValues(p.name, exit).Set(latency.Seconds())
+	}
+	p.m.exitChecks.WithLabelValues(p.name, exit, result).Inc()
+}
+
+// ExitActive records whether turnover has the exit with IP ip in its active set.
+func (p *Proxy) ExitActive(ip netip.Addr, active bool) {
+	p.m.exitActive.WithLabelValues(p.name, ip.String()).Set(boolValue(active))
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

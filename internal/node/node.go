@@ -110,6 +110,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 			ReadHeader:       cfg.Timeouts.ReadHeader.D(),
 			Idle:             cfg.Timeouts.Idle.D(),
 			MaxHeaderBytes:   int(cfg.Limits.MaxHeaderBytes),
+			SessionTTL:       cfg.Sessions.TTL.D(),
+			MaxSessions:      cfg.Sessions.Max,
 		}))
 	}
 	var metricsLn net.Listener
@@ -137,8 +139,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,
 		Changed: func(ctx context.Context) { n.view.Refresh(ctx, n.store) }}
 	n.goServe(func() { refresher.Run(followCtx) })
+	n.goServe(func() { n.publishExitStatus(followCtx, cfg.Health.Interval.D()) })
 	for i, p := range n.proxies {
 		ln := listeners[i]
+		n.goServe(func() { n.runPoolLoops(followCtx, cfg.Proxies[i], p.Pool()) })
 		n.goServe(func() { n.serve(p.Name(), func() error { return p.Serve(ln) }) })
 		log.Info("proxy server listening", "proxy", p.Name(), "addr", ln.Addr().String(), "exits", len(cfg.Proxies[i].Exits))
 	}

@@ -122,6 +122,9 @@ func (s *Server) SetPool(p *exits.Pool) {
 	}
 }
 
+// Pool returns the exits in use now.
+func (s *Server) Pool() *exits.Pool { return s.pool.Load() }
+
 // Serve accepts clients on ln until Shutdown. It returns http.ErrServerClosed after Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 

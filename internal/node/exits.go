@@ -1,0 +1,81 @@
+package node
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/exitmesh/exitmesh/internal/config"
+	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/exits"
+)
+
+// runPoolLoops runs the health checks and the turnover of one proxy server's pool until ctx ends,
+// reporting both in metrics and logs.
+func (n *Node) runPoolLoops(ctx context.Context, pc config.Proxy, pool *exits.Pool) {
+	m := n.metrics.Proxy(pc.Name)
+	log := n.log.With("proxy", pc.Name)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		pool.RunHealthChecks(ctx, healthConfig(n.cfg.Health), func(r exits.CheckResult) {
+			m.ExitChecked(r.Exit.IP, r.Exit.Healthy(), r.Exit.Active(), r.Latency, r.Err)
+			switch {
+			case r.Changed && r.Exit.Healthy():
+				log.Info("exit back in rotation", "exit", r.Exit.IP, "latency", r.Latency)
+			case r.Changed:
+				log.Warn("exit out of rotation", "exit", r.Exit.IP, "err", r.Err)
+			}
+		})
+	})
+	wg.Go(func() {
+		pool.RunTurnover(ctx, exits.Turnover{Active: pc.Active, Every: pc.Turnover.D()}, func(active []*exits.Exit) {
+			for _, e := range pool.Exits() {
+				m.ExitActive(e.IP, e.Active())
+			}
+			ips := make([]string, len(active))
+			for i, e := range active {
+				ips[i] = e.IP.String()
+			}
+			log.Info("exit pool turned over", "active", ips)
+		})
+	})
+	wg.Wait()
+}
+
+func healthConfig(h config.Health) exits.HealthConfig {
+	return exits.HealthConfig{Target: h.Target, Interval: h.Interval.D(), Timeout: h.Timeout.D(), Fall: h.Fall, Rise: h.Rise}
+}
+
+// publishExitStatus reports the health of this node's exits to the store every interval until ctx
+// ends, so operators see every node's exits in one place.
+func (n *Node) publishExitStatus(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, interval)
+		if err := n.store.PutExitStatuses(wctx, n.cfg.Node.Name, n.ExitStatuses()); err != nil && ctx.Err() == nil {
+			n.log.Warn("cannot report exit health to the store", "err", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ExitStatuses returns the health of every exit of this node's proxy servers now.
+func (n *Node) ExitStatuses() []domain.ExitStatus {
+	now := time.Now().UTC()
+	var out []domain.ExitStatus
+	for _, p := range n.proxies {
+		for _, e := range p.Pool().Exits() {
+			st := e.Status()
+			out = append(out, domain.ExitStatus{Node: n.cfg.Node.Name, Proxy: p.Name(), IP: e.IP, Via: e.Via(),
+				Healthy: st.Healthy, Active: st.Active, Latency: st.Latency, Checks: int64(st.Checks),
+				Failures: int64(st.Failures), LastError: st.LastError, Since: st.Since, Updated: now})
+		}
+	}
+	return out
+}
