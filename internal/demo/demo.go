@@ -227,6 +227,11 @@ Try:
   # HTTPS through a CONNECT tunnel (self-signed origin, hence -k); the exit is on the CONNECT answer
   curl -sk -x http://demo:{{.Password}}@{{.USCA}} --proxy-header 'X-ProxyMesh-IP: 127.0.0.5' {{.TLSOrigin}}/ip
 
+  # steering in the username, for clients that cannot send headers on CONNECT: a sticky session
+  # keeps its exit; -country-XX and -ip-A.B.C.D work the same way (docs/STEERING.md)
+  for i in 1 2 3; do curl -sk -x http://demo-session-abc123:{{.Password}}@{{.USCA}} {{.TLSOrigin}}/ip; done
+  curl -sk -x http://demo-country-jp:{{.Password}}@{{.World}} {{.TLSOrigin}}/ip
+
   # the account API: authorize this machine's IP, then the proxy needs no password from here
   curl -s --cacert {{.Dir}}/exitmesh-api.crt -u demo:{{.Password}} https://{{.API}}/api/ip/add/ -X POST
   curl -s -x http://{{.USCA}} {{.Origin}}/ip
