@@ -1,12 +1,12 @@
 package main_test
 
 import (
-	"bufio"
-	"encoding/base64"
+	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,49 +18,35 @@ import (
 	"time"
 )
 
-// processTunnel is a CONNECT tunnel to the origin on which the test sends HTTP requests.
-type processTunnel struct {
-	conn net.Conn
-	r    *bufio.Reader
-	host string
-}
-
-func openProcessTunnel(t *testing.T, proxyAddr, originURL, login, password string) *processTunnel {
-	t.Helper()
-	u, err := url.Parse(originURL)
+// tunnelClient opens one CONNECT tunnel to the HTTPS originURL and keeps it between requests: ip asks
+// the origin through it for the address it sees, requiring that the tunnel is reused after the first
+// request, and closeTunnel closes it.
+func tunnelClient(t *testing.T, proxyURL, originURL string) (ip func() string, closeTunnel func()) {
+	u, err := url.Parse(proxyURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.DialTimeout("tcp", proxyAddr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	cred := base64.StdEncoding.EncodeToString([]byte(login + ":" + password))
-	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: Basic %s\r\n\r\n", u.Host, u.Host, cred)
-	r := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(r, &http.Request{Method: http.MethodConnect})
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("CONNECT %s: %v %v", u.Host, resp, err)
-	}
-	return &processTunnel{conn: conn, r: r, host: u.Host}
-}
-
-// ip asks the origin, through the tunnel's kept-alive connection, which address it sees.
-func (tun *processTunnel) ip(t *testing.T) string {
-	t.Helper()
-	tun.conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(tun.conn, "GET /ip HTTP/1.1\r\nHost: %s\r\n\r\n", tun.host); err != nil {
-		t.Fatalf("request through the tunnel: %v", err)
-	}
-	resp, err := http.ReadResponse(tun.r, nil)
-	if err != nil {
-		t.Fatalf("answer through the tunnel: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return strings.TrimSpace(string(body))
+	tr := &http.Transport{Proxy: http.ProxyURL(u), MaxConnsPerHost: 1,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // the demo origin's self-signed certificate
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	requests := 0
+	return func() string {
+		t.Helper()
+		reused := false
+		trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, originURL+"/ip", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("request %d through the tunnel: %v", requests+1, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || (requests > 0 && !reused) {
+			t.Fatalf("request %d through the tunnel: status %d, tunnel reused %v", requests+1, resp.StatusCode, reused)
+		}
+		requests++
+		return strings.TrimSpace(string(body))
+	}, tr.CloseIdleConnections
 }
 
 // requireProcessExits requires that requests through c leave only from the exits in want.
@@ -90,6 +76,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "demo"), 0o700)
 	origin := startProcess(t, "demo", "--port", "0", "--dir", filepath.Join(dir, "demo")) // only for its origin
 	originURL := origin.waitFor(t, regexp.MustCompile(`curl -s -x \S+ (http://\S+)/ip; done`))[1]
+	tlsOriginURL := origin.waitFor(t, regexp.MustCompile(`curl -sk -x \S+ --proxy-header '\S+ \S+' (https://\S+)/ip`))[1]
 	serve := startProcess(t, "serve", "--config", cfg)
 	addr := serve.waitFor(t, regexp.MustCompile(`proxy server listening.*addr=(\S+)`))[1]
 	if out, err := adminCmd(t, cfg, "correct-horse-battery\n", "account", "create", "alice", "--plan", "starter",
@@ -103,8 +90,8 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 		}
 		return nil
 	})
-	tun := openProcessTunnel(t, addr, originURL, "alice", "correct-horse-battery")
-	tunnelExit := tun.ip(t)
+	tunnelIP, tunnelsClosed := tunnelClient(t, "http://alice:correct-horse-battery@"+addr, tlsOriginURL) // HTTPS: a CONNECT tunnel
+	tunnelExit := tunnelIP()
 	if tunnelExit != "127.0.0.2" && tunnelExit != "127.0.0.3" {
 		t.Fatalf("the tunnel leaves from %s, want 127.0.0.2 or .3", tunnelExit)
 	}
@@ -113,7 +100,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	serve.cmd.Process.Signal(syscall.SIGHUP)
 	serve.waitFor(t, regexp.MustCompile(`msg="config reloaded".*changed=\[us-ca\]`))
 	requireProcessExits(t, "after the reload", c, originURL, "127.0.0.4", "127.0.0.5")
-	if ip := tun.ip(t); ip != tunnelExit {
+	if ip := tunnelIP(); ip != tunnelExit {
 		t.Errorf("the tunnel opened before the reload now leaves from %s, want %s", ip, tunnelExit)
 	}
 
@@ -124,10 +111,10 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 		t.Errorf("the failure %q does not name the key proxies[0].exits[0].ip", failed[1])
 	}
 	requireProcessExits(t, "after a failed reload", c, originURL, "127.0.0.4", "127.0.0.5")
-	if ip := tun.ip(t); ip != tunnelExit {
+	if ip := tunnelIP(); ip != tunnelExit {
 		t.Errorf("the tunnel now leaves from %s, want %s", ip, tunnelExit)
 	}
-	tun.conn.Close() // else the node waits timeouts.shutdown for it
+	tunnelsClosed() // else the node waits timeouts.shutdown for it
 	serve.stop(t, syscall.SIGTERM)
 	origin.stop(t, os.Interrupt)
 }
