@@ -47,10 +47,10 @@ type Node struct {
 	proxiesMu sync.RWMutex   // guards proxies; Reload replaces entries, it never changes one
 	proxies   []*hostedProxy // in config order
 
-	draining      sync.WaitGroup     // removed proxy servers finishing their tunnels
-	drainCtx      context.Context    // ends those drains at once when Close runs out of time
-	stopDraining  context.CancelFunc //
-	shutdownGrace time.Duration      // timeouts.shutdown
+	draining      sync.WaitGroup  // removed proxy servers finishing their tunnels
+	drainCtx      context.Context // ends those drains at once when Close runs out of time
+	stopDraining  context.CancelFunc
+	shutdownGrace time.Duration // timeouts.shutdown
 
 	metricsSrv    *http.Server
 	metricsAddr   string
