@@ -12,12 +12,12 @@ import (
 
 // runPoolLoops runs the health checks and the turnover of one proxy server's pool until ctx ends,
 // reporting both in metrics and logs.
-func (n *Node) runPoolLoops(ctx context.Context, pc config.Proxy, pool *exits.Pool) {
+func (n *Node) runPoolLoops(ctx context.Context, pc config.Proxy, health exits.HealthConfig, pool *exits.Pool) {
 	m := n.metrics.Proxy(pc.Name)
 	log := n.log.With("proxy", pc.Name)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		pool.RunHealthChecks(ctx, healthConfig(n.cfg.Health), func(r exits.CheckResult) {
+		pool.RunHealthChecks(ctx, health, func(r exits.CheckResult) {
 			m.ExitChecked(r.Exit.IP, r.Exit.Healthy(), r.Exit.Active(), r.Latency, r.Err)
 			switch {
 			case r.Changed && r.Exit.Healthy():
@@ -48,12 +48,12 @@ func healthConfig(h config.Health) exits.HealthConfig {
 
 // publishExitStatus reports the health of this node's exits to the store every interval until ctx
 // ends, so operators see every node's exits in one place.
-func (n *Node) publishExitStatus(ctx context.Context, interval time.Duration) {
+func (n *Node) publishExitStatus(ctx context.Context, node string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		wctx, cancel := context.WithTimeout(ctx, interval)
-		if err := n.store.PutExitStatuses(wctx, n.cfg.Node.Name, n.ExitStatuses()); err != nil && ctx.Err() == nil {
+		if err := n.store.PutExitStatuses(wctx, node, n.exitStatuses(node)); err != nil && ctx.Err() == nil {
 			n.log.Warn("cannot report exit health to the store", "err", err)
 		}
 		cancel()
@@ -65,14 +65,14 @@ func (n *Node) publishExitStatus(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// ExitStatuses returns the health of every exit of this node's proxy servers now.
-func (n *Node) ExitStatuses() []domain.ExitStatus {
+// exitStatuses returns the health of every exit of this node's proxy servers now.
+func (n *Node) exitStatuses(node string) []domain.ExitStatus {
 	now := time.Now().UTC()
 	var out []domain.ExitStatus
-	for _, p := range n.proxies {
-		for _, e := range p.Pool().Exits() {
+	for _, hp := range n.hostedProxies() {
+		for _, e := range hp.server.Pool().Exits() {
 			st := e.Status()
-			out = append(out, domain.ExitStatus{Node: n.cfg.Node.Name, Proxy: p.Name(), IP: e.IP, Via: e.Via(),
+			out = append(out, domain.ExitStatus{Node: node, Proxy: hp.cfg.Name, IP: e.IP, Via: e.Via(),
 				Healthy: st.Healthy, Active: st.Active, Latency: st.Latency, Checks: int64(st.Checks),
 				Failures: int64(st.Failures), LastError: st.LastError, Since: st.Since, Updated: now})
 		}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/auth"
@@ -30,7 +31,6 @@ import (
 
 // Node is a running exitmesh process.
 type Node struct {
-	cfg      *config.Config
 	log      *slog.Logger
 	store    domain.Store
 	view     *auth.View
@@ -39,8 +39,19 @@ type Node struct {
 	metrics  *metrics.Metrics
 	usage    *usage.Recorder
 
-	proxies       []*proxy.Server
-	proxyAddrs    map[string]string
+	reloadMu sync.Mutex // serializes Reload and Close; after Start, guards the following fields
+	cfg      *config.Config
+	dialer   *egress.Dialer // the exits' egress policy
+	closed   bool
+
+	proxiesMu sync.RWMutex   // guards proxies; Reload replaces entries, it never changes one
+	proxies   []*hostedProxy // in config order
+
+	draining      sync.WaitGroup  // removed proxy servers finishing their tunnels
+	drainCtx      context.Context // ends those drains at once when Close runs out of time
+	stopDraining  context.CancelFunc
+	shutdownGrace time.Duration // timeouts.shutdown
+
 	metricsSrv    *http.Server
 	metricsAddr   string
 	apiSrv        *http.Server
@@ -50,6 +61,36 @@ type Node struct {
 	stopFollowers context.CancelFunc
 	wg            sync.WaitGroup // the serving and following goroutines
 	serveErr      chan error     // the first listener failure
+}
+
+// hostedProxy is one proxy server this node hosts: its config, server, listener and exit pool. Once
+// published in Node.proxies it is never modified; a reload publishes a new entry instead.
+type hostedProxy struct {
+	cfg    config.Proxy
+	server *proxy.Server
+	ln     *proxyListener
+	pool   *exits.Pool
+	stop   func() // stops what runs for pool (see startPool)
+}
+
+// proxyListener is a proxy server's listener. A reload retires it when the server moves to another
+// address or is removed: it is closed, and the Serve it ends is not a listener failure.
+type proxyListener struct {
+	net.Listener
+	retired   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Close closes the listener once; later calls return the first result.
+func (l *proxyListener) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.Listener.Close() })
+	return l.closeErr
+}
+
+func (l *proxyListener) retire() {
+	l.retired.Store(true)
+	l.Close()
 }
 
 // Start opens the store, binds every listener (synchronously, so port 0 works and the bound address
@@ -65,10 +106,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 		view:     auth.NewView(verifier),
 		bans: bans.New(bans.Config{AuthFailures: cfg.Bans.AuthFailures, NotFound: cfg.Bans.NotFound,
 			Window: cfg.Bans.Window.D(), Duration: cfg.Bans.Duration.D(), OnBan: sharing.publish}),
-		metrics:    metrics.New(),
-		proxyAddrs: make(map[string]string),
-		serveErr:   make(chan error, len(cfg.Proxies)+1),
+		metrics:       metrics.New(),
+		serveErr:      make(chan error, 1),
+		shutdownGrace: cfg.Timeouts.Shutdown.D(),
 	}
+	n.drainCtx, n.stopDraining = context.WithCancel(context.WithoutCancel(ctx))
 	if n.store, err = store.Open(ctx, cfg.Store); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -84,35 +126,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 			n.store.Close()
 		}
 	}()
-	dialer := &egress.Dialer{Policy: &egress.Policy{Allow: cfg.Egress.Allow, DenyPorts: cfg.Egress.DenyPorts}}
+	n.dialer = newDialer(cfg.Egress)
 	for i, pc := range cfg.Proxies {
-		pool, err := buildPool(pc, dialer)
+		hp, err := prepareProxy(i, pc, n.dialer)
 		if err != nil {
-			return nil, fmt.Errorf("proxies[%d] (%s): %w", i, pc.Name, err)
+			return nil, err
 		}
-		ln, err := net.Listen("tcp", pc.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("proxy server %s: %w", pc.Name, err)
-		}
-		listeners = append(listeners, ln)
-		n.proxyAddrs[pc.Name] = ln.Addr().String()
-		n.proxies = append(n.proxies, proxy.New(proxy.Config{
-			Name:             pc.Name,
-			Pool:             pool,
-			Accounts:         n.view,
-			Bans:             n.bans,
-			Usage:            n.usage,
-			Metrics:          n.metrics,
-			Log:              log,
-			OriginTimeout:    cfg.Timeouts.Origin.D(),
-			MaxOriginTimeout: cfg.Timeouts.MaxOrigin.D(),
-			TunnelIdle:       cfg.Timeouts.TunnelIdle.D(),
-			ReadHeader:       cfg.Timeouts.ReadHeader.D(),
-			Idle:             cfg.Timeouts.Idle.D(),
-			MaxHeaderBytes:   int(cfg.Limits.MaxHeaderBytes),
-			SessionTTL:       cfg.Sessions.TTL.D(),
-			MaxSessions:      cfg.Sessions.Max,
-		}))
+		listeners = append(listeners, hp.ln)
+		hp.server = n.newProxyServer(pc.Name, hp.pool)
+		n.proxies = append(n.proxies, hp)
 	}
 	var metricsLn net.Listener
 	if cfg.Metrics.Listen != "" {
@@ -122,7 +144,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 		listeners = append(listeners, metricsLn)
 		n.metricsAddr = metricsLn.Addr().String()
 	}
-	if err := Provision(ctx, n.store, cfg, n.proxyAddrs); err != nil {
+	if err := Provision(ctx, n.store, cfg, boundAddrs(n.proxies)); err != nil {
 		return nil, err
 	}
 	if err := n.view.Refresh(ctx, n.store); err != nil {
@@ -139,12 +161,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,
 		Changed: func(ctx context.Context) { n.view.Refresh(ctx, n.store) }}
 	n.goServe(func() { refresher.Run(followCtx) })
-	n.goServe(func() { n.publishExitStatus(followCtx, cfg.Health.Interval.D()) })
-	for i, p := range n.proxies {
-		ln := listeners[i]
-		n.goServe(func() { n.runPoolLoops(followCtx, cfg.Proxies[i], p.Pool()) })
-		n.goServe(func() { n.serve(p.Name(), func() error { return p.Serve(ln) }) })
-		log.Info("proxy server listening", "proxy", p.Name(), "addr", ln.Addr().String(), "exits", len(cfg.Proxies[i].Exits))
+	n.goServe(func() { n.publishExitStatus(followCtx, cfg.Node.Name, cfg.Health.Interval.D()) })
+	for _, hp := range n.proxies {
+		hp.stop = n.startPool(hp.cfg, hp.pool)
+		n.serveProxy(hp, hp.ln)
 	}
 	if metricsLn != nil {
 		mux := http.NewServeMux()
@@ -176,8 +196,109 @@ func (n *Node) goServe(f func()) {
 
 func (n *Node) serve(what string, serve func() error) {
 	if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		n.serveErr <- fmt.Errorf("%s: %w", what, err)
+		select {
+		case n.serveErr <- fmt.Errorf("%s: %w", what, err):
+		default: // a failure is already waiting; the first one is reported
+		}
 	}
+}
+
+// prepareProxy builds the exit pool of proxies[i] and binds its listener; the server is made and
+// served later.
+func prepareProxy(i int, pc config.Proxy, dialer *egress.Dialer) (*hostedProxy, error) {
+	pool, err := preparePool(i, pc, dialer)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := listenProxy(i, pc)
+	if err != nil {
+		pool.CloseIdle()
+		return nil, err
+	}
+	return &hostedProxy{cfg: pc, pool: pool, ln: ln}, nil
+}
+
+func preparePool(i int, pc config.Proxy, dialer *egress.Dialer) (*exits.Pool, error) {
+	pool, err := buildPool(pc, dialer)
+	if err != nil {
+		return nil, fmt.Errorf("proxies[%d] (%s): %w", i, pc.Name, err)
+	}
+	return pool, nil
+}
+
+func listenProxy(i int, pc config.Proxy) (*proxyListener, error) {
+	ln, err := net.Listen("tcp", pc.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("proxies[%d].listen (%s): %w", i, pc.Name, err)
+	}
+	return &proxyListener{Listener: ln}, nil
+}
+
+func newDialer(e config.Egress) *egress.Dialer {
+	return &egress.Dialer{Policy: &egress.Policy{Allow: e.Allow, DenyPorts: e.DenyPorts}}
+}
+
+// newProxyServer makes the server of a proxy server; every proxy server shares the node's accounts,
+// bans, usage, metrics and timeouts.
+func (n *Node) newProxyServer(name string, pool *exits.Pool) *proxy.Server {
+	cfg := n.cfg
+	return proxy.New(proxy.Config{
+		Name:             name,
+		Pool:             pool,
+		Accounts:         n.view,
+		Bans:             n.bans,
+		Usage:            n.usage,
+		Metrics:          n.metrics,
+		Log:              n.log,
+		OriginTimeout:    cfg.Timeouts.Origin.D(),
+		MaxOriginTimeout: cfg.Timeouts.MaxOrigin.D(),
+		TunnelIdle:       cfg.Timeouts.TunnelIdle.D(),
+		ReadHeader:       cfg.Timeouts.ReadHeader.D(),
+		Idle:             cfg.Timeouts.Idle.D(),
+		MaxHeaderBytes:   int(cfg.Limits.MaxHeaderBytes),
+		SessionTTL:       cfg.Sessions.TTL.D(),
+		MaxSessions:      cfg.Sessions.Max,
+	})
+}
+
+// serveProxy serves hp's server on ln until the server shuts down or a reload retires ln.
+func (n *Node) serveProxy(hp *hostedProxy, ln *proxyListener) {
+	n.goServe(func() {
+		n.serve(hp.cfg.Name, func() error {
+			err := hp.server.Serve(ln)
+			if ln.retired.Load() {
+				return nil
+			}
+			return err
+		})
+	})
+	n.log.Info("proxy server listening", "proxy", hp.cfg.Name, "addr", ln.Addr().String(), "exits", len(hp.cfg.Exits))
+}
+
+// startPool starts what a pool runs while it serves — its health checks and turnover — and returns
+// what stops them, so that a reload stops the replaced pool's when it swaps pools and a removed proxy
+// server's once it has drained.
+func (n *Node) startPool(pc config.Proxy, pool *exits.Pool) (stop func()) {
+	health := healthConfig(n.cfg.Health) // read here: a reload replaces n.cfg under its lock, which the caller holds
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.runPoolLoops(ctx, pc, health, pool)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// boundAddrs maps each proxy server's name to its bound address.
+func boundAddrs(proxies []*hostedProxy) map[string]string {
+	addrs := make(map[string]string, len(proxies))
+	for _, hp := range proxies {
+		addrs[hp.cfg.Name] = hp.ln.Addr().String()
+	}
+	return addrs
 }
 
 func buildPool(pc config.Proxy, dialer *egress.Dialer) (*exits.Pool, error) {
@@ -240,8 +361,22 @@ func ProvisionMissing(ctx context.Context, s domain.Store, cfg *config.Config) e
 	return Provision(ctx, s, &missing, nil)
 }
 
-// ProxyAddr returns the bound address of the proxy server called name.
-func (n *Node) ProxyAddr(name string) string { return n.proxyAddrs[name] }
+// ProxyAddr returns the bound address of the proxy server called name, or "" when this node does not
+// host it.
+func (n *Node) ProxyAddr(name string) string {
+	for _, hp := range n.hostedProxies() {
+		if hp.cfg.Name == name {
+			return hp.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+func (n *Node) hostedProxies() []*hostedProxy {
+	n.proxiesMu.RLock()
+	defer n.proxiesMu.RUnlock()
+	return n.proxies
+}
 
 // APIAddr returns the bound HTTPS address of the account API, or "" when this node serves none.
 func (n *Node) APIAddr() string { return n.apiAddr }
@@ -261,16 +396,24 @@ func (n *Node) Err() <-chan error { return n.serveErr }
 // Close stops accepting, lets requests and tunnels finish until ctx ends (then closes them),
 // flushes usage and closes the store.
 func (n *Node) Close(ctx context.Context) error {
-	errs := make([]error, len(n.proxies), len(n.proxies)+1)
+	n.reloadMu.Lock() // a reload under way finishes first; none starts after
+	n.closed = true
+	n.reloadMu.Unlock()
+	proxies := n.hostedProxies()
+	errs := make([]error, len(proxies), len(proxies)+1)
 	var wg sync.WaitGroup
-	for i, p := range n.proxies {
+	for i, hp := range proxies {
 		wg.Go(func() {
-			if err := p.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				errs[i] = fmt.Errorf("proxy %s: %w", p.Name(), err)
+			if err := hp.server.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				errs[i] = fmt.Errorf("proxy %s: %w", hp.cfg.Name, err)
 			}
+			hp.stop()
 		})
 	}
 	wg.Wait()
+	stopDrains := context.AfterFunc(ctx, n.stopDraining)
+	n.draining.Wait()
+	stopDrains()
 	for _, srv := range []*http.Server{n.metricsSrv, n.apiSrv, n.apiHTTPSrv} {
 		if srv != nil {
 			srv.Shutdown(ctx)
@@ -291,14 +434,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	return n.Wait(ctx)
+}
+
+// Wait serves until ctx ends or a listener fails, then closes the node within timeouts.shutdown.
+func (n *Node) Wait(ctx context.Context) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down", "grace", cfg.Timeouts.Shutdown.D())
+		n.log.Info("shutting down", "grace", n.shutdownGrace)
 	case serveErr = <-n.Err():
-		log.Error("listener failed; shutting down", "err", serveErr)
+		n.log.Error("listener failed; shutting down", "err", serveErr)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Shutdown.D())
+	sctx, cancel := context.WithTimeout(context.Background(), n.shutdownGrace)
 	defer cancel()
 	return errors.Join(serveErr, n.Close(sctx))
 }

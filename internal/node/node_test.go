@@ -50,10 +50,16 @@ type fixture struct {
 
 func start(t *testing.T) *fixture {
 	t.Helper()
+	return startWith(t, testConfig, slog.New(slog.DiscardHandler))
+}
+
+// startWith starts a node on the config text, whose %s is the SQLite file.
+func startWith(t *testing.T, text string, log *slog.Logger) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{dbPath: filepath.Join(dir, "exitmesh.db")}
 	cfgPath := filepath.Join(dir, "exitmesh.yaml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, testConfig, f.dbPath), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, text, f.dbPath), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)
@@ -61,7 +67,7 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	f.node, err = node.Start(ctx, cfg, slog.New(slog.DiscardHandler))
+	f.node, err = node.Start(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,14 +94,19 @@ func (f *fixture) close(t *testing.T) {
 	}
 }
 
-func (f *fixture) createAccount(t *testing.T, username, password string) domain.Account {
+// createAccount creates a confirmed account on the starter plan, authorized on us-ca unless proxies
+// are named.
+func (f *fixture) createAccount(t *testing.T, username, password string, proxies ...string) domain.Account {
 	t.Helper()
+	if proxies == nil {
+		proxies = []string{"us-ca"}
+	}
 	hash, err := auth.HashPassword(password)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, err := f.admin.CreateAccount(context.Background(), domain.NewAccount{Username: username, PasswordHash: hash,
-		Plan: "starter", Confirmed: true, Proxies: []string{"us-ca"}})
+		Plan: "starter", Confirmed: true, Proxies: proxies})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +115,12 @@ func (f *fixture) createAccount(t *testing.T, username, password string) domain.
 
 // client returns a client of the us-ca proxy, optionally binding a source address.
 func (f *fixture) client(login, password, source string) *http.Client {
-	u := &url.URL{Scheme: "http", Host: f.node.ProxyAddr("us-ca")}
+	return clientVia(f.node.ProxyAddr("us-ca"), login, password, source)
+}
+
+// clientVia returns a client of the proxy server at proxyAddr, optionally binding a source address.
+func clientVia(proxyAddr, login, password, source string) *http.Client {
+	u := &url.URL{Scheme: "http", Host: proxyAddr}
 	if login != "" {
 		u.User = url.UserPassword(login, password)
 	}
