@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,41 +24,18 @@ import (
 // performance threshold.
 const testTimeout = 10 * time.Second
 
-// dialRecorder is a DialTCP hook that records every connection the node opens, to an upstream or to
-// a destination, and refuses any that is not loopback before a packet is sent.
-type dialRecorder struct {
-	mu    sync.Mutex // guards dials
-	dials []netip.AddrPort
-}
-
-func (r *dialRecorder) dial(ctx context.Context, local, remote netip.AddrPort) (net.Conn, error) {
-	r.mu.Lock()
-	r.dials = append(r.dials, remote)
-	r.mu.Unlock()
-	if !remote.Addr().IsLoopback() {
-		return nil, fmt.Errorf("test hook refuses non-loopback %s", remote)
-	}
-	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}
-	return d.DialContext(ctx, "tcp", remote.String())
-}
-
-func (r *dialRecorder) list() []netip.AddrPort {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]netip.AddrPort(nil), r.dials...)
-}
-
 // upstreamEnv is an origin on 127.0.0.1 that reports the client address it sees, and a node-side
-// dialer whose policy allows only that origin among internal addresses.
+// dialer whose policy allows only that origin among internal addresses. rec records every connection
+// the node opens, to an upstream or to a destination.
 type upstreamEnv struct {
 	origin *httptest.Server
-	rec    *dialRecorder
+	rec    *upstreamtest.DialRecorder
 	dialer *egress.Dialer
 }
 
 func newUpstreamEnv(t *testing.T) *upstreamEnv {
 	t.Helper()
-	e := &upstreamEnv{origin: httptest.NewServer(origin.Handler()), rec: &dialRecorder{}}
+	e := &upstreamEnv{origin: httptest.NewServer(origin.Handler()), rec: &upstreamtest.DialRecorder{}}
 	t.Cleanup(e.origin.Close)
 	e.dialer = &egress.Dialer{
 		Policy: &egress.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
@@ -72,7 +48,7 @@ func newUpstreamEnv(t *testing.T) *upstreamEnv {
 			}
 			return nil, fmt.Errorf("no such host %q", host)
 		},
-		DialTCP: e.rec.dial,
+		DialTCP: e.rec.Dial,
 	}
 	return e
 }
@@ -113,6 +89,16 @@ var upstreams = []struct {
 	}},
 }
 
+// eachUpstream runs test as a subtest per kind of upstream, with a fresh env and the upstream
+// started; bind is the address the origin sees for that upstream.
+func eachUpstream(t *testing.T, test func(t *testing.T, e *upstreamEnv, u *upstreamtest.Proxy, bind string)) {
+	for _, up := range upstreams {
+		t.Run(up.name, func(t *testing.T) {
+			test(t, newUpstreamEnv(t), up.start(t, up.bind), up.bind)
+		})
+	}
+}
+
 // ipThroughTunnel asks the origin for the client IP it sees, over a raw connection from Exit.Dial.
 func ipThroughTunnel(t *testing.T, ex *exits.Exit, dest string) string {
 	t.Helper()
@@ -129,12 +115,7 @@ func ipThroughTunnel(t *testing.T, ex *exits.Exit, dest string) string {
 	if err != nil {
 		t.Fatalf("read answer through the tunnel: %v", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(body))
+	return bodyText(t, resp)
 }
 
 // ipThroughRoundTrip asks the origin for the client IP it sees, with a plain HTTP request through
@@ -151,10 +132,16 @@ func ipThroughRoundTrip(t *testing.T, ex *exits.Exit, rawURL string) string {
 	if err != nil {
 		t.Fatalf("RoundTrip(%s): %v", rawURL, err)
 	}
+	return bodyText(t, resp)
+}
+
+// bodyText reads and closes resp's body and returns it without surrounding space.
+func bodyText(t *testing.T, resp *http.Response) string {
+	t.Helper()
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("read the origin's answer: %v", err)
 	}
 	return strings.TrimSpace(string(body))
 }
@@ -162,96 +149,75 @@ func ipThroughRoundTrip(t *testing.T, ex *exits.Exit, rawURL string) string {
 // Raw tunnels (CONNECT) and plain HTTP through each kind of upstream reach the origin, which sees the
 // upstream's outgoing address, not the node's; the node itself connects only to the upstream.
 func TestUpstreamExitReachesOriginFromUpstreamAddress(t *testing.T) {
-	for _, up := range upstreams {
-		t.Run(up.name, func(t *testing.T) {
-			e := newUpstreamEnv(t)
-			u := up.start(t, up.bind)
-			ex := e.exit(t, "203.0.113.9", u.URL(), u)
+	eachUpstream(t, func(t *testing.T, e *upstreamEnv, u *upstreamtest.Proxy, bind string) {
+		ex := e.exit(t, "203.0.113.9", u.URL(), u)
 
-			if got := ipThroughTunnel(t, ex, e.originAddr()); got != up.bind {
-				t.Errorf("through Dial, origin saw %s, want the upstream's %s", got, up.bind)
+		if got := ipThroughTunnel(t, ex, e.originAddr()); got != bind {
+			t.Errorf("through Dial, origin saw %s, want the upstream's %s", got, bind)
+		}
+		_, port, _ := net.SplitHostPort(e.originAddr())
+		if got := ipThroughTunnel(t, ex, "origin.test:"+port); got != bind {
+			t.Errorf("through Dial to a name, origin saw %s, want %s", got, bind)
+		}
+		if got := ipThroughRoundTrip(t, ex, e.origin.URL+"/ip"); got != bind {
+			t.Errorf("through RoundTrip, origin saw %s, want %s", got, bind)
+		}
+		if ex.IP != netip.MustParseAddr("203.0.113.9") {
+			t.Errorf("Exit.IP = %s, want the configured 203.0.113.9", ex.IP)
+		}
+		dials := e.rec.Dials()
+		for _, d := range dials {
+			if d.String() != u.Addr {
+				t.Errorf("node dialled %s, want only the upstream %s", d, u.Addr)
 			}
-			_, port, _ := net.SplitHostPort(e.originAddr())
-			if got := ipThroughTunnel(t, ex, "origin.test:"+port); got != up.bind {
-				t.Errorf("through Dial to a name, origin saw %s, want %s", got, up.bind)
-			}
-			if got := ipThroughRoundTrip(t, ex, e.origin.URL+"/ip"); got != up.bind {
-				t.Errorf("through RoundTrip, origin saw %s, want %s", got, up.bind)
-			}
-			if ex.IP != netip.MustParseAddr("203.0.113.9") {
-				t.Errorf("Exit.IP = %s, want the configured 203.0.113.9", ex.IP)
-			}
-			for _, d := range e.rec.list() {
-				if d.String() != u.Addr {
-					t.Errorf("node dialled %s, want only the upstream %s", d, u.Addr)
-				}
-			}
-		})
-	}
+		}
+		if len(dials) == 0 {
+			t.Errorf("no dial recorded: the connection to the upstream bypassed the DialTCP hook")
+		}
+	})
 }
 
 // An upstream that dies makes its exit fail with a connection error (a 502 at the proxy, not a
 // timeout); once it is back on the same port, the same exit works again.
 func TestUpstreamExitFollowsUpstreamStopAndStart(t *testing.T) {
-	for _, up := range upstreams {
-		t.Run(up.name, func(t *testing.T) {
-			e := newUpstreamEnv(t)
-			u := up.start(t, up.bind)
-			ex := e.exit(t, "203.0.113.9", u.URL(), u)
-			if got := ipThroughTunnel(t, ex, e.originAddr()); got != up.bind {
-				t.Fatalf("before the stop, origin saw %s, want %s", got, up.bind)
-			}
-			ex.CloseIdle()
-			u.Stop()
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-			defer cancel()
-			c, err := ex.Dial(ctx, e.originAddr())
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial through a stopped upstream succeeded")
-			}
-			if !strings.Contains(err.Error(), "connection refused") {
-				t.Errorf("error = %v, want the upstream's connection refused", err)
-			}
-			u.Start()
-			if got := ipThroughTunnel(t, ex, e.originAddr()); got != up.bind {
-				t.Errorf("after the restart, origin saw %s, want %s", got, up.bind)
-			}
-		})
-	}
+	eachUpstream(t, func(t *testing.T, e *upstreamEnv, u *upstreamtest.Proxy, bind string) {
+		ex := e.exit(t, "203.0.113.9", u.URL(), u)
+		if got := ipThroughTunnel(t, ex, e.originAddr()); got != bind {
+			t.Fatalf("before the stop, origin saw %s, want %s", got, bind)
+		}
+		ex.CloseIdle()
+		u.Stop()
+		if err := dialFails(t, ex, e.originAddr()); !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("error = %v, want the upstream's connection refused", err)
+		}
+		u.Start()
+		if got := ipThroughTunnel(t, ex, e.originAddr()); got != bind {
+			t.Errorf("after the restart, origin saw %s, want %s", got, bind)
+		}
+	})
 }
 
 // Wrong credentials for the upstream give a clear error that names the upstream without its password.
 func TestUpstreamWrongCredentials(t *testing.T) {
-	for _, up := range upstreams {
-		t.Run(up.name, func(t *testing.T) {
-			e := newUpstreamEnv(t)
-			u := up.start(t, up.bind)
-			ex := e.exit(t, "203.0.113.9", u.URLWith(u.User, "wrong-secret"), u)
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-			defer cancel()
-			c, err := ex.Dial(ctx, e.originAddr())
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial with wrong upstream credentials succeeded")
-			}
-			want := "407 Proxy Authentication Required"
-			if up.name == "socks5" {
-				want = "authentication failed"
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, want) || !strings.Contains(msg, "upstream proxy "+up.name+"://"+u.User+":xxxxx@"+u.Addr) {
-				t.Errorf("error = %q, want it to name the upstream (password masked) and say %q", msg, want)
-			}
-			if strings.Contains(msg, "wrong-secret") {
-				t.Errorf("error %q repeats the upstream password", msg)
-			}
-			var timeout interface{ Timeout() bool }
-			if errors.As(err, &timeout) && timeout.Timeout() {
-				t.Errorf("error %q reads as a timeout; the proxy would answer 504, not 502", msg)
-			}
-		})
-	}
+	eachUpstream(t, func(t *testing.T, e *upstreamEnv, u *upstreamtest.Proxy, bind string) {
+		ex := e.exit(t, "203.0.113.9", u.URLWith(u.User, "wrong-secret"), u)
+		err := dialFails(t, ex, e.originAddr())
+		want := "407 Proxy Authentication Required"
+		if u.Scheme == "socks5" {
+			want = "authentication failed"
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, want) || !strings.Contains(msg, "upstream proxy "+u.Scheme+"://"+u.User+":xxxxx@"+u.Addr) {
+			t.Errorf("error = %q, want it to name the upstream (password masked) and say %q", msg, want)
+		}
+		if strings.Contains(msg, "wrong-secret") {
+			t.Errorf("error %q repeats the upstream password", msg)
+		}
+		var timeout interface{ Timeout() bool }
+		if errors.As(err, &timeout) && timeout.Timeout() {
+			t.Errorf("error %q reads as a timeout; the proxy would answer 504, not 502", msg)
+		}
+	})
 }
 
 // The egress policy applies before the upstream is asked: internal destinations are refused, and no
@@ -264,35 +230,38 @@ func TestUpstreamExitRefusesInternalDestinations(t *testing.T) {
 		{"127.0.0.2:80", "loopback"},
 		{"intranet.test:80", "private"},
 	}
-	for _, up := range upstreams {
-		t.Run(up.name, func(t *testing.T) {
-			e := newUpstreamEnv(t)
-			u := up.start(t, up.bind)
-			ex := e.exit(t, "203.0.113.9", u.URL(), u)
-			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-			defer cancel()
-			for _, d := range dests {
-				c, err := ex.Dial(ctx, d.dest)
-				var denied *egress.DeniedError
-				if !errors.As(err, &denied) || denied.Reason != d.reason {
-					if c != nil {
-						c.Close()
-					}
-					t.Errorf("Dial(%s) error = %v, want a %s *egress.DeniedError", d.dest, err, d.reason)
+	eachUpstream(t, func(t *testing.T, e *upstreamEnv, u *upstreamtest.Proxy, bind string) {
+		ex := e.exit(t, "203.0.113.9", u.URL(), u)
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		for _, d := range dests {
+			c, err := ex.Dial(ctx, d.dest)
+			var denied *egress.DeniedError
+			if !errors.As(err, &denied) || denied.Reason != d.reason {
+				if c != nil {
+					c.Close()
 				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.dest+"/", nil)
-				if resp, err := ex.RoundTrip(req); !errors.As(err, &denied) {
-					if resp != nil {
-						resp.Body.Close()
-					}
-					t.Errorf("RoundTrip(%s) error = %v, want *egress.DeniedError", d.dest, err)
+				t.Errorf("Dial(%s) error = %v, want a %s *egress.DeniedError", d.dest, err, d.reason)
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.dest+"/", nil)
+			if resp, err := ex.RoundTrip(req); !errors.As(err, &denied) {
+				if resp != nil {
+					resp.Body.Close()
 				}
+				t.Errorf("RoundTrip(%s) error = %v, want *egress.DeniedError", d.dest, err)
 			}
-			if dials := e.rec.list(); len(dials) != 0 {
-				t.Errorf("connections made: %v, want none (not even to the upstream %s)", dials, u.Addr)
-			}
-		})
-	}
+		}
+		if dials := e.rec.Dials(); len(dials) != 0 {
+			t.Errorf("connections made: %v, want none (not even to the upstream %s)", dials, u.Addr)
+		}
+		// The control: the same recorder sees the upstream dialled for an allowed destination.
+		if got := ipThroughTunnel(t, ex, e.originAddr()); got != bind {
+			t.Errorf("allowed destination: origin saw %s, want %s", got, bind)
+		}
+		if dials := e.rec.Dials(); len(dials) != 1 || dials[0].String() != u.Addr {
+			t.Errorf("connections made for the allowed destination: %v, want one to the upstream %s", dials, u.Addr)
+		}
+	})
 }
 
 // An https:// upstream's certificate is verified: without the test CA (system roots only) the
@@ -301,14 +270,7 @@ func TestUpstreamHTTPSVerifiesCertificate(t *testing.T) {
 	e := newUpstreamEnv(t)
 	u := upstreamtest.StartHTTPSProxy(t, "127.0.0.8", "up-user", "up-pass")
 	ex := e.exit(t, "203.0.113.9", u.URL(), nil)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	c, err := ex.Dial(ctx, e.originAddr())
-	if err == nil {
-		c.Close()
-		t.Fatal("Dial through an upstream with an untrusted certificate succeeded")
-	}
-	if !strings.Contains(err.Error(), "TLS handshake") || !strings.Contains(err.Error(), "certificate") {
+	if err := dialFails(t, ex, e.originAddr()); !strings.Contains(err.Error(), "TLS handshake") || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("error = %q, want a TLS certificate error", err)
 	}
 }
@@ -349,7 +311,7 @@ func TestUpstreamHandshakeHasDeadline(t *testing.T) {
 			ex := e.exit(t, "203.0.113.9", scheme+"://u:p@"+addr, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
-			_, err := dialBounded(t, ex, ctx, e.originAddr())
+			err := dialBounded(t, ex, ctx, e.originAddr())
 			var netErr net.Error
 			if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &netErr) && netErr.Timeout()) {
 				t.Errorf("error = %v, want a timeout", err)
@@ -367,7 +329,7 @@ func TestUpstreamHandshakeHasDeadline(t *testing.T) {
 				}
 				cancel()
 			}()
-			_, err := dialBounded(t, ex, ctx, e.originAddr())
+			err := dialBounded(t, ex, ctx, e.originAddr())
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("error = %v, want context.Canceled", err)
 			}
@@ -375,28 +337,37 @@ func TestUpstreamHandshakeHasDeadline(t *testing.T) {
 	}
 }
 
-// dialBounded dials through ex and fails the test if Dial does not return within testTimeout.
-func dialBounded(t *testing.T, ex *exits.Exit, ctx context.Context, dest string) (net.Conn, error) {
+// dialBounded dials dest through ex under ctx, closes what it got, and returns Dial's error. It
+// fails the test if Dial does not return within testTimeout, whatever ctx says.
+func dialBounded(t *testing.T, ex *exits.Exit, ctx context.Context, dest string) error {
 	t.Helper()
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	done := make(chan result, 1)
+	done := make(chan error, 1)
 	go func() {
 		c, err := ex.Dial(ctx, dest)
-		done <- result{c, err}
+		if c != nil {
+			c.Close()
+		}
+		done <- err
 	}()
 	select {
-	case r := <-done:
-		if r.c != nil {
-			r.c.Close()
-		}
-		return r.c, r.err
+	case err := <-done:
+		return err
 	case <-time.After(testTimeout):
 		t.Fatal("Dial did not return: the handshake has no deadline")
-		return nil, nil
+		return nil
 	}
+}
+
+// dialFails dials dest through ex and returns the error, failing the test if the dial succeeds.
+func dialFails(t *testing.T, ex *exits.Exit, dest string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	err := dialBounded(t, ex, ctx, dest)
+	if err == nil {
+		t.Fatalf("Dial(%s) through %s succeeded, want an error", dest, ex)
+	}
+	return err
 }
 
 // An upstream may send the destination's first bytes in the same packet as its CONNECT answer (a

@@ -76,13 +76,7 @@ func loopbackDialer() *egress.Dialer {
 		Lookup: func(_ context.Context, host string) ([]netip.Addr, error) {
 			return nil, fmt.Errorf("upstreamtest: the test upstream resolves no names (%q)", host)
 		},
-		DialTCP: func(ctx context.Context, local, remote netip.AddrPort) (net.Conn, error) {
-			if !remote.Addr().IsLoopback() {
-				return nil, fmt.Errorf("upstreamtest: refusing non-loopback %s", remote)
-			}
-			d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}
-			return d.DialContext(ctx, "tcp", remote.String())
-		},
+		DialTCP: (&DialRecorder{}).Dial,
 	}
 }
 

@@ -6,10 +6,14 @@
 package upstreamtest
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -125,3 +129,29 @@ func waitAccepting(addr string, exited <-chan struct{}) error {
 
 // secret returns a random credential.
 func secret() string { return rand.Text()[:16] }
+
+// DialRecorder is an egress.Dialer DialTCP hook for tests: it records every connection asked for and
+// makes it for real only to a loopback address, so no test sends a packet off this machine.
+type DialRecorder struct {
+	mu    sync.Mutex // guards dials
+	dials []netip.AddrPort
+}
+
+// Dial records remote, refuses it unless it is loopback, and otherwise connects to it from local.
+func (r *DialRecorder) Dial(ctx context.Context, local, remote netip.AddrPort) (net.Conn, error) {
+	r.mu.Lock()
+	r.dials = append(r.dials, remote)
+	r.mu.Unlock()
+	if !remote.Addr().IsLoopback() {
+		return nil, fmt.Errorf("upstreamtest: refusing non-loopback %s", remote)
+	}
+	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}
+	return d.DialContext(ctx, "tcp", remote.String())
+}
+
+// Dials returns the destinations asked for so far, in order.
+func (r *DialRecorder) Dials() []netip.AddrPort {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.dials)
+}
