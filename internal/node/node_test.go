@@ -50,10 +50,16 @@ type fixture struct {
 
 func start(t *testing.T) *fixture {
 	t.Helper()
+	return startWith(t, func(dbPath string) string { return fmt.Sprintf(testConfig, dbPath) })
+}
+
+// startWith starts a node whose config file is render(the path of its SQLite file).
+func startWith(t *testing.T, render func(dbPath string) string) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{dbPath: filepath.Join(dir, "exitmesh.db")}
 	cfgPath := filepath.Join(dir, "exitmesh.yaml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, testConfig, f.dbPath), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(render(f.dbPath)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)
