@@ -43,11 +43,12 @@ func WithRootCAs(roots *x509.CertPool) UpstreamOption {
 
 // upstream is the proxy an exit leaves through.
 type upstream struct {
-	scheme   string // http, https or socks5
-	host     string // the proxy's host name or IP, for TLS verification
-	addr     string // the proxy's host:port
-	redacted string // the URL with its password masked: the only form that is printed
-	user     *url.Userinfo
+	scheme   string         // http, https or socks5
+	host     string         // the proxy's host name or IP, for TLS verification
+	addr     string         // the proxy's host:port
+	redacted string         // the URL with its password masked: the only form that is printed
+	basic    string         // http(s): the Proxy-Authorization value, or "" without credentials
+	socks    *proxy.Auth    // socks5: username and password, or nil without credentials
 	roots    *x509.CertPool // nil: the system's roots
 	base     *egress.Dialer // connects to the proxy itself: no policy, but the DialTCP hook
 }
@@ -78,7 +79,7 @@ func NewUpstream(ip netip.Addr, country, rawURL string, dialer *egress.Dialer, o
 	return e, nil
 }
 
-// parseUpstream reads an upstream URL. Its errors never repeat the URL: it may hold a password.
+// parseUpstream reads an upstream URL. Its errors show the URL only with the password masked.
 func parseUpstream(raw string) (*upstream, error) {
 	pu, err := url.Parse(raw)
 	if err != nil {
@@ -94,13 +95,18 @@ func parseUpstream(raw string) (*upstream, error) {
 	if pu.Port() != "" {
 		port = pu.Port()
 	}
-	return &upstream{
+	u := &upstream{
 		scheme:   pu.Scheme,
 		host:     pu.Hostname(),
 		addr:     net.JoinHostPort(pu.Hostname(), port),
 		redacted: pu.Redacted(),
-		user:     pu.User,
-	}, nil
+	}
+	if pu.User != nil {
+		pw, _ := pu.User.Password()
+		u.basic = "Basic " + base64.StdEncoding.EncodeToString([]byte(pu.User.Username()+":"+pw))
+		u.socks = &proxy.Auth{User: pu.User.Username(), Password: pw}
+	}
+	return u, nil
 }
 
 // dial opens a tunnel through the upstream to target, an IP:port the egress policy approved.
@@ -150,9 +156,8 @@ func (u *upstream) handshakeHTTP(ctx context.Context, conn net.Conn, target stri
 		conn = tc
 	}
 	head := "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n"
-	if u.user != nil {
-		pw, _ := u.user.Password()
-		head += "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(u.user.Username()+":"+pw)) + "\r\n"
+	if u.basic != "" {
+		head += "Proxy-Authorization: " + u.basic + "\r\n"
 	}
 	if _, err := io.WriteString(conn, head+"\r\n"); err != nil {
 		return nil, fmt.Errorf("upstream proxy %s: send CONNECT: %w", u, err)
@@ -183,17 +188,16 @@ func (u *upstream) dialSOCKS5(ctx context.Context, target string) (net.Conn, err
 		raw = c
 		return c, err
 	})
-	var auth *proxy.Auth
-	if u.user != nil {
-		pw, _ := u.user.Password()
-		auth = &proxy.Auth{User: u.user.Username(), Password: pw}
-	}
-	d, err := proxy.SOCKS5("tcp", u.addr, auth, forward)
+	d, err := proxy.SOCKS5("tcp", u.addr, u.socks, forward)
 	if err != nil {
 		return nil, fmt.Errorf("upstream proxy %s: %w", u, err)
 	}
+	cd, ok := d.(proxy.ContextDialer)
+	if !ok { // x/net's SOCKS5 dialer has always had DialContext; without it, ctx would not bound the handshake
+		return nil, fmt.Errorf("upstream proxy %s: SOCKS5 client %T cannot dial under a context", u, d)
+	}
 	// The SOCKS client applies ctx's deadline and cancellation to its handshake itself.
-	c, err := d.(proxy.ContextDialer).DialContext(ctx, "tcp", target)
+	c, err := cd.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return nil, fmt.Errorf("upstream proxy %s: %w", u, err)
 	}
