@@ -116,8 +116,8 @@ type Proxy struct {
 // Exit is one way out to the internet: a local source address, or an upstream proxy with the
 // address it exits from.
 type Exit struct {
-	IP      netip.Addr `yaml:"ip"`      // required; for a local exit, the source address to bind
-	URL     string     `yaml:"url"`     // optional upstream proxy: http://, https:// or socks5://
+	IP      netip.Addr `yaml:"ip"`      // required: a local exit's source address; an upstream's exit address
+	URL     string     `yaml:"url"`     // optional upstream proxy: http://, https:// or socks5://, optional user:password
 	Country string     `yaml:"country"` // upper-case; default: the proxy's country
 }
 

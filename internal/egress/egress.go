@@ -178,6 +178,36 @@ func (d *Dialer) Dial(ctx context.Context, local netip.Addr, hostport string) (n
 	}
 }
 
+// DialTrusted connects to hostport, an address the operator configured (an exit's upstream proxy),
+// without the policy's checks: the operator chose it, and upstream proxies usually live on a private
+// network the internal-address guard would refuse. It still resolves through Lookup and connects
+// through DialTCP, from any local address, so tests that observe dials see this one too.
+func (d *Dialer) DialTrusted(ctx context.Context, hostport string) (net.Conn, error) {
+	host, port, err := SplitHostPort(hostport)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := d.resolve(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("resolve %s: no address", host)
+	}
+	var dialErr error
+	for _, a := range addrs {
+		conn, err := d.dialTCP(ctx, netip.AddrPort{}, netip.AddrPortFrom(a.Unmap(), port))
+		if err == nil {
+			return conn, nil
+		}
+		dialErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("connect to %s: %w", hostport, dialErr)
+}
+
 func (d *Dialer) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{ip}, nil

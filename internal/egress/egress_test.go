@@ -154,6 +154,36 @@ func TestDialerAllowList(t *testing.T) {
 	}
 }
 
+// An upstream proxy is where the operator said it is, usually on a private network: DialTrusted
+// skips the policy but still resolves through Lookup and dials through the DialTCP hook, from any
+// local address.
+func TestDialTrustedSkipsPolicyButUsesHooks(t *testing.T) {
+	rec := &recorder{}
+	lookups := 0
+	d := &Dialer{
+		Policy: &Policy{DenyPorts: []int{3128}},
+		Lookup: func(_ context.Context, host string) ([]netip.Addr, error) {
+			lookups++
+			return []netip.Addr{netip.MustParseAddr("10.0.0.8"), netip.MustParseAddr("::ffff:10.0.0.9")}, nil
+		},
+		DialTCP: rec.dial,
+	}
+	_, err := d.DialTrusted(context.Background(), "squid.internal:3128")
+	if !errors.Is(err, errRefusedByTest) {
+		t.Fatalf("error = %v, want the hook's refusal", err)
+	}
+	want := []netip.AddrPort{netip.MustParseAddrPort("10.0.0.8:3128"), netip.MustParseAddrPort("10.0.0.9:3128")}
+	if len(rec.dials) != 2 || rec.dials[0] != want[0] || rec.dials[1] != want[1] {
+		t.Errorf("dials = %v, want %v (every resolved address, unmapped, policy not applied)", rec.dials, want)
+	}
+	if lookups != 1 {
+		t.Errorf("lookups = %d, want 1", lookups)
+	}
+	if _, err := d.DialTrusted(context.Background(), "squid.internal"); !errors.Is(err, ErrBadDestination) {
+		t.Errorf("no port: error = %v, want ErrBadDestination", err)
+	}
+}
+
 func TestDialerRealLoopbackFromExitAddress(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -13,20 +13,26 @@ import (
 	"github.com/exitmesh/exitmesh/internal/egress"
 )
 
-// Exit is one way out: a local source address the node binds outgoing connections to. Its
-// http.Transport keeps connections to origins alive, so plain HTTP requests reuse them per exit.
+// Exit is one way out: a local source address the node binds outgoing connections to, or an upstream
+// proxy that exits from IP (see NewUpstream). Its http.Transport keeps connections to origins alive,
+// so plain HTTP requests reuse them per exit.
 type Exit struct {
-	IP      netip.Addr
-	Country string // upper-case ISO code, or ""
+	IP      netip.Addr // the address origins see; reported in X-ProxyMesh-IP
+	Country string     // upper-case ISO code, or ""
 
 	dialer    *egress.Dialer
 	transport *http.Transport
+	upstream  *upstream // nil for a local exit
 	health    health
 }
 
 // NewLocal returns an exit that binds ip as the source address of every connection it makes, through
 // dialer's egress policy.
 func NewLocal(ip netip.Addr, country string, dialer *egress.Dialer) *Exit {
+	return newExit(ip, country, dialer)
+}
+
+func newExit(ip netip.Addr, country string, dialer *egress.Dialer) *Exit {
 	e := &Exit{IP: ip, Country: country, dialer: dialer}
 	e.transport = &http.Transport{
 		Proxy: nil, // never HTTP_PROXY from the environment
@@ -42,6 +48,15 @@ func NewLocal(ip netip.Addr, country string, dialer *egress.Dialer) *Exit {
 		MaxResponseHeaderBytes: 1 << 20,
 	}
 	return e
+}
+
+// String describes the exit for logs: its IP, and for an upstream exit the proxy's URL with the
+// password redacted.
+func (e *Exit) String() string {
+	if e.upstream == nil {
+		return e.IP.String()
+	}
+	return e.IP.String() + " via " + e.upstream.String()
 }
 
 // Dial connects to hostport (a CONNECT target or an origin) from this exit.
@@ -63,4 +78,9 @@ func (e *Exit) CloseIdle() { e.transport.CloseIdleConnections() }
 
 // Via describes the upstream proxy the exit leaves through, without its password; "" for a local
 // address.
-func (e *Exit) Via() string { return "" }
+func (e *Exit) Via() string {
+	if e.upstream == nil {
+		return ""
+	}
+	return e.upstream.String()
+}

@@ -301,13 +301,21 @@ func boundAddrs(proxies []*hostedProxy) map[string]string {
 	return addrs
 }
 
+// buildPool turns a proxy server's configured exits into a pool: local source addresses and
+// upstream proxies (url:) side by side, all under dialer's egress policy. It is the one place that
+// does so: whatever makes a pool from the config (start, a reload) calls it.
 func buildPool(pc config.Proxy, dialer *egress.Dialer) (*exits.Pool, error) {
 	var ex []*exits.Exit
 	for j, ec := range pc.Exits {
-		if ec.URL != "" {
-			return nil, fmt.Errorf("exits[%d]: upstream proxy exits (url) are not supported by this version; use a local source address (ip)", j)
+		if ec.URL == "" {
+			ex = append(ex, exits.NewLocal(ec.IP, ec.Country, dialer))
+			continue
 		}
-		ex = append(ex, exits.NewLocal(ec.IP, ec.Country, dialer))
+		e, err := exits.NewUpstream(ec.IP, ec.Country, ec.URL, dialer)
+		if err != nil {
+			return nil, fmt.Errorf("exits[%d]: %w", j, err)
+		}
+		ex = append(ex, e)
 	}
 	return exits.NewPool(ex), nil
 }
