@@ -67,8 +67,9 @@ func (e *Exit) Status() HealthStatus {
 		Checks: h.checks.Load(), Failures: h.fails.Load(), LastError: h.lastErr, Since: h.since}
 }
 
-// record applies one check's result and reports whether the exit entered or left rotation.
-func (e *Exit) record(cfg HealthConfig, latency time.Duration, err error, now time.Time) (changed bool) {
+// record applies one check's result and reports whether the exit entered or left rotation, and how
+// many checks in a row have had this result.
+func (e *Exit) record(cfg HealthConfig, latency time.Duration, err error, now time.Time) (changed bool, streak int) {
 	h := &e.health
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -80,9 +81,9 @@ func (e *Exit) record(cfg HealthConfig, latency time.Duration, err error, now ti
 		if h.down.Load() && h.streak >= cfg.Rise {
 			h.down.Store(false)
 			h.since = now
-			return true
+			return true, h.streak
 		}
-		return false
+		return false, h.streak
 	}
 	h.fails.Add(1)
 	h.lastErr = err.Error()
@@ -90,9 +91,9 @@ func (e *Exit) record(cfg HealthConfig, latency time.Duration, err error, now ti
 	if !h.down.Load() && -h.streak >= cfg.Fall {
 		h.down.Store(true)
 		h.since = now
-		return true
+		return true, -h.streak
 	}
-	return false
+	return false, -h.streak
 }
 
 // CheckResult is one health check of one exit, for metrics and logs.
@@ -101,6 +102,7 @@ type CheckResult struct {
 	Latency time.Duration
 	Err     error
 	Changed bool // the exit entered (Healthy) or left rotation with this check
+	InARow  int  // checks in a row with this result, this one included
 }
 
 // RunHealthChecks checks every exit of the pool each cfg.Interval until ctx ends, calling observe
@@ -132,7 +134,7 @@ func (p *Pool) checkAll(ctx context.Context, cfg HealthConfig, observe func(Chec
 				return // stopping: a check cut short says nothing about the exit
 			}
 			r := CheckResult{Exit: e, Latency: time.Since(start), Err: err}
-			r.Changed = e.record(cfg, r.Latency, err, time.Now())
+			r.Changed, r.InARow = e.record(cfg, r.Latency, err, time.Now())
 			if observe != nil {
 				observe(r)
 			}

@@ -95,7 +95,7 @@ func TestHealthFallAndRise(t *testing.T) {
 		{nil, false, false}, {nil, true, true},
 	}
 	for i, st := range steps {
-		changed := e.record(cfg, time.Millisecond, st.err, now)
+		changed, _ := e.record(cfg, time.Millisecond, st.err, now)
 		if e.Healthy() != st.wantHealthy || changed != st.wantChanged {
 			t.Fatalf("step %d: healthy %v changed %v, want %v %v", i, e.Healthy(), changed, st.wantHealthy, st.wantChanged)
 		}

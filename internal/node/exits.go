@@ -21,9 +21,9 @@ func (n *Node) runPoolLoops(ctx context.Context, pc config.Proxy, health exits.H
 			m.ExitChecked(r.Exit.IP, r.Exit.Healthy(), r.Exit.Active(), r.Latency, r.Err)
 			switch {
 			case r.Changed && r.Exit.Healthy():
-				log.Info("exit back in rotation", "exit", r.Exit.IP, "latency", r.Latency)
+				log.Info("exit back in rotation", "exit", r.Exit.IP, "good_checks", r.InARow, "latency", r.Latency)
 			case r.Changed:
-				log.Warn("exit out of rotation", "exit", r.Exit.IP, "err", r.Err)
+				log.Warn("exit out of rotation", "exit", r.Exit.IP, "failed_checks", r.InARow, "err", r.Err)
 			}
 		})
 	})
