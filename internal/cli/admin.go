@@ -513,12 +513,13 @@ func exitList(*flag.FlagSet) func(*admin, []string) error {
 	}
 }
 
-// clip shortens s to n bytes for a table cell.
+// clip shortens s to n characters for a table cell.
 func clip(s string, n int) string {
-	if len(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return s[:n-3] + "..."
+	return string(r[:n-3]) + "..."
 }
 
 func yesNo(b bool) string {

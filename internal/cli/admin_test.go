@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/cli"
@@ -758,5 +759,39 @@ func TestConfigErrors(t *testing.T) {
 
 	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stat %s: %v; a command with a broken config must not create the store", db, err)
+	}
+}
+
+func TestExitList(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now().UTC()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(e.store(t).PutExitStatuses(t.Context(), "node-a", []domain.ExitStatus{
+		{Proxy: "us-ca", IP: netip.MustParseAddr("127.0.0.2"), Healthy: true, Active: true, Latency: 1200 * time.Microsecond, Checks: 40, Updated: now},
+		{Proxy: "us-ca", IP: netip.MustParseAddr("203.0.113.7"), Via: "socks5://u:xxxxx@10.0.0.5:1080", Active: true, Checks: 40,
+			Failures: 3, LastError: "exit 203.0.113.7: connect to 127.0.0.1:9: dial tcp 127.0.0.1:9: connection refused", Since: now.Add(-90 * time.Second), Updated: now},
+	}))
+	must(e.store(t).PutExitStatuses(t.Context(), "node-b", []domain.ExitStatus{
+		{Proxy: "world", IP: netip.MustParseAddr("127.0.0.9"), Healthy: true, Updated: now.Add(-time.Hour)},
+	}))
+	out := e.mustAdmin(t, "", "exits")
+	for _, want := range []string{
+		`(?m)^NODE\s+PROXY\s+EXIT\s+VIA\s+HEALTH\s+ACTIVE\s+LATENCY\s+CHECKS\s+FAILED\s+LAST ERROR\s+REPORTED$`,
+		`(?m)^node-a\s+us-ca\s+127\.0\.0\.2\s+-\s+up\s+yes\s+1\.2ms\s+40\s+0\s+-\s+\d+s ago$`,
+		`(?m)^node-a\s+us-ca\s+203\.0\.113\.7\s+socks5://u:xxxxx@10\.0\.0\.5:1080\s+DOWN 1m3\ds\s+yes\s+-\s+40\s+3\s+exit 203\.0\.113\.7: connect to 127\.0\.0\.1:9: dial tcp 127\.0\.\.\.\.\s+\d+s ago$`,
+		`(?m)^node-b\s+world\s+127\.0\.0\.9\s+-\s+up\s+no\s+-\s+0\s+0\s+-\s+1h0m\ds ago$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("admin exits:\n%s\nwant a line matching %s", out, want)
+		}
+	}
+	only := e.mustAdmin(t, "", "exits", "world")
+	if strings.Contains(only, "us-ca") || !strings.Contains(only, "127.0.0.9") {
+		t.Errorf("admin exits world:\n%s", only)
 	}
 }
