@@ -22,7 +22,7 @@ type Changes struct {
 }
 
 // reloadable are the top-level config keys a Reload applies; every other key needs a restart.
-var reloadable = []string{"proxies", "egress", "plans"}
+var reloadable = []string{"proxies", "egress", "plans", "health"}
 
 // Reload applies newCfg's proxy servers, exits, egress policy and plans to the running node:
 //   - a proxy server whose exits changed gets a new pool; requests and tunnels in flight keep their
@@ -71,7 +71,7 @@ func (n *Node) Reload(ctx context.Context, newCfg *config.Config) (Changes, erro
 // the keys whose change waits for a restart.
 func mergeReloadable(old, newCfg *config.Config) (*config.Config, []string) {
 	running := *old
-	running.Proxies, running.Egress, running.Plans = newCfg.Proxies, newCfg.Egress, newCfg.Plans
+	running.Proxies, running.Egress, running.Plans, running.Health = newCfg.Proxies, newCfg.Egress, newCfg.Plans, newCfg.Health
 	var restart []string
 	for _, key := range config.ChangedKeys(old, newCfg) {
 		top, _, _ := strings.Cut(key, ".")
@@ -109,12 +109,13 @@ func (n *Node) prepareReload(cfg *config.Config) (_ *reloadPlan, err error) {
 			p.abort()
 		}
 	}()
-	egressChanged := slices.ContainsFunc(config.ChangedKeys(n.cfg, cfg), func(k string) bool {
-		return strings.HasPrefix(k, "egress.")
-	})
+	changed := config.ChangedKeys(n.cfg, cfg)
+	egressChanged := slices.ContainsFunc(changed, func(k string) bool { return strings.HasPrefix(k, "egress.") })
 	if egressChanged {
 		p.dialer = newDialer(cfg.Egress) // every pool is rebuilt with the new policy
 	}
+	// New health settings rebuild every pool too: its checks start afresh with them.
+	rebuild := egressChanged || slices.ContainsFunc(changed, func(k string) bool { return strings.HasPrefix(k, "health.") })
 	current := make(map[string]*hostedProxy, len(n.proxies))
 	for _, hp := range n.proxies {
 		current[hp.cfg.Name] = hp
@@ -137,7 +138,7 @@ func (n *Node) prepareReload(cfg *config.Config) (_ *reloadPlan, err error) {
 		u := proxyUpdate{cur: cur, next: &next}
 		p.updates = append(p.updates, u) // before the steps that may fail, so abort finds their parts
 		p.proxies = append(p.proxies, u.next)
-		if egressChanged || !slices.Equal(pc.Exits, cur.cfg.Exits) || pc.Active != cur.cfg.Active || pc.Turnover != cur.cfg.Turnover {
+		if rebuild || !slices.Equal(pc.Exits, cur.cfg.Exits) || pc.Active != cur.cfg.Active || pc.Turnover != cur.cfg.Turnover {
 			if next.pool, err = preparePool(i, pc, p.dialer); err != nil {
 				next.pool = cur.pool
 				return nil, err

@@ -30,6 +30,8 @@ func TestMergeReloadable(t *testing.T) {
 	changed.Sync.Interval = config.Duration(time.Second)
 	changed.Usage.FlushInterval = config.Duration(time.Second)
 	changed.Log.Level = "debug"
+	changed.Health.Target = "127.0.0.1:80"
+	changed.Sessions.TTL = config.Duration(time.Hour)
 
 	running, restart := mergeReloadable(old, changed)
 	if got := config.ChangedKeys(running, changed); !slices.Equal(got, restart) {
@@ -41,7 +43,7 @@ func TestMergeReloadable(t *testing.T) {
 			t.Errorf("reload applied %s, which is not reloadable", key)
 		}
 	}
-	if len(applied) != 3 || len(restart) != 11 {
-		t.Errorf("applied %q and restart %q, want the 3 reloadable keys and the 11 others", applied, restart)
+	if len(applied) != 4 || len(restart) != 12 {
+		t.Errorf("applied %q and restart %q, want the 4 reloadable keys and the 12 others", applied, restart)
 	}
 }
