@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -17,7 +16,7 @@ import (
 )
 
 // healthConfig is a node whose us-ca mixes a local exit with a SOCKS5 upstream exit, checked by
-// connecting to a loopback target through each exit.
+// connecting to a loopback echo server through each exit.
 const healthConfig = `
 store: sqlite:%%s
 api: {listen: "127.0.0.1:0"}
@@ -36,25 +35,6 @@ egress: {allow: [127.0.0.1/32]}
 plans:
   - {name: starter, proxies: 3, subs: 5, ips: 10, hostnames: 5, bandwidth: 10GB}
 `
-
-// healthTarget accepts TCP connections and closes them: what a health check needs to succeed.
-func healthTarget(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // exitVia sends a GET through us-ca as login and returns the address the origin saw and X-ProxyMesh-IP.
 func exitVia(t *testing.T, f *fixture, login string) (saw, exitIP string) {
@@ -78,7 +58,7 @@ func TestKilledExitLeavesRotationAndReturns(t *testing.T) {
 	const fall = 3
 	socks := upstreamtest.StartSOCKS5(t, "127.0.0.7")
 	var logs syncBuffer
-	f := startWith(t, fmt.Sprintf(healthConfig, healthTarget(t), fall, socks.URL()), slog.New(slog.NewTextHandler(&logs, nil)))
+	f := startWith(t, fmt.Sprintf(healthConfig, startEcho(t), fall, socks.URL()), slog.New(slog.NewTextHandler(&logs, nil)))
 	f.createAccount(t, "alice", "alice-password")
 	eventually(t, "alice can use us-ca", func() error {
 		return is(200, "")(status(t, f.client("alice", "alice-password", ""), f.origin.URL+"/ip"))
