@@ -134,8 +134,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	followCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stopFollowers = cancel
 	n.goServe(func() { n.view.Follow(followCtx, n.store, cfg.Sync.Interval.D(), log) })
-	n.goServe(func() { n.usage.Run(followCtx, cfg.Usage.FlushInterval.D(), 10*time.Second, log) })
-	n.goServe(func() { n.usage.Follow(followCtx, cfg.Sync.Interval.D(), log) })
+	n.goServe(func() {
+		n.usage.Run(followCtx, cfg.Usage.FlushInterval.D(), cfg.Sync.Interval.D(), 10*time.Second, log)
+	})
 	n.goServe(func() { sharing.run(followCtx, cfg.Sync.Interval.D()) })
 	lookup := hostnames.NewLookup(cfg.Hostnames.Resolver)
 	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,

@@ -162,28 +162,18 @@ func (r *Recorder) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// Follow calls Refresh every interval until ctx ends. A store outage is logged once, when it
-// begins; meanwhile the figures go on counting this node's traffic.
-func (r *Recorder) Follow(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := r.Refresh(rctx)
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			failing = true
-			log.Warn("month-to-date bandwidth not refreshed; counting this node's traffic only", "err", err)
-		case err == nil && failing:
-			failing = false
-			log.Info("month-to-date bandwidth refreshed again")
-		}
+// refreshLogged refreshes within a bounded time and reports whether it failed. failing says whether
+// the previous one failed: an outage is logged once, when it begins, and so is the recovery.
+// Meanwhile the figures go on counting this node's traffic.
+func (r *Recorder) refreshLogged(ctx context.Context, failing bool, log *slog.Logger) bool {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := r.Refresh(rctx)
+	switch {
+	case err != nil && ctx.Err() == nil && !failing:
+		log.Warn("month-to-date bandwidth not refreshed; counting this node's traffic only", "err", err)
+	case err == nil && failing:
+		log.Info("month-to-date bandwidth refreshed again")
 	}
+	return err != nil
 }

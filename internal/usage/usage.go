@@ -104,16 +104,21 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	}
 }
 
-// Run flushes every interval until ctx ends, then flushes once more within finalWait.
-func (r *Recorder) Run(ctx context.Context, interval, finalWait time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// Run flushes every flushEvery and refreshes the month-to-date figures every refreshEvery until ctx
+// ends, then flushes once more within finalWait.
+func (r *Recorder) Run(ctx context.Context, flushEvery, refreshEvery, finalWait time.Duration, log *slog.Logger) {
+	flush, refresh := time.NewTicker(flushEvery), time.NewTicker(refreshEvery)
+	defer flush.Stop()
+	defer refresh.Stop()
+	refreshFailing := false
 	for {
 		select {
-		case <-t.C:
+		case <-flush.C:
 			if err := r.Flush(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("usage not flushed", "err", err)
 			}
+		case <-refresh.C:
+			refreshFailing = r.refreshLogged(ctx, refreshFailing, log)
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWait)
 			defer cancel()
