@@ -275,3 +275,13 @@ func TestMonthToDateUnderLoad(t *testing.T) {
 		t.Logf("node %d: %d bytes", i, r.MonthToDate(account))
 	}
 }
+
+// BenchmarkMonthToDate is the proxy's per-request check.
+func BenchmarkMonthToDate(b *testing.B) {
+	r := NewRecorder(nil)
+	r.Add(123456, 0, "us-ca", bytes(1, 1))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.MonthToDate(123456)
+	}
+}
