@@ -68,8 +68,8 @@ func errBandwidthExceeded(limit int64, now time.Time) *refusal {
 	return &refusal{
 		Status: http.StatusPaymentRequired,
 		Reason: "bandwidth-exceeded",
-		Message: "Monthly bandwidth exceeded: this account has used the " + config.Size(limit).Human() +
-			" a month its plan allows. It resets on " + resets.Format("2 January 2006") +
+		Message: "Monthly bandwidth exceeded: this account has used all " + config.Size(limit).Human() +
+			" its plan allows per month. It resets on " + resets.Format("2 January 2006") +
 			" (00:00 UTC); upgrade the plan to continue before then.",
 	}
 }

@@ -47,17 +47,13 @@ func newQuotaEnv(t *testing.T) *quotaEnv {
 	must(st.PutPlan(ctx, domain.Plan{Name: "tiny", MaxProxies: 1, MaxSubs: 1, MaxIPs: 1, MonthlyBandwidth: quotaLimit}))
 	must(st.PutProxyServer(ctx, domain.ProxyServer{Name: "us-ca", Address: "127.0.0.1:1"}))
 	h := hashes()
-	q := &quotaEnv{}
-	for _, name := range []string{"dave", "erin"} {
+	create := func(name string) int64 {
 		a, err := st.CreateAccount(ctx, domain.NewAccount{Username: name, PasswordHash: h[alicePW], Plan: "tiny",
 			Confirmed: true, Proxies: []string{"us-ca"}})
 		must(err)
-		if name == "dave" {
-			q.dave = a.ID
-		} else {
-			q.erin = a.ID
-		}
+		return a.ID
 	}
+	q := &quotaEnv{dave: create("dave"), erin: create("erin")}
 	_, err = st.CreateSubAccount(ctx, "dave", domain.NewSubAccount{Username: "dave-bot", PasswordHash: h[subPW], Proxies: []string{"us-ca"}})
 	must(err)
 	snap, err := st.Snapshot(ctx)
