@@ -222,7 +222,11 @@ func TestUsageEndpoint(t *testing.T) {
 	if !reflect.DeepEqual(any(usage), want) {
 		t.Errorf("usage %v, want %v (each answer of the origin's /ip is 10 bytes)", usage, want)
 	}
-	check(t, "usage before any traffic", e.get("/api/usage/?from=2000-01-01&to=2000-01-31", "bob", bobPW), 200, `{"usage":[]}`)
+	month := time.Now().UTC().Format("2006-01")
+	check(t, "usage before any traffic", e.get("/api/usage/?from=2000-01-01&to=2000-01-31", "bob", bobPW), 200,
+		`{"usage":[],"bandwidth":{"month":"`+month+`","used":40,"limit":0}}`)
+	check(t, "a plan's bandwidth", e.get("/api/usage/", "alice", alicePW), 200,
+		`{"usage":[],"bandwidth":{"month":"`+month+`","used":0,"limit":1000000000}}`)
 	r := e.get("/api/usage/?from=yesterday", "bob", bobPW)
 	if r.status != 400 || r.json["fields"] == nil {
 		t.Errorf("bad date: %d %s", r.status, r.body)

@@ -234,5 +234,31 @@ func (s *Server) usage(c *call) (any, error) {
 		out[i] = usageJSON{Day: r.Day, Proxy: r.Proxy, SubAccount: r.SubAccount, BytesIn: r.BytesIn,
 			BytesOut: r.BytesOut, Requests: r.Requests, Tunnels: r.Tunnels}
 	}
-	return map[string]any{"usage": out}, nil
+	bw, err := s.bandwidth(c, time.Now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"usage": out, "bandwidth": bw}, nil
+}
+
+// bandwidthJSON is the account's bandwidth in the calendar month (UTC) against its plan's.
+type bandwidthJSON struct {
+	Month string `json:"month"` // YYYY-MM
+	Used  int64  `json:"used"`  // bytes in + bytes out, sub-accounts included, as flushed by the nodes
+	Limit int64  `json:"limit"` // the plan's monthly bandwidth; 0 = unlimited
+}
+
+// bandwidth sums the account's usage rows of the month of now.
+func (s *Server) bandwidth(c *call, now time.Time) (bandwidthJSON, error) {
+	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	rows, err := s.cfg.Store.Usage(c.r.Context(), domain.UsageFilter{Username: c.account.Username,
+		From: first.Format(time.DateOnly), To: first.AddDate(0, 1, -1).Format(time.DateOnly)})
+	if err != nil {
+		return bandwidthJSON{}, err
+	}
+	bw := bandwidthJSON{Month: first.Format("2006-01"), Limit: c.plan.MonthlyBandwidth}
+	for _, r := range rows {
+		bw.Used += r.BytesIn + r.BytesOut
+	}
+	return bw, nil
 }

@@ -144,3 +144,26 @@ func TestViewHostnameAuthorizes(t *testing.T) {
 		t.Error("an unresolved hostname authorized the zero address")
 	}
 }
+
+func TestViewCarriesThePlanBandwidth(t *testing.T) {
+	s := snapshot(t, "alice-password")
+	s.Plans = []domain.Plan{{Name: "small", MonthlyBandwidth: 10_000}, {Name: "unlimited"}}
+	s.Accounts[0].Plan, s.Accounts[1].Plan = "small", "unlimited"
+	v := NewView(nil)
+	v.Load(s)
+	for _, tt := range []struct {
+		ip, login string
+		want      int64
+	}{
+		{"203.0.113.1", "alice", 10_000},
+		{"203.0.113.2", "alice-scraper", 10_000}, // a sub-account has its account's plan
+	} {
+		p, ok := v.ByIP(netip.MustParseAddr(tt.ip))
+		if !ok || p.Login != tt.login || p.Bandwidth != tt.want {
+			t.Errorf("%s: %+v, %v; want %s with bandwidth %d", tt.ip, p, ok, tt.login, tt.want)
+		}
+	}
+	if p, err := v.Authenticate(t.Context(), "bob", "bob-password"); err != nil || p.Bandwidth != 0 {
+		t.Errorf("bob: %+v, %v; want bandwidth 0 (unlimited)", p, err)
+	}
+}

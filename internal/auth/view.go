@@ -22,6 +22,7 @@ type Principal struct {
 	Login     string // the username that authenticated
 	Account   string // the account's username
 	Disabled  bool   // account disabled, or sub-account inactive
+	Bandwidth int64  // the account's plan's monthly bandwidth in bytes; 0 = unlimited
 	proxies   map[string]struct{}
 	hash      string
 }
@@ -64,10 +65,14 @@ func (v *View) Load(s domain.Snapshot) {
 		logins:  make(map[string]*Principal, len(s.Accounts)+len(s.Subs)),
 		ips:     make(map[netip.Addr]*Principal),
 	}
+	bandwidth := make(map[string]int64, len(s.Plans))
+	for _, p := range s.Plans {
+		bandwidth[p.Name] = p.MonthlyBandwidth
+	}
 	byID := make(map[int64]*Principal, len(s.Accounts))
 	for _, a := range s.Accounts {
 		p := &Principal{AccountID: a.ID, Login: a.Username, Account: a.Username, Disabled: a.Disabled,
-			proxies: set(a.Proxies), hash: a.PasswordHash}
+			Bandwidth: bandwidth[a.Plan], proxies: set(a.Proxies), hash: a.PasswordHash}
 		idx.logins[a.Username] = p
 		byID[a.ID] = p
 		for _, ip := range a.IPs {
@@ -90,7 +95,7 @@ func (v *View) Load(s domain.Snapshot) {
 			continue
 		}
 		p := &Principal{AccountID: s.AccountID, SubID: s.ID, Login: s.Username, Account: parent.Account,
-			Disabled: parent.Disabled || !s.Active, proxies: set(s.Proxies), hash: s.PasswordHash}
+			Disabled: parent.Disabled || !s.Active, Bandwidth: parent.Bandwidth, proxies: set(s.Proxies), hash: s.PasswordHash}
 		idx.logins[s.Username] = p
 		for _, ip := range s.IPs {
 			subIPs[ip] = append(subIPs[ip], p)

@@ -37,6 +37,7 @@ Proxy servers:
   exits [PROXY]          every node's exits: health, latency, failures, active set
 Usage:
   usage [USERNAME] [--from YYYY-MM-DD] [--to YYYY-MM-DD]
+      then each account's bandwidth this month (UTC) against its plan's
 
 SIZE is bytes with an optional unit: 10GB, 500MiB (0 = unlimited).
 Every command takes --config FILE (default ./exitmesh.yaml, else the defaults: store sqlite:./exitmesh.db).
@@ -415,11 +416,74 @@ func accountShow(*flag.FlagSet) func(*admin, []string) error {
 		for i, s := range subs {
 			subNames[i] = s.Username
 		}
+		month, err := a.monthBandwidth()
+		if err != nil {
+			return err
+		}
+		plan, err := a.store.GetPlan(a.ctx, ac.Plan)
+		if err != nil {
+			return err
+		}
 		w := a.io.Stdout
 		fmt.Fprintf(w, "username:  %s\nplan:      %s\nstatus:    %s\ncreated:   %s\n", ac.Username, ac.Plan, status(ac), ac.CreatedAt.UTC().Format(time.RFC3339))
 		fmt.Fprintf(w, "proxies:   %s\nips:       %s\nsubs:      %s\n", dash(strings.Join(ac.Proxies, ", ")), dash(strings.Join(ips, ", ")), dash(strings.Join(subNames, ", ")))
+		fmt.Fprintf(w, "bandwidth: %s this month (%s, UTC)\n", bandwidthUsed(month.Bytes[ac.ID], plan.MonthlyBandwidth), month.Month)
 		return nil
 	}
+}
+
+// monthBandwidth reads every account's bandwidth this month (UTC) from the store: what the nodes have
+// flushed, which trails the proxies by up to usage.flush_interval.
+func (a *admin) monthBandwidth() (domain.MonthBandwidth, error) {
+	return a.store.MonthBandwidth(a.ctx, time.Now().UTC().Format("2006-01"), "")
+}
+
+// bandwidthUsed describes used bytes against a plan's monthly bandwidth: "1.2 GB of 10 GB".
+func bandwidthUsed(used, limit int64) string {
+	s := config.Size(used).Human()
+	switch {
+	case limit == 0:
+		return s + " (unlimited plan)"
+	case used >= limit:
+		return s + " of " + config.Size(limit).Human() + " (spent: the proxies answer 402)"
+	}
+	return s + " of " + config.Size(limit).Human()
+}
+
+// bandwidthReport writes the month's bandwidth of one account, or of every account when username
+// is empty.
+func (a *admin) bandwidthReport(username string) error {
+	month, err := a.monthBandwidth()
+	if err != nil {
+		return err
+	}
+	plans, err := a.store.ListPlans(a.ctx)
+	if err != nil {
+		return err
+	}
+	limits := make(map[string]int64, len(plans))
+	for _, p := range plans {
+		limits[p.Name] = p.MonthlyBandwidth
+	}
+	w := a.io.Stdout
+	if username != "" {
+		ac, err := a.store.GetAccount(a.ctx, username)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "\nbandwidth this month (%s, UTC): %s\n", month.Month, bandwidthUsed(month.Bytes[ac.ID], limits[ac.Plan]))
+		return nil
+	}
+	accts, err := a.store.ListAccounts(a.ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nbandwidth this month (%s, UTC):\n", month.Month)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, ac := range accts {
+		fmt.Fprintf(tw, "  %s\t%s\n", ac.Username, bandwidthUsed(month.Bytes[ac.ID], limits[ac.Plan]))
+	}
+	return tw.Flush()
 }
 
 // accountFlag makes a command that applies one fixed change to an account.
@@ -544,9 +608,13 @@ func usageReport(fs *flag.FlagSet) func(*admin, []string) error {
 		if err != nil {
 			return err
 		}
-		return table(a.io.Stdout, []string{"DAY", "ACCOUNT", "SUB-ACCOUNT", "PROXY", "BYTES-IN", "BYTES-OUT", "REQUESTS", "TUNNELS"}, len(rows), func(i int) []any {
+		err = table(a.io.Stdout, []string{"DAY", "ACCOUNT", "SUB-ACCOUNT", "PROXY", "BYTES-IN", "BYTES-OUT", "REQUESTS", "TUNNELS"}, len(rows), func(i int) []any {
 			r := rows[i]
 			return []any{r.Day, r.Username, dash(r.SubAccount), r.Proxy, r.BytesIn, r.BytesOut, r.Requests, r.Tunnels}
 		})
+		if err != nil {
+			return err
+		}
+		return a.bandwidthReport(f.Username)
 	}
 }

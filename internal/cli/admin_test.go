@@ -675,10 +675,63 @@ func TestUsageReport(t *testing.T) {
 			}
 			wantSuccess(t, code, stderr)
 			want := append([][]string{header}, tt.wantRows...)
-			if got := rows(stdout); !slices.EqualFunc(got, want, slices.Equal) {
+			usageTable, _, _ := strings.Cut(stdout, "\n\n") // the month's bandwidth follows
+			if got := rows(usageTable); !slices.EqualFunc(got, want, slices.Equal) {
 				t.Errorf("usage report = %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+func TestBandwidthThisMonth(t *testing.T) {
+	e := newEnv(t)
+	e.mustAdmin(t, "", "plan", "create", "tiny", "--proxies", "1", "--subs", "1", "--ips", "1", "--hostnames", "1", "--bandwidth", "10KB")
+	e.mustAdmin(t, "", "plan", "create", "free", "--proxies", "1", "--subs", "1", "--ips", "1", "--hostnames", "1", "--bandwidth", "0")
+	for user, plan := range map[string]string{"alice": "starter", "bob": "starter", "carol": "tiny", "dave": "free"} {
+		e.mustAdmin(t, "", "account", "create", user, "--plan", plan, "--password", user+"-password")
+	}
+	alice, carol, dave := e.mustAccount(t, "alice"), e.mustAccount(t, "carol"), e.mustAccount(t, "dave")
+	sub, err := e.store(t).CreateSubAccount(t.Context(), "alice", domain.NewSubAccount{Username: "alice-bot", PasswordHash: alice.PasswordHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	today, month := now.Format(time.DateOnly), now.Format("2006-01")
+	lastMonth := now.AddDate(0, 0, -now.Day()).Format(time.DateOnly)
+	err = e.store(t).AddUsage(t.Context(), "cli-bandwidth", map[domain.UsageKey]domain.UsageCounts{
+		{AccountID: alice.ID, Proxy: "us-ca", Day: today}:                {BytesIn: 200_000_000, BytesOut: 700_000_000},
+		{AccountID: alice.ID, SubID: sub.ID, Proxy: "us-ca", Day: today}: {BytesOut: 350_000_000},   // the sub-account's count too
+		{AccountID: alice.ID, Proxy: "us-ca", Day: lastMonth}:            {BytesOut: 5_000_000_000}, // not this month
+		{AccountID: carol.ID, Proxy: "world", Day: today}:                {BytesIn: 2_000, BytesOut: 10_345},
+		{AccountID: dave.ID, Proxy: "world", Day: today}:                 {BytesOut: 123_456_789},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	heading := "bandwidth this month (" + month + ", UTC):"
+	lines := func(stdout string) []string {
+		_, report, _ := strings.Cut(stdout, "\n\n")
+		return slices.Collect(strings.Lines(report))
+	}
+	if got, want := lines(e.mustAdmin(t, "", "usage", "alice")), []string{heading + " 1.2 GB of 10 GB\n"}; !slices.Equal(got, want) {
+		t.Errorf("usage alice ends with %q, want %q", got, want)
+	}
+	want := []string{
+		heading + "\n",
+		"  alice  1.2 GB of 10 GB\n",
+		"  bob    0 B of 10 GB\n",
+		"  carol  12.3 KB of 10 KB (spent: the proxies answer 402)\n",
+		"  dave   123.4 MB (unlimited plan)\n",
+	}
+	if got := lines(e.mustAdmin(t, "", "usage", "--from", today)); !slices.Equal(got, want) {
+		t.Errorf("usage ends with\n%q, want\n%q", got, want)
+	}
+	for user, want := range map[string]string{"alice": "1.2 GB of 10 GB", "bob": "0 B of 10 GB"} {
+		show := e.mustAdmin(t, "", "account", "show", user)
+		if line := "bandwidth: " + want + " this month (" + month + ", UTC)\n"; !strings.Contains(show, line) {
+			t.Errorf("account show %s:\n%s\nwant the line %q", user, show, line)
+		}
 	}
 }
 

@@ -97,6 +97,24 @@ func (s Size) String() string {
 	return strconv.FormatInt(int64(s), 10) + "B"
 }
 
+// Human formats s for people in the decimal units bandwidth is sold in, rounded down to one
+// decimal: "999 B", "1.2 GB", "10 GB". Rounding down keeps a figure below a limit shown below it.
+func (s Size) Human() string {
+	for _, u := range []struct {
+		name string
+		size Size
+	}{{"TB", TB}, {"GB", GB}, {"MB", MB}, {"KB", KB}} {
+		if s >= u.size {
+			tenths := int64(s / (u.size / 10))
+			if tenths%10 == 0 {
+				return fmt.Sprintf("%d %s", tenths/10, u.name)
+			}
+			return fmt.Sprintf("%d.%d %s", tenths/10, tenths%10, u.name)
+		}
+	}
+	return fmt.Sprintf("%d B", int64(s))
+}
+
 // ParseSize parses a byte size: digits with an optional fraction, optional space, optional unit.
 // Negative sizes, fractions of a byte, overflow and unknown units are errors.
 func ParseSize(s string) (Size, error) {

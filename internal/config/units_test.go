@@ -90,6 +90,29 @@ func TestSizeString(t *testing.T) {
 	}
 }
 
+func TestSizeHuman(t *testing.T) {
+	tests := []struct {
+		in   Size
+		want string
+	}{
+		{0, "0 B"},
+		{999, "999 B"},
+		{1000, "1 KB"},
+		{10_000, "10 KB"},
+		{12_345, "12.3 KB"},
+		{1_250_000_000, "1.2 GB"},
+		{9_999_999_999, "9.9 GB"}, // rounded down: below a 10 GB limit, shown below it
+		{10 * GB, "10 GB"},
+		{GiB, "1 GB"},
+		{3 * TB, "3 TB"},
+	}
+	for _, tt := range tests {
+		if got := tt.in.Human(); got != tt.want {
+			t.Errorf("Size(%d).Human() = %q, want %q", int64(tt.in), got, tt.want)
+		}
+	}
+}
+
 func TestParseDuration(t *testing.T) {
 	tests := []struct {
 		in      string

@@ -151,6 +151,17 @@ type UsageFilter struct {
 	From, To string
 }
 
+// MonthBandwidth is the bandwidth every account used in one calendar month (UTC), as one snapshot
+// of the store. Bandwidth is bytes in plus bytes out, the account's sub-accounts included.
+type MonthBandwidth struct {
+	Month   string          // YYYY-MM
+	Bytes   map[int64]int64 // account id → bytes; accounts without traffic are absent
+	Applied bool            // the usage batch asked about is part of Bytes
+}
+
+// MonthOf returns the month (YYYY-MM) of a day (YYYY-MM-DD).
+func MonthOf(day string) string { return day[:min(len(day), 7)] }
+
 // Ban is a temporary ban of a client IP, shared by the nodes.
 type Ban struct {
 	IP     netip.Addr

@@ -55,6 +55,10 @@ type Store interface {
 	// retried after an unknown commit outcome is not counted twice.
 	AddUsage(ctx context.Context, batch string, deltas map[UsageKey]UsageCounts) error
 	Usage(ctx context.Context, f UsageFilter) ([]UsageRow, error)
+	// MonthBandwidth reads every account's bandwidth in month (YYYY-MM, UTC) and, in the same
+	// snapshot, whether the usage batch with id batch ("" for none) has been applied, so that the
+	// process that wrote the batch knows whether the totals include it.
+	MonthBandwidth(ctx context.Context, month, batch string) (MonthBandwidth, error)
 
 	// Bans. PutBan keeps the later end when ip is banned already; ListBans returns the bans still
 	// in force. Neither changes the Version.

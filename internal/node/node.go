@@ -150,12 +150,17 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	if err := n.view.Refresh(ctx, n.store); err != nil {
 		return nil, fmt.Errorf("load accounts: %w", err)
 	}
+	if err := n.usage.Refresh(ctx); err != nil {
+		return nil, fmt.Errorf("load month-to-date bandwidth: %w", err)
+	}
 
 	serving = true
 	followCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stopFollowers = cancel
 	n.goServe(func() { n.view.Follow(followCtx, n.store, cfg.Sync.Interval.D(), log) })
-	n.goServe(func() { n.usage.Run(followCtx, cfg.Usage.FlushInterval.D(), 10*time.Second, log) })
+	n.goServe(func() {
+		n.usage.Run(followCtx, cfg.Usage.FlushInterval.D(), cfg.Sync.Interval.D(), 10*time.Second, log)
+	})
 	n.goServe(func() { sharing.run(followCtx, cfg.Sync.Interval.D()) })
 	lookup := hostnames.NewLookup(cfg.Hostnames.Resolver)
 	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/bans"
+	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
 )
@@ -56,6 +57,20 @@ func errBanned(retryAfter time.Duration) *refusal {
 		Message:    "Your IP address is temporarily banned for " + bans.Remaining(retryAfter) + " after too many failed authentications or requests.",
 		RetryAfter: retryAfter,
 		Close:      true,
+	}
+}
+
+// errBandwidthExceeded answers an account whose plan's monthly bandwidth, limit bytes, is spent in
+// the calendar month (UTC) of now.
+func errBandwidthExceeded(limit int64, now time.Time) *refusal {
+	now = now.UTC()
+	resets := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	return &refusal{
+		Status: http.StatusPaymentRequired,
+		Reason: "bandwidth-exceeded",
+		Message: "Monthly bandwidth exceeded: this account has used all " + config.Size(limit).Human() +
+			" its plan allows per month. It resets on " + resets.Format("2 January 2006") +
+			" (00:00 UTC); upgrade the plan to continue before then.",
 	}
 }
 

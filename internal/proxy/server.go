@@ -176,6 +176,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, rf, nil, netip.Addr{})
 		return
 	}
+	if rf := s.checkBandwidth(p); rf != nil {
+		s.refuse(w, rf, nil, netip.Addr{})
+		return
+	}
 	steer, err := exits.ParseSteering(r.Header, s.cfg.MaxOriginTimeout)
 	if err != nil {
 		s.refuse(w, failure(err), nil, netip.Addr{})

@@ -1,5 +1,6 @@
 // Package usage counts traffic per account, sub-account, proxy server and UTC day in memory and writes
-// it to the store in batches, so the proxy never writes to the store per request.
+// it to the store in batches, so the proxy never writes to the store per request. It also keeps each
+// account's month-to-date bandwidth across the nodes, which the proxy checks against the plan.
 package usage
 
 import (
@@ -14,23 +15,27 @@ import (
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
-// Sink is where batches go: the store.
+// Sink is where batches go and where the month's totals come from: the store.
 type Sink interface {
 	AddUsage(ctx context.Context, batch string, deltas map[domain.UsageKey]domain.UsageCounts) error
+	MonthBandwidth(ctx context.Context, month, batch string) (domain.MonthBandwidth, error)
 }
 
-// Recorder accumulates usage until Flush.
+// Recorder accumulates usage until Flush, and keeps each account's month-to-date bandwidth (see
+// MonthToDate).
 type Recorder struct {
 	sink Sink
 	now  func() time.Time
 
-	day atomic.Pointer[utcDay] // today's date string, formatted once a day rather than per request
+	day   atomic.Pointer[utcDay]      // today's date string, formatted once a day rather than per request
+	month atomic.Pointer[monthTotals] // the current month's bandwidth per account
 
 	mu      sync.Mutex // guards pending
 	pending map[domain.UsageKey]domain.UsageCounts
 
-	flushMu sync.Mutex // one flush at a time; guards unsent
+	flushMu sync.Mutex // one flush or refresh at a time; guards the following fields
 	unsent  *batch     // a batch whose write failed: retried as it is, under the same id
+	written map[monthAccount]int64
 }
 
 // batch is a set of deltas written to the store at most once, by id.
@@ -57,12 +62,16 @@ func (r *Recorder) today() string {
 
 // NewRecorder returns a recorder that flushes to sink.
 func NewRecorder(sink Sink) *Recorder {
-	return &Recorder{sink: sink, now: time.Now, pending: make(map[domain.UsageKey]domain.UsageCounts)}
+	return &Recorder{sink: sink, now: time.Now, pending: make(map[domain.UsageKey]domain.UsageCounts),
+		written: make(map[monthAccount]int64)}
 }
 
 // Add records c for a principal on a proxy server today.
 func (r *Recorder) Add(accountID, subID int64, proxy string, c domain.UsageCounts) {
 	k := domain.UsageKey{AccountID: accountID, SubID: subID, Proxy: proxy, Day: r.today()}
+	// The month's figure first: until the bytes are pending too, no flush can write them and no
+	// refresh can find them in the store, so the figure never counts them twice.
+	r.addToMonth(accountID, k.Day, c)
 	r.mu.Lock()
 	total := r.pending[k]
 	total.Add(c)
@@ -90,20 +99,26 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		if err := r.sink.AddUsage(ctx, r.unsent.id, r.unsent.deltas); err != nil {
 			return fmt.Errorf("flush usage (batch of %d counters kept for the next try): %w", len(r.unsent.deltas), err)
 		}
+		r.wrote(r.unsent.deltas)
 		r.unsent = nil
 	}
 }
 
-// Run flushes every interval until ctx ends, then flushes once more within finalWait.
-func (r *Recorder) Run(ctx context.Context, interval, finalWait time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// Run flushes every flushEvery and refreshes the month-to-date figures every refreshEvery until ctx
+// ends, then flushes once more within finalWait.
+func (r *Recorder) Run(ctx context.Context, flushEvery, refreshEvery, finalWait time.Duration, log *slog.Logger) {
+	flush, refresh := time.NewTicker(flushEvery), time.NewTicker(refreshEvery)
+	defer flush.Stop()
+	defer refresh.Stop()
+	refreshFailing := false
 	for {
 		select {
-		case <-t.C:
+		case <-flush.C:
 			if err := r.Flush(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("usage not flushed", "err", err)
 			}
+		case <-refresh.C:
+			refreshFailing = r.refreshLogged(ctx, refreshFailing, log)
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWait)
 			defer cancel()

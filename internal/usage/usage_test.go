@@ -27,6 +27,10 @@ func (f *flakySink) AddUsage(ctx context.Context, batch string, d map[domain.Usa
 	return err
 }
 
+func (f *flakySink) MonthBandwidth(ctx context.Context, month, batch string) (domain.MonthBandwidth, error) {
+	return f.store.MonthBandwidth(ctx, month, batch)
+}
+
 func TestFailedFlushLosesNothingAndCountsOnce(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "u.db"))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,14 +14,18 @@ import (
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
-const dayLayout = "2006-01-02"
+const (
+	dayLayout   = "2006-01-02"
+	monthLayout = "2006-01"
+)
 
 // batchMemory is how long applied batch ids are remembered: far longer than any retry of a flush.
 const batchMemory = 7 * 24 * time.Hour
 
-// AddUsage adds the deltas to the usage counters in one transaction, once per batch id: a batch
-// whose id was applied before (its first attempt committed though the caller saw an error) is
-// skipped. It does not change the store version: usage is not part of Snapshot.
+// AddUsage adds the deltas to the usage counters and the accounts' month totals in one transaction,
+// once per batch id: a batch whose id was applied before (its first attempt committed though the
+// caller saw an error) is skipped. It does not change the store version: usage is not part of
+// Snapshot.
 func (db *DB) AddUsage(ctx context.Context, batch string, deltas map[domain.UsageKey]domain.UsageCounts) error {
 	if batch == "" {
 		return fmt.Errorf("add usage: empty batch id")
@@ -65,12 +70,68 @@ func (db *DB) AddUsage(ctx context.Context, batch string, deltas map[domain.Usag
 				return err
 			}
 		}
-		return nil
+		return addMonthBytes(ctx, tx, keys, deltas)
 	})
 	if err != nil {
 		return fmt.Errorf("add usage (%d counters): %w", len(keys), err)
 	}
 	return nil
+}
+
+// addMonthBytes adds the deltas' bytes to the accounts' month totals (usage_months), after the usage
+// rows and in (month, account) order, so that writers lock rows in one order and cannot deadlock.
+func addMonthBytes(ctx context.Context, tx *sql.Tx, keys []domain.UsageKey, deltas map[domain.UsageKey]domain.UsageCounts) error {
+	type monthKey struct {
+		month   string
+		account int64
+	}
+	sums := map[monthKey]int64{}
+	for _, k := range keys {
+		if c := deltas[k]; c.BytesIn+c.BytesOut != 0 {
+			sums[monthKey{domain.MonthOf(k.Day), k.AccountID}] += c.BytesIn + c.BytesOut
+		}
+	}
+	order := slices.SortedFunc(maps.Keys(sums), func(a, b monthKey) int {
+		return cmp.Or(strings.Compare(a.month, b.month), cmp.Compare(a.account, b.account))
+	})
+	for _, k := range order {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_months (month, account_id, bytes) VALUES ($1, $2, $3)
+			ON CONFLICT (month, account_id) DO UPDATE SET bytes = usage_months.bytes + excluded.bytes`,
+			k.month, k.account, sums[k]); err != nil {
+			return fmt.Errorf("month total: %w", err)
+		}
+	}
+	return nil
+}
+
+// MonthBandwidth reads the accounts' totals for month and whether batch was applied in one read
+// transaction: one snapshot, so a batch is either in the totals and reported applied, or neither.
+func (db *DB) MonthBandwidth(ctx context.Context, month, batch string) (domain.MonthBandwidth, error) {
+	if _, err := time.Parse(monthLayout, month); err != nil {
+		return domain.MonthBandwidth{}, fmt.Errorf("month bandwidth: %w",
+			domain.Errorf(domain.EINVALID, "The month %q must be YYYY-MM.", month))
+	}
+	mb := domain.MonthBandwidth{Month: month, Bytes: map[int64]int64{}}
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		if batch != "" {
+			n, err := count(ctx, tx, `SELECT COUNT(*) FROM usage_batches WHERE id = $1`, batch)
+			if err != nil {
+				return fmt.Errorf("look up batch: %w", err)
+			}
+			mb.Applied = n > 0
+		}
+		return queryEach(ctx, tx, `SELECT account_id, bytes FROM usage_months WHERE month = $1`, []any{month},
+			func(r *sql.Rows) error {
+				var id, bytes int64
+				err := r.Scan(&id, &bytes)
+				mb.Bytes[id] = bytes
+				return err
+			})
+	})
+	if err != nil {
+		return domain.MonthBandwidth{}, fmt.Errorf("month bandwidth: %w", err)
+	}
+	return mb, nil
 }
 
 func compareUsageKeys(a, b domain.UsageKey) int {

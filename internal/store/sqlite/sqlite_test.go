@@ -261,3 +261,37 @@ func BenchmarkSnapshot(b *testing.B) {
 		}
 	}
 }
+
+// TestMonthTotalsBackfilled opens a store written before usage_months existed: the migration fills
+// the month totals from the usage rows already there.
+func TestMonthTotalsBackfilled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "exitmesh.db")
+	db, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.AddUsage(t.Context(), "b1", map[domain.UsageKey]domain.UsageCounts{
+		{AccountID: 1, Proxy: "a", Day: "2026-03-01"}:           {BytesIn: 1, BytesOut: 10},
+		{AccountID: 1, SubID: 5, Proxy: "b", Day: "2026-03-31"}: {BytesIn: 100},
+		{AccountID: 1, Proxy: "a", Day: "2026-04-01"}:           {BytesOut: 1000},
+		{AccountID: 2, Proxy: "a", Day: "2026-03-15"}:           {Requests: 1},
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := raw(t, path)
+	if _, err := conn.Exec(`DROP TABLE usage_months; DELETE FROM schema_migrations WHERE version = 4`); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, path)
+	for month, want := range map[string]map[int64]int64{"2026-03": {1: 111}, "2026-04": {1: 1000}} {
+		got, err := db.MonthBandwidth(t.Context(), month, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Bytes, want) {
+			t.Errorf("backfilled %s = %v, want %v", month, got.Bytes, want)
+		}
+	}
+}

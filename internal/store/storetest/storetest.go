@@ -33,6 +33,8 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"DeleteSubAccount", testDeleteSubAccount},
 		{"Usage", testUsage},
 		{"UsageErrors", testUsageErrors},
+		{"MonthBandwidth", testMonthBandwidth},
+		{"ConcurrentUsage", testConcurrentUsage},
 		{"Snapshot", testSnapshot},
 		{"VersionPerChange", testVersionPerChange},
 		{"ConcurrentLimits", testConcurrentLimits},

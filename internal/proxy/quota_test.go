@@ -1,0 +1,271 @@
+package proxy_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/exitmesh/exitmesh/internal/auth"
+	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/egress"
+	"github.com/exitmesh/exitmesh/internal/proxy"
+	"github.com/exitmesh/exitmesh/internal/store"
+	"github.com/exitmesh/exitmesh/internal/usage"
+)
+
+// quotaLimit is the monthly bandwidth of the "tiny" plan the quota tests' accounts are on.
+const quotaLimit = 10_000
+
+// quotaEnv is a proxy server whose accounts and usage live in a real SQLite store: dave, his
+// sub-account dave-bot, and erin, all on the tiny plan.
+type quotaEnv struct {
+	*env
+	rec        *usage.Recorder
+	dave, erin int64 // account ids
+}
+
+func newQuotaEnv(t *testing.T) *quotaEnv {
+	t.Helper()
+	ctx := t.Context()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "quota.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.PutPlan(ctx, domain.Plan{Name: "tiny", MaxProxies: 1, MaxSubs: 1, MaxIPs: 1, MonthlyBandwidth: quotaLimit}))
+	must(st.PutProxyServer(ctx, domain.ProxyServer{Name: "us-ca", Address: "127.0.0.1:1"}))
+	h := hashes()
+	create := func(name string) int64 {
+		a, err := st.CreateAccount(ctx, domain.NewAccount{Username: name, PasswordHash: h[alicePW], Plan: "tiny",
+			Confirmed: true, Proxies: []string{"us-ca"}})
+		must(err)
+		return a.ID
+	}
+	q := &quotaEnv{dave: create("dave"), erin: create("erin")}
+	_, err = st.CreateSubAccount(ctx, "dave", domain.NewSubAccount{Username: "dave-bot", PasswordHash: h[subPW], Proxies: []string{"us-ca"}})
+	must(err)
+	snap, err := st.Snapshot(ctx)
+	must(err)
+	view := auth.NewView(nil)
+	view.Load(snap)
+	q.rec = usage.NewRecorder(st)
+	q.env = newEnv(t, func(c *proxy.Config, _ *egress.Dialer) { c.Accounts, c.Usage = view, q.rec })
+	return q
+}
+
+// attempt is one request through the proxy: its status and X-ProxyMesh-Error, and the bytes it
+// moved (request and response bodies, or everything through a tunnel) when it was served.
+type attempt func() (status int, reason string, bytes int64)
+
+// spendUntilRefused repeats ex until the proxy refuses it, and checks each answer against the
+// account's bytes so far, computed from what each served request moved: served while they are below
+// the limit, 402 bandwidth-exceeded from the first request after they reach it. Between requests it
+// flushes the usage to the store and refreshes from it, so the count is also checked across that
+// round trip. It returns how many requests were served.
+func (q *quotaEnv) spendUntilRefused(t *testing.T, account int64, ex attempt) int {
+	t.Helper()
+	spent := q.rec.MonthToDate(account)
+	for served := 0; served < 1000; served++ {
+		status, reason, n := ex()
+		if spent >= quotaLimit {
+			if status != http.StatusPaymentRequired || reason != "bandwidth-exceeded" {
+				t.Fatalf("request %d with %d of %d bytes spent: %d %q, want 402 bandwidth-exceeded", served+1, spent, quotaLimit, status, reason)
+			}
+			return served
+		}
+		if status != http.StatusOK {
+			t.Fatalf("request %d with %d of %d bytes spent: %d %q, want 200", served+1, spent, quotaLimit, status, reason)
+		}
+		spent += n
+		// A tunnel is counted when it closes, which the client may see a moment before the proxy does.
+		eventually(t, fmt.Sprintf("month-to-date after request %d", served+1), func() error {
+			if got := q.rec.MonthToDate(account); got != spent {
+				return fmt.Errorf("MonthToDate = %d, want %d", got, spent)
+			}
+			return nil
+		})
+		switch served % 3 {
+		case 1:
+			if err := q.rec.Flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			if err := q.rec.Refresh(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Fatal("never refused")
+	return 0
+}
+
+// eventually retries check until it passes, as in the node tests; the bound only keeps a broken
+// build from hanging, it is not a performance threshold.
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// get is an attempt: GET rawURL through c.
+func get(t *testing.T, c *http.Client, rawURL string) attempt {
+	return func() (int, string, int64) {
+		resp, body := fetch(t, c, rawURL)
+		return resp.StatusCode, resp.Header.Get("X-ProxyMesh-Error"), int64(len(body))
+	}
+}
+
+// requestsNeeded is how many requests of size bytes each reach the limit: the next one is refused.
+func requestsNeeded(size int64) int { return int((quotaLimit + size - 1) / size) }
+
+func TestBandwidthLimitOnForwardedRequests(t *testing.T) {
+	q := newQuotaEnv(t)
+	const size = 2500 // four requests spend the limit exactly: spent and not exceeded is refused too
+	dave := q.client("dave", alicePW, nil, nil)
+	url := fmt.Sprintf("%s/bytes/%d", q.origin.URL, size)
+	if served := q.spendUntilRefused(t, q.dave, get(t, dave, url)); served != requestsNeeded(size) {
+		t.Errorf("%d requests of %d bytes served before the 402, want %d", served, size, requestsNeeded(size))
+	}
+
+	resp, body := fetch(t, dave, url)
+	next := time.Now().UTC().AddDate(0, 1, 1-time.Now().UTC().Day())
+	for _, want := range []string{"10 KB", "resets on 1 " + next.Format("January 2006"), "upgrade the plan"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("402 body %q, want it to say %q", body, want)
+		}
+	}
+	if resp.StatusCode != http.StatusPaymentRequired || resp.Header.Get("X-ProxyMesh-IP") != "" {
+		t.Errorf("refused again: %d, X-ProxyMesh-IP %q; want 402 and no exit named", resp.StatusCode, resp.Header.Get("X-ProxyMesh-IP"))
+	}
+	if resp, _ := fetch(t, q.client("erin", alicePW, nil, nil), url); resp.StatusCode != http.StatusOK {
+		t.Errorf("erin, on the same plan, got %d after dave's bandwidth ran out; want 200", resp.StatusCode)
+	}
+}
+
+// tcpOrigin is a raw TCP server on 127.0.0.1: it reads request bytes from each connection, then
+// writes reply bytes and closes.
+func tcpOrigin(t *testing.T, request, reply int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := io.ReadFull(c, make([]byte, request)); err == nil {
+					c.Write(make([]byte, reply))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// tunnel is an attempt: CONNECT target as login, send request bytes, read the reply to its end.
+func (q *quotaEnv) tunnel(t *testing.T, login, password, target string, request int) attempt {
+	return func() (int, string, int64) {
+		c, err := net.Dial("tcp", q.proxyAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n", target, target, basic(login, password))
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+		if err != nil {
+			t.Fatalf("CONNECT %s: %v", target, err)
+		}
+		reason := resp.Header.Get("X-ProxyMesh-Error")
+		if resp.StatusCode != http.StatusOK {
+			return resp.StatusCode, reason, 0
+		}
+		if _, err := c.Write(make([]byte, request)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, br)
+		if err != nil {
+			t.Fatalf("tunnel to %s: %v", target, err)
+		}
+		return resp.StatusCode, reason, int64(request) + n
+	}
+}
+
+func TestBandwidthLimitOnTunnels(t *testing.T) {
+	q := newQuotaEnv(t)
+	const request, reply = 700, 1100 // the sixth tunnel crosses the limit and completes
+	target := tcpOrigin(t, request, reply)
+	served := q.spendUntilRefused(t, q.dave, q.tunnel(t, "dave", alicePW, target, request))
+	if want := requestsNeeded(request + reply); served != want {
+		t.Errorf("%d tunnels of %d bytes opened before the 402, want %d", served, request+reply, want)
+	}
+	if status, _, _ := q.tunnel(t, "erin", alicePW, target, request)(); status != http.StatusOK {
+		t.Errorf("erin's CONNECT after dave's bandwidth ran out: %d, want 200", status)
+	}
+}
+
+func TestSubAccountSpendsItsAccountsBandwidth(t *testing.T) {
+	q := newQuotaEnv(t)
+	dave, bot := q.client("dave", alicePW, nil, nil), q.client("dave-bot", subPW, nil, nil)
+	for range 2 { // dave spends some himself first
+		if status, _, _ := get(t, dave, q.origin.URL+"/bytes/2000")(); status != http.StatusOK {
+			t.Fatalf("dave: %d", status)
+		}
+	}
+	eventually(t, "dave's own bytes counted", func() error {
+		if got := q.rec.MonthToDate(q.dave); got != 4000 {
+			return fmt.Errorf("MonthToDate = %d, want 4000", got)
+		}
+		return nil
+	})
+	upload := strings.Repeat("u", 1500)
+	post := func() (int, string, int64) { // bytes both ways: the upload, and the origin's digest
+		resp, err := bot.Post(q.origin.URL+"/sha256", "text/plain", strings.NewReader(upload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return resp.StatusCode, resp.Header.Get("X-ProxyMesh-Error"), 0
+		}
+		return resp.StatusCode, "", int64(len(upload) + len(body))
+	}
+	// The sub-account is refused from the request after the account's total — dave's 4000 bytes and
+	// its own — reaches the limit.
+	q.spendUntilRefused(t, q.dave, post)
+	if status, reason, _ := get(t, dave, q.origin.URL+"/ip")(); status != http.StatusPaymentRequired || reason != "bandwidth-exceeded" {
+		t.Errorf("dave after his sub-account spent the rest: %d %q, want 402 bandwidth-exceeded", status, reason)
+	}
+	if got := q.rec.MonthToDate(q.erin); got != 0 {
+		t.Errorf("erin's month-to-date = %d, want 0", got)
+	}
+}
