@@ -182,6 +182,27 @@ func (c *Client) DeleteSubAccount(ctx context.Context, username string) error {
 // Usage returns the traffic per day and proxy server, of the account and each sub-account, between
 // from and to (YYYY-MM-DD, inclusive; "" for no bound).
 func (c *Client) Usage(ctx context.Context, from, to string) ([]UsageRow, error) {
+	r, err := c.UsageReport(ctx, from, to)
+	return r.Usage, err
+}
+
+// UsageReport is the answer of /api/usage/: the usage rows and the account's bandwidth this month.
+type UsageReport struct {
+	Usage     []UsageRow `json:"usage"`
+	Bandwidth Bandwidth  `json:"bandwidth"`
+}
+
+// Bandwidth is the account's traffic in the current calendar month (UTC) against its plan's monthly
+// bandwidth. Once Used reaches a non-zero Limit, proxy requests are refused with 402 until the month ends.
+type Bandwidth struct {
+	Month string `json:"month"` // YYYY-MM
+	Used  int64  `json:"used"`  // bytes in + bytes out, sub-accounts included
+	Limit int64  `json:"limit"` // 0 = unlimited
+}
+
+// UsageReport returns the usage rows between the days from and to (YYYY-MM-DD, either may be "")
+// and the account's bandwidth this month.
+func (c *Client) UsageReport(ctx context.Context, from, to string) (UsageReport, error) {
 	params := url.Values{}
 	if from != "" {
 		params.Set("from", from)
@@ -189,7 +210,7 @@ func (c *Client) Usage(ctx context.Context, from, to string) ([]UsageRow, error)
 	if to != "" {
 		params.Set("to", to)
 	}
-	var out struct{ Usage []UsageRow }
+	var out UsageReport
 	err := c.get(ctx, "/api/usage/", params, &out)
-	return out.Usage, err
+	return out, err
 }

@@ -31,7 +31,7 @@ metrics: {listen: "off"}
 proxies:
   - {name: us-ca, listen: "127.0.0.1:0", address: "us-ca.example.net:31280", country: US, exits: [{ip: 127.0.0.2}]}
   - {name: world, listen: "127.0.0.1:0", address: "world.example.net:31281", exits: [{ip: 127.0.0.3}]}
-plans: [{name: small, proxies: 1, subs: 2, ips: 2, hostnames: 1, bandwidth: 0}]
+plans: [{name: small, proxies: 1, subs: 2, ips: 2, hostnames: 1, bandwidth: 1GB}]
 `, dir))
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +139,11 @@ func TestAgainstTheRealServer(t *testing.T) {
 	must(err)
 	if len(usage) != 0 { // no traffic went through the proxies
 		t.Errorf("Usage = %v, want no rows", usage)
+	}
+	report, err := c.UsageReport(ctx, "", "")
+	must(err)
+	if bw := report.Bandwidth; bw.Month != time.Now().UTC().Format("2006-01") || bw.Used != 0 || bw.Limit != 1e9 {
+		t.Errorf("UsageReport bandwidth = %+v, want this month, nothing used, the plan's limit", bw)
 	}
 	if _, err := c.Usage(ctx, "yesterday", ""); !errors.Is(err, client.ErrBadRequest) {
 		t.Errorf("bad date: %v, want ErrBadRequest", err)

@@ -256,23 +256,33 @@ func TestCustomerCommands(t *testing.T) {
 			}
 		}
 		var usage struct {
+			Bandwidth struct {
+				Month       string
+				Used, Limit int64
+			}
 			Usage []struct {
 				Day, Proxy string
 				SubAccount string `json:"sub_account"`
 				Requests   int
+				BytesIn    int64 `json:"bytes_in"`
+				BytesOut   int64 `json:"bytes_out"`
 			}
 		}
 		eventually(t, func() error {
 			usage.Usage = nil
 			c.jsonOf(&usage, "usage")
+			var total int64 // sub-accounts' bytes, the deleted one's included, count against the account
 			for _, row := range usage.Usage {
-				if row.Proxy == "us-ca" && row.Requests >= 3 {
+				total += row.BytesIn + row.BytesOut
+			}
+			for _, row := range usage.Usage {
+				if row.Proxy == "us-ca" && row.SubAccount == "" && row.Requests >= 3 && usage.Bandwidth.Used == total && usage.Bandwidth.Limit == 10e9 {
 					return nil
 				}
 			}
-			return fmt.Errorf("exitmesh usage --json: %+v, want alice's 3 requests on us-ca", usage.Usage)
+			return fmt.Errorf("exitmesh usage --json: %+v, want alice's 3 requests on us-ca and the month's bandwidth of all rows", usage)
 		})
-		if out := c.ok("usage"); !regexp.MustCompile(`(?m)^DAY\s+SUB-ACCOUNT\s+PROXY\s+BYTES-IN\s+BYTES-OUT\s+REQUESTS\s+TUNNELS\n\d{4}-\d\d-\d\d\s+-\s+us-ca\s+\d+\s+\d+\s+[3-9]\s+0$`).MatchString(out) {
+		if out := c.ok("usage"); !regexp.MustCompile(`(?m)^DAY\s+SUB-ACCOUNT\s+PROXY\s+BYTES-IN\s+BYTES-OUT\s+REQUESTS\s+TUNNELS\n\d{4}-\d\d-\d\d\s+-\s+us-ca\s+\d+\s+\d+\s+[3-9]\s+0\n(?:.*\n)*\nbandwidth this month \(\d{4}-\d\d, UTC\): \d+ B of 10 GB$`).MatchString(out) {
 			t.Errorf("exitmesh usage printed %q", out)
 		}
 		c.fails(3, `from`, "usage", "--from", "last week")

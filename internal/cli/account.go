@@ -283,12 +283,16 @@ func usageCmd(fs *flag.FlagSet) accountRun {
 	from := fs.String("from", "", "first day, YYYY-MM-DD")
 	to := fs.String("to", "", "last day, YYYY-MM-DD")
 	return func(a *accountCall, _ []string) (any, string, error) {
-		rows, err := a.c.Usage(a.ctx, *from, *to)
+		report, err := a.c.UsageReport(a.ctx, *from, *to)
+		rows := report.Usage
 		var b strings.Builder
 		table(&b, []string{"DAY", "SUB-ACCOUNT", "PROXY", "BYTES-IN", "BYTES-OUT", "REQUESTS", "TUNNELS"}, len(rows), func(i int) []any {
 			r := rows[i]
 			return []any{r.Day, dash(r.SubAccount), r.Proxy, r.BytesIn, r.BytesOut, r.Requests, r.Tunnels}
 		})
-		return map[string][]client.UsageRow{"usage": nonNil(rows)}, strings.TrimRight(b.String(), "\n"), err
+		bw := report.Bandwidth
+		fmt.Fprintf(&b, "\nbandwidth this month (%s, UTC): %s", bw.Month, bandwidthUsed(bw.Used, bw.Limit))
+		report.Usage = nonNil(rows)
+		return report, b.String(), err
 	}
 }
