@@ -1,8 +1,10 @@
 package exits
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,4 +141,29 @@ func ips(es []*Exit) []string {
 		out = append(out, e.IP.String())
 	}
 	return out
+}
+
+func TestRunTurnoverDrawsNewSetsUntilStopped(t *testing.T) {
+	p := testPool(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	sets := make(chan []string, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.RunTurnover(ctx, Turnover{Active: 2, Every: time.Millisecond}, func(active []*Exit) { sets <- ips(active) })
+	}()
+	first, second := <-sets, <-sets
+	cancel()
+	<-done
+	if len(first) != 2 || len(second) != 2 || slices.Contains(second, first[0]) || slices.Contains(second, first[1]) {
+		t.Errorf("turns %v then %v, want two sets of 2 with the rested exits in the second", first, second)
+	}
+	// Disabled turnover returns at once and leaves every exit active.
+	q := testPool(t)
+	q.RunTurnover(context.Background(), Turnover{Active: 4, Every: time.Millisecond}, nil)
+	for _, e := range q.Exits() {
+		if !e.Active() {
+			t.Errorf("turnover of 4 of 4 exits retired %s", e.IP)
+		}
+	}
 }
