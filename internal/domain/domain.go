@@ -169,6 +169,15 @@ type Ban struct {
 	Reason string // what earned it, e.g. "auth-failure"
 }
 
+// WebSession is a dashboard sign-in. ID is the hash of the secret in the browser's cookie; CSRF is
+// the token every form of the session must carry.
+type WebSession struct {
+	ID       string
+	Username string
+	CSRF     string
+	Expires  time.Time
+}
+
 // ExitStatus is one exit's health as the node hosting it last reported it.
 type ExitStatus struct {
 	Node, Proxy string

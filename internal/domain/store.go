@@ -65,6 +65,12 @@ type Store interface {
 	PutBan(ctx context.Context, b Ban) error
 	ListBans(ctx context.Context) ([]Ban, error)
 
+	// Dashboard sessions. GetWebSession returns ENOTFOUND for an unknown or expired session;
+	// CreateWebSession also forgets expired ones. None changes the Version.
+	CreateWebSession(ctx context.Context, s WebSession) error
+	GetWebSession(ctx context.Context, id string) (WebSession, error)
+	DeleteWebSession(ctx context.Context, id string) error
+
 	// Exit health. PutExitStatuses replaces everything node reported before; neither changes the
 	// Version.
 	PutExitStatuses(ctx context.Context, node string, s []ExitStatus) error

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"GetLogin", testGetLogin},
 		{"Bans", testBans},
 		{"ExitStatuses", testExitStatuses},
+		{"WebSessions", testWebSessions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
