@@ -46,6 +46,14 @@ type Config struct {
 	Log       Log       `yaml:"log"`
 	Health    Health    `yaml:"health"`
 	Sessions  Sessions  `yaml:"sessions"`
+	Dashboard Dashboard `yaml:"dashboard"`
+}
+
+// Dashboard is the web dashboard served by the API listener. Operators are accounts that also see
+// the operator pages; SessionTTL is how long a sign-in lasts.
+type Dashboard struct {
+	Operators  []string `yaml:"operators"`
+	SessionTTL Duration `yaml:"session_ttl"`
 }
 
 // Health is how every proxy server checks its exits: each Interval, a TCP connection to Target
@@ -240,6 +248,7 @@ func (c *Config) ApplyDefaults() {
 	setInt(&c.Health.Rise, 2)
 	setDuration(&c.Sessions.TTL, Duration(10*time.Minute))
 	setInt(&c.Sessions.Max, 100_000)
+	setDuration(&c.Dashboard.SessionTTL, Duration(12*time.Hour))
 }
 
 func (p *Proxy) applyDefaults() {

@@ -49,6 +49,12 @@ func (c *Config) Validate() error {
 	}
 	c.validateHealth(&p)
 	positive(&p, "sessions.ttl", c.Sessions.TTL)
+	positive(&p, "dashboard.session_ttl", c.Dashboard.SessionTTL)
+	for i, name := range c.Dashboard.Operators {
+		if name == "" {
+			p.add(fmt.Sprintf("dashboard.operators[%d]", i), "empty username")
+		}
+	}
 	if c.Sessions.Max <= 0 {
 		p.add("sessions.max", "must be positive")
 	}

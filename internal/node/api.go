@@ -17,6 +17,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/certs"
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/hostnames"
+	"github.com/exitmesh/exitmesh/internal/web"
 )
 
 // startAPI binds the API's HTTPS listener and, if configured, its plain-HTTP listener, and returns
@@ -32,7 +33,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		return fmt.Errorf("api listener: %w", err)
 	}
 	n.apiAddr = ln.Addr().String()
-	handler := api.New(api.Config{
+	apiHandler := api.New(api.Config{
 		Store:                n.store,
 		Verifier:             n.verifier,
 		Bans:                 n.bans,
@@ -42,6 +43,11 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		UnconfirmedBlock:     cfg.API.UnconfirmedBlock.D(),
 		Log:                  n.log,
 	})
+	mux := http.NewServeMux()
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/", web.New(web.Config{Store: n.store, API: apiHandler, Verifier: n.verifier, Bans: n.bans,
+		Operators: cfg.Dashboard.Operators, SessionTTL: cfg.Dashboard.SessionTTL.D(), Log: n.log}))
+	handler := http.Handler(mux)
 	n.apiSrv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
