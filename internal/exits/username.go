@@ -30,7 +30,7 @@ func ParseUsername(login string) (string, Steering, error) {
 	}
 	seen := map[string]bool{}
 	for i := 0; i < len(fields); i += 2 {
-		name, value := strings.ToLower(fields[i]), fields[i+1]
+		name, value := asciiLower(fields[i]), fields[i+1]
 		if seen[name] {
 			return base, s, &SteeringError{"username", "-" + name + "-", "is given twice"}
 		}
@@ -44,7 +44,7 @@ func ParseUsername(login string) (string, Steering, error) {
 
 // splitParams cuts login at its first -param- and returns the parameters without their leading dash.
 func splitParams(login string) (base, params string) {
-	lower := strings.ToLower(login) + "-"
+	lower := asciiLower(login) + "-" // byte for byte: strings.ToLower may change the length
 	cut := -1
 	for _, p := range domain.UsernameParams {
 		if i := strings.Index(lower, "-"+p+"-"); i >= 0 && (cut < 0 || i < cut) {
@@ -55,6 +55,17 @@ func splitParams(login string) (base, params string) {
 		return login, ""
 	}
 	return login[:cut], login[cut+1:]
+}
+
+// asciiLower lower-cases ASCII letters only, keeping every byte where it is.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func (s *Steering) setParam(name, value string) error {
