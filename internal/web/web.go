@@ -27,14 +27,15 @@ var staticFS embed.FS
 
 // Config is what the dashboard needs. Zero values take the defaults noted.
 type Config struct {
-	Store     domain.Store
-	API       *api.Server
-	Verifier  *auth.Verifier // shared with the API and the proxies; nil: a new one
-	Bans      *bans.Tracker  // the node's: failed sign-ins count like failed API logins; nil: none
-	Operators []string       // accounts that also see the operator pages
-	SessionTTL time.Duration // default 12h
+	Store      domain.Store
+	API        *api.Server
+	Verifier   *auth.Verifier // shared with the API and the proxies; nil: a new one
+	Bans       *bans.Tracker  // the node's: failed sign-ins count like failed API logins; nil: none
+	Operators  []string       // accounts that also see the operator pages
+	SessionTTL time.Duration  // default 12h
 	Log        *slog.Logger
 	Now        func() time.Time
+	Signup     Signup // self sign-up and email confirmation; the zero value has sign-up off
 }
 
 // Server serves the dashboard.
@@ -71,6 +72,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /{$}", s.home)
 	s.routeSession()
 	s.routeCustomer()
+	s.routeSignup()
 }
 
 // ServeHTTP serves one dashboard request with the headers every page carries.
