@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -47,6 +48,7 @@ type Config struct {
 	Health    Health    `yaml:"health"`
 	Sessions  Sessions  `yaml:"sessions"`
 	Dashboard Dashboard `yaml:"dashboard"`
+	SMTP      SMTP      `yaml:"smtp"`
 }
 
 // Dashboard is the web dashboard served by the API listener. Operators are accounts that also see
@@ -54,7 +56,49 @@ type Config struct {
 type Dashboard struct {
 	Operators  []string `yaml:"operators"`
 	SessionTTL Duration `yaml:"session_ttl"`
+	// PublicURL is the dashboard's address as customers reach it, the base of the links it emails;
+	// empty means https://<the API listener's address>.
+	PublicURL string `yaml:"public_url"`
+	Signup    Signup `yaml:"signup"`
 }
+
+// Signup is self sign-up on the dashboard: a visitor creates an unconfirmed account on Plan with
+// Proxies authorized, and confirms it by a link sent by email (through SMTP) that works for LinkTTL.
+// At most RateLimit sign-ups per source IP, and link resends per IP and per account, are accepted
+// per RateWindow.
+type Signup struct {
+	Enabled    bool     `yaml:"enabled"`
+	Plan       string   `yaml:"plan"`
+	Proxies    []string `yaml:"proxies"`
+	LinkTTL    Duration `yaml:"link_ttl"`
+	RateLimit  int      `yaml:"rate_limit"`
+	RateWindow Duration `yaml:"rate_window"`
+}
+
+// SMTP is the mail server that sends confirmation links. With Host empty nothing is sent and each
+// link is logged instead. StartTLS (Parse and Default make an absent key true) refuses to send
+// unless the server upgrades the connection to TLS; Username and Password, if set, authenticate
+// with AUTH PLAIN, which is only sent over TLS or to a loopback server. Timeout bounds the whole
+// exchange with the server.
+type SMTP struct {
+	Host     string   `yaml:"host"`
+	Port     int      `yaml:"port"`
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"`
+	From     string   `yaml:"from"` // the sender, such as "exitmesh <noreply@example.net>"
+	StartTLS bool     `yaml:"starttls"`
+	Timeout  Duration `yaml:"timeout"`
+}
+
+// LogValue keeps the password out of logs.
+func (s SMTP) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("host", s.Host), slog.Int("port", s.Port), slog.String("username", s.Username),
+		slog.String("from", s.From), slog.Bool("starttls", s.StartTLS), slog.Duration("timeout", s.Timeout.D()))
+}
+
+// MaxSMTPTimeout is the longest smtp.timeout: a sign-up waits for the mail server, and the API
+// listener's write timeout is 30 s.
+const MaxSMTPTimeout = Duration(20 * time.Second)
 
 // Health is how every proxy server checks its exits: each Interval, a TCP connection to Target
 // (host:port) or a GET of Target (an http:// or https:// URL, answered below 500) through each exit,
@@ -202,6 +246,7 @@ func Default() *Config {
 		API:     API{RequireHTTPS: true},
 		Node:    Node{API: true},
 		Metrics: Metrics{Listen: DefaultMetricsListen},
+		SMTP:    SMTP{StartTLS: true},
 	}
 	c.ApplyDefaults()
 	return c
@@ -209,9 +254,9 @@ func Default() *Config {
 
 // ApplyDefaults fills every setting left at its zero value with its default, gives each proxy's
 // exits the proxy's country unless they have their own, and upper-cases countries. It is
-// idempotent. Node.API, API.RequireHTTPS and Metrics.Listen are left alone, because their zero
-// values mean "no API", "plain HTTP allowed" and "no metrics": Default and Parse supply their
-// defaults.
+// idempotent. Node.API, API.RequireHTTPS, Metrics.Listen and SMTP.StartTLS are left alone, because
+// their zero values mean "no API", "plain HTTP allowed", "no metrics" and "no TLS": Default and
+// Parse supply their defaults.
 func (c *Config) ApplyDefaults() {
 	setString(&c.Store, DefaultStore)
 	setString(&c.API.Listen, DefaultAPIListen)
@@ -249,6 +294,11 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Sessions.TTL, Duration(10*time.Minute))
 	setInt(&c.Sessions.Max, 100_000)
 	setDuration(&c.Dashboard.SessionTTL, Duration(12*time.Hour))
+	setDuration(&c.Dashboard.Signup.LinkTTL, Duration(48*time.Hour))
+	setInt(&c.Dashboard.Signup.RateLimit, 5)
+	setDuration(&c.Dashboard.Signup.RateWindow, Duration(time.Hour))
+	setInt(&c.SMTP.Port, 587)
+	setDuration(&c.SMTP.Timeout, Duration(10*time.Second))
 }
 
 func (p *Proxy) applyDefaults() {

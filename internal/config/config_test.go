@@ -60,6 +60,8 @@ func TestDefaults(t *testing.T) {
 		Sessions:  Sessions{TTL: Duration(10 * time.Minute), Max: 100_000},
 		Dashboard: Dashboard{SessionTTL: Duration(12 * time.Hour)},
 	}
+	want.Dashboard.Signup = Signup{LinkTTL: Duration(48 * time.Hour), RateLimit: 5, RateWindow: Duration(time.Hour)}
+	want.SMTP = SMTP{Port: 587, StartTLS: true, Timeout: Duration(10 * time.Second)}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse(empty):\n got %+v\nwant %+v", got, want)
 	}

@@ -55,6 +55,7 @@ func (c *Config) Validate() error {
 			p.add(fmt.Sprintf("dashboard.operators[%d]", i), "empty username")
 		}
 	}
+	c.validateSignup(&p)
 	if c.Sessions.Max <= 0 {
 		p.add("sessions.max", "must be positive")
 	}

@@ -178,6 +178,18 @@ type WebSession struct {
 	Expires  time.Time
 }
 
+// ConfirmToken is a single-use email confirmation link of an account. ID is the hash of the secret
+// in the link, so the store never holds a usable link.
+type ConfirmToken struct {
+	ID       string
+	Username string // the account
+	Expires  time.Time
+}
+
+// ConfirmTokenKept is how long a confirmation link is kept after it expires, used or not, so that
+// following it says "expired" or "already used" rather than "not valid".
+const ConfirmTokenKept = 7 * 24 * time.Hour
+
 // ExitStatus is one exit's health as the node hosting it last reported it.
 type ExitStatus struct {
 	Node, Proxy string

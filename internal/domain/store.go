@@ -71,6 +71,14 @@ type Store interface {
 	GetWebSession(ctx context.Context, id string) (WebSession, error)
 	DeleteWebSession(ctx context.Context, id string) error
 
+	// Email confirmation links. CreateConfirmToken records one for an account (ENOTFOUND if there is
+	// none) and forgets the links that expired more than ConfirmTokenKept ago. ConfirmAccount uses a
+	// link: in one transaction it marks the link used and the account confirmed, and returns the
+	// account. An unknown (or forgotten) link is ENOTFOUND, a used one ECONFLICT, an expired one
+	// EINVALID. Only ConfirmAccount changes the Version.
+	CreateConfirmToken(ctx context.Context, t ConfirmToken) error
+	ConfirmAccount(ctx context.Context, id string) (Account, error)
+
 	// Exit health. PutExitStatuses replaces everything node reported before; neither changes the
 	// Version.
 	PutExitStatuses(ctx context.Context, node string, s []ExitStatus) error

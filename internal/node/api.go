@@ -43,10 +43,15 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		UnconfirmedBlock:     cfg.API.UnconfirmedBlock.D(),
 		Log:                  n.log,
 	})
+	signup, err := n.dashboardSignup()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/", web.New(web.Config{Store: n.store, API: apiHandler, Verifier: n.verifier, Bans: n.bans,
-		Operators: cfg.Dashboard.Operators, SessionTTL: cfg.Dashboard.SessionTTL.D(), Log: n.log}))
+		Operators: cfg.Dashboard.Operators, SessionTTL: cfg.Dashboard.SessionTTL.D(), Log: n.log, Signup: signup}))
 	handler := http.Handler(mux)
 	n.apiSrv = &http.Server{
 		Handler:           handler,

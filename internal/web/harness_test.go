@@ -51,6 +51,13 @@ type network struct {
 
 func startNetwork(t *testing.T) *network {
 	t.Helper()
+	return startNetworkWith(t, nil, slog.New(slog.DiscardHandler))
+}
+
+// startNetworkWith is startNetwork with the config changed by configure (when not nil) before the
+// node starts, and the node logging to log.
+func startNetworkWith(t *testing.T, configure func(*config.Config), log *slog.Logger) *network {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "exitmesh.yaml")
 	db := filepath.Join(dir, "exitmesh.db")
@@ -61,8 +68,14 @@ func startNetwork(t *testing.T) *network {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if configure != nil {
+		configure(cfg)
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	n := &network{}
-	if n.node, err = node.Start(context.Background(), cfg, slog.New(slog.DiscardHandler)); err != nil {
+	if n.node, err = node.Start(context.Background(), cfg, log); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

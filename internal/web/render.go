@@ -25,6 +25,9 @@ type page struct {
 	Error    string              // the contract's sentence for a refused change
 	Fields   map[string][]string // per-field messages of a refused form
 	Data     any
+
+	Signup      bool // self sign-up is open: the sign-in page offers it
+	Unconfirmed bool // the signed-in account's email is not confirmed: the layout asks for it
 }
 
 // parsePages parses each page template with the layout; a broken template fails at start, in tests.
@@ -62,6 +65,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, v *visit
 	if v != nil {
 		p.Username, p.Operator, p.CSRF = v.account.Username, v.operator, v.session.CSRF
 	}
+	p.Signup, p.Unconfirmed = s.cfg.Signup.Enabled, v != nil && !v.account.Confirmed
 	t, ok := s.pages[name]
 	if !ok {
 		panic("no page template " + name)

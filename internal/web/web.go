@@ -35,6 +35,7 @@ type Config struct {
 	SessionTTL time.Duration  // default 12h
 	Log        *slog.Logger
 	Now        func() time.Time
+	Signup     Signup // self sign-up and email confirmation; the zero value has sign-up off
 }
 
 // Server serves the dashboard.
@@ -71,6 +72,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /{$}", s.home)
 	s.routeSession()
 	s.routeCustomer()
+	s.routeSignup()
 }
 
 // ServeHTTP serves one dashboard request with the headers every page carries.

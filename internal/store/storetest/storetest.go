@@ -46,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"Bans", testBans},
 		{"ExitStatuses", testExitStatuses},
 		{"WebSessions", testWebSessions},
+		{"ConfirmTokens", testConfirmTokens},
+		{"ConcurrentConfirm", testConcurrentConfirm},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
