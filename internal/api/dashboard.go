@@ -28,6 +28,9 @@ func (s *Server) Do(r *http.Request, username, path string, params url.Values, o
 	if c.route == nil {
 		return &Error{Status: http.StatusNotFound, Message: errNotFound.Message}
 	}
+	// Showing a page reads several endpoints; only changes count toward an unconfirmed account's
+	// allowance, or browsing alone would use it up.
+	c.free = c.route.isList()
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.ip = ap.Addr().Unmap()
 	}

@@ -91,6 +91,7 @@ type call struct {
 	account domain.Account
 	plan    domain.Plan
 	params  params
+	free    bool // a dashboard page's read: not counted toward the unconfirmed allowance
 }
 
 // ServeHTTP answers one API request.
@@ -211,7 +212,7 @@ func (s *Server) loadAccount(c *call, login domain.Login) error {
 	if c.account, err = s.cfg.Store.GetAccount(c.r.Context(), login.Username); err != nil {
 		return storeUnavailable(err)
 	}
-	if err := s.chargeUnconfirmed(c.account); err != nil { // row 8
+	if err := s.chargeUnconfirmed(c.account, c.free); err != nil { // row 8
 		return err
 	}
 	if c.plan, err = s.cfg.Store.GetPlan(c.r.Context(), c.account.Plan); err != nil { // row 9
@@ -224,8 +225,9 @@ func (s *Server) loadAccount(c *call, login domain.Login) error {
 }
 
 // chargeUnconfirmed counts a request of an unconfirmed account; past the allowance the account's
-// API access is blocked for UnconfirmedBlock.
-func (s *Server) chargeUnconfirmed(a domain.Account) error {
+// API access is blocked for UnconfirmedBlock. A free request is not counted, but is refused during a
+// block all the same.
+func (s *Server) chargeUnconfirmed(a domain.Account, free bool) error {
 	if a.Confirmed {
 		return nil
 	}
@@ -238,6 +240,9 @@ func (s *Server) chargeUnconfirmed(a domain.Account) error {
 		s.unconfirmed[a.ID] = al
 	}
 	if al.blockedUntil.IsZero() {
+		if free {
+			return nil
+		}
 		if al.used < s.cfg.UnconfirmedAllowance {
 			al.used++
 			return nil
