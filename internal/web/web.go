@@ -27,12 +27,12 @@ var staticFS embed.FS
 
 // Config is what the dashboard needs. Zero values take the defaults noted.
 type Config struct {
-	Store     domain.Store
-	API       *api.Server
-	Verifier  *auth.Verifier // shared with the API and the proxies; nil: a new one
-	Bans      *bans.Tracker  // the node's: failed sign-ins count like failed API logins; nil: none
-	Operators []string       // accounts that also see the operator pages
-	SessionTTL time.Duration // default 12h
+	Store      domain.Store
+	API        *api.Server
+	Verifier   *auth.Verifier // shared with the API and the proxies; nil: a new one
+	Bans       *bans.Tracker  // the node's: failed sign-ins count like failed API logins; nil: none
+	Operators  []string       // accounts that also see the operator pages
+	SessionTTL time.Duration  // default 12h
 	Log        *slog.Logger
 	Now        func() time.Time
 }
