@@ -13,6 +13,8 @@ func (s *Server) routeCustomer() {
 	s.mux.HandleFunc("GET /account", s.signedIn(s.accountPage))
 	s.mux.HandleFunc("GET /ips", s.signedIn(s.ipsPage))
 	s.mux.HandleFunc("POST /ips", s.signedIn(s.ipsChange))
+	s.mux.HandleFunc("GET /hostnames", s.signedIn(s.hostnamesPage))
+	s.mux.HandleFunc("POST /hostnames", s.signedIn(s.hostnamesChange))
 }
 
 // change runs one change through the account API for the visitor and puts its outcome on p:
