@@ -15,6 +15,8 @@ func (s *Server) routeCustomer() {
 	s.mux.HandleFunc("POST /ips", s.signedIn(s.ipsChange))
 	s.mux.HandleFunc("GET /hostnames", s.signedIn(s.hostnamesPage))
 	s.mux.HandleFunc("POST /hostnames", s.signedIn(s.hostnamesChange))
+	s.mux.HandleFunc("GET /proxies", s.signedIn(s.proxiesPage))
+	s.mux.HandleFunc("POST /proxies", s.signedIn(s.proxiesChange))
 }
 
 // change runs one change through the account API for the visitor and puts its outcome on p:
