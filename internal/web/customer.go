@@ -17,6 +17,11 @@ func (s *Server) routeCustomer() {
 	s.mux.HandleFunc("POST /hostnames", s.signedIn(s.hostnamesChange))
 	s.mux.HandleFunc("GET /proxies", s.signedIn(s.proxiesPage))
 	s.mux.HandleFunc("POST /proxies", s.signedIn(s.proxiesChange))
+	s.mux.HandleFunc("GET /subs", s.signedIn(s.subsPage))
+	s.mux.HandleFunc("POST /subs", s.signedIn(s.subsChange))
+	s.mux.HandleFunc("GET /subs/new", s.signedIn(s.subNewPage))
+	s.mux.HandleFunc("GET /subs/{username}/edit", s.signedIn(s.subEditPage))
+	s.mux.HandleFunc("GET /subs/{username}/delete", s.signedIn(s.subDeletePage))
 }
 
 // change runs one change through the account API for the visitor and puts its outcome on p:
