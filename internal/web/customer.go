@@ -22,6 +22,7 @@ func (s *Server) routeCustomer() {
 	s.mux.HandleFunc("GET /subs/new", s.signedIn(s.subNewPage))
 	s.mux.HandleFunc("GET /subs/{username}/edit", s.signedIn(s.subEditPage))
 	s.mux.HandleFunc("GET /subs/{username}/delete", s.signedIn(s.subDeletePage))
+	s.mux.HandleFunc("GET /usage", s.signedIn(s.usagePage))
 }
 
 // change runs one change through the account API for the visitor and puts its outcome on p:
