@@ -35,6 +35,9 @@ func (s *Server) Do(r *http.Request, username, path string, params url.Values, o
 		c.ip = ap.Addr().Unmap()
 	}
 	c.r = r.Clone(r.Context())
+	// The clone carries the page's own form if the dashboard has parsed it: the endpoint must read
+	// params, and only them.
+	c.r.Form, c.r.PostForm, c.r.MultipartForm = nil, nil, nil
 	c.r.Method = c.route.method
 	c.r.URL = &url.URL{Path: c.route.path}
 	c.r.Header = http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}

@@ -35,8 +35,9 @@ func barChart(title string, labels []string, parts []series) template.HTML {
 	}
 	scaleMax := niceCeiling(peak)
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-labelledby="chart-title chart-desc" xmlns="http://www.w3.org/2000/svg">`, w, h+40)
-	fmt.Fprintf(&b, `<title id="chart-title">%s</title><desc id="chart-desc">%s</desc>`, template.HTMLEscapeString(title), template.HTMLEscapeString(describe(labels, totals)))
+	id := chartID(title)
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-labelledby="%s-title %s-desc" xmlns="http://www.w3.org/2000/svg">`, w, h+40, id, id)
+	fmt.Fprintf(&b, `<title id="%s-title">%s</title><desc id="%s-desc">%s</desc>`, id, template.HTMLEscapeString(title), id, template.HTMLEscapeString(describe(labels, totals)))
 	plotH := float64(h - bottom - top)
 	for i := 0; i <= 4; i++ { // grid lines with their values
 		y := float64(top) + plotH*float64(4-i)/4
@@ -71,6 +72,21 @@ func barChart(title string, labels []string, parts []series) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // every piece of text above is escaped
+}
+
+// chartID makes the chart's element ids from its title ("Bytes per day" → chart-bytes-per-day), so
+// that charts with different titles on one page label themselves apart.
+func chartID(title string) string {
+	b := []byte("chart-")
+	for _, c := range []byte(strings.ToLower(title)) {
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			b = append(b, c)
+		case b[len(b)-1] != '-':
+			b = append(b, '-')
+		}
+	}
+	return strings.TrimSuffix(string(b), "-")
 }
 
 // niceCeiling rounds n up to 1, 2 or 5 times a power of ten, so the grid reads well.

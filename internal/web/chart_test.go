@@ -12,7 +12,8 @@ func TestBarChart(t *testing.T) {
 	}))
 	for _, want := range []string{
 		`role="img"`,
-		"<title id=\"chart-title\">Bytes per day</title>",
+		`aria-labelledby="chart-bytes-per-day-title chart-bytes-per-day-desc"`,
+		`<title id="chart-bytes-per-day-title">Bytes per day</title>`,
 		"5 KB in total over 2 days; the busiest, 2026-11-28, carried 3 KB.",
 		"2026-11-27 us-ca: 1.5 KB",
 		"de&lt;script&gt;",

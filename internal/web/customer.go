@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/exitmesh/exitmesh/client"
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
@@ -12,13 +13,36 @@ func (s *Server) routeCustomer() {
 	s.mux.HandleFunc("GET /account", s.signedIn(s.accountPage))
 	s.mux.HandleFunc("GET /ips", s.signedIn(s.ipsPage))
 	s.mux.HandleFunc("POST /ips", s.signedIn(s.ipsChange))
+	s.mux.HandleFunc("GET /hostnames", s.signedIn(s.hostnamesPage))
+	s.mux.HandleFunc("POST /hostnames", s.signedIn(s.hostnamesChange))
+	s.mux.HandleFunc("GET /proxies", s.signedIn(s.proxiesPage))
+	s.mux.HandleFunc("POST /proxies", s.signedIn(s.proxiesChange))
+	s.mux.HandleFunc("GET /subs", s.signedIn(s.subsPage))
+	s.mux.HandleFunc("POST /subs", s.signedIn(s.subsChange))
+	s.mux.HandleFunc("GET /subs/new", s.signedIn(s.subNewPage))
+	s.mux.HandleFunc("GET /subs/{username}/edit", s.signedIn(s.subEditPage))
+	s.mux.HandleFunc("GET /subs/{username}/delete", s.signedIn(s.subDeletePage))
+	s.mux.HandleFunc("GET /usage", s.signedIn(s.usagePage))
 }
 
-// bandwidth is the API's "bandwidth" object of /api/usage/.
-type bandwidth struct {
-	Month string `json:"month"`
-	Used  int64  `json:"used"`
-	Limit int64  `json:"limit"`
+// change runs one change through the account API for the visitor and puts its outcome on p:
+// notice() when it is made, the contract's sentence when it is refused. It returns the status to
+// answer with. notice runs after the call, so it may read out.
+func (s *Server) change(r *http.Request, v *visitor, p *page, path string, params url.Values, out any, notice func() string) int {
+	if e := s.cfg.API.Do(r, v.account.Username, path, params, out); e != nil {
+		return refused(p, e)
+	}
+	p.Notice = notice()
+	return http.StatusOK
+}
+
+// read runs a list endpoint for the page being shown. A refusal shows, unless the outcome of a
+// change already does; it returns the status to answer with.
+func (s *Server) read(r *http.Request, v *visitor, p *page, status int, path string, params url.Values, out any) int {
+	if e := s.cfg.API.Do(r, v.account.Username, path, params, out); e != nil && p.Error == "" {
+		return refused(p, e)
+	}
+	return status
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, v *visitor) {
@@ -28,16 +52,14 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, v *visitor)
 		s.renderError(w, r, v, http.StatusServiceUnavailable, "Plan error: Unable to lookup subscription plan. Please try again in a few minutes.")
 		return
 	}
-	var usage struct {
-		Bandwidth bandwidth `json:"bandwidth"`
-	}
+	var usage client.UsageReport
 	if e := s.cfg.API.Do(r, v.account.Username, "/api/usage/", url.Values{"from": {time.Now().UTC().Format("2006-01-02")}}, &usage); e != nil {
 		refused(&p, e)
 	}
 	p.Data = struct {
 		Account   domain.Account
 		Plan      domain.Plan
-		Bandwidth bandwidth
+		Bandwidth client.Bandwidth
 	}{v.account, plan, usage.Bandwidth}
 	s.render(w, http.StatusOK, "account", v, p)
 }
@@ -49,26 +71,20 @@ func (s *Server) ipsPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 // ipsChange adds (the given IP, or the browser's own) or deletes an authorized IP through the API.
 func (s *Server) ipsChange(w http.ResponseWriter, r *http.Request, v *visitor) {
 	var p page
-	status := http.StatusOK
+	var status int
 	ip := r.PostFormValue("ip")
 	switch r.PostFormValue("action") {
 	case "delete":
-		if e := s.cfg.API.Do(r, v.account.Username, "/api/ip/delete/", url.Values{"ip": {ip}}, nil); e != nil {
-			status = refused(&p, e)
-		} else {
-			p.Notice = ip + " is no longer authorized."
-		}
+		status = s.change(r, v, &p, "/api/ip/delete/", url.Values{"ip": {ip}}, nil,
+			func() string { return ip + " is no longer authorized." })
 	default:
 		params := url.Values{}
 		if ip != "" {
 			params.Set("ip", ip)
 		}
 		var added struct{ IP string }
-		if e := s.cfg.API.Do(r, v.account.Username, "/api/ip/add/", params, &added); e != nil {
-			status = refused(&p, e)
-		} else {
-			p.Notice = added.IP + " is authorized: requests from it need no password."
-		}
+		status = s.change(r, v, &p, "/api/ip/add/", params, &added,
+			func() string { return added.IP + " is authorized: requests from it need no password." })
 	}
 	s.showIPs(w, r, v, p, status)
 }
@@ -76,9 +92,7 @@ func (s *Server) ipsChange(w http.ResponseWriter, r *http.Request, v *visitor) {
 func (s *Server) showIPs(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int) {
 	p.Title, p.Nav = "Authorized IPs", "ips"
 	var list struct{ IPs []string }
-	if e := s.cfg.API.Do(r, v.account.Username, "/api/ips/", nil, &list); e != nil && p.Error == "" {
-		status = refused(&p, e)
-	}
+	status = s.read(r, v, &p, status, "/api/ips/", nil, &list)
 	p.Data = struct {
 		IPs []string
 		You string

@@ -15,6 +15,7 @@ import (
 
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/config"
+	"github.com/exitmesh/exitmesh/internal/dnstest"
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/node"
 	"github.com/exitmesh/exitmesh/internal/origin"
@@ -31,6 +32,7 @@ metrics: {listen: "off"}
 sync: {interval: 100ms}
 usage: {flush_interval: 100ms}
 dashboard: {operators: [ops]}
+hostnames: {resolver: "%s"}
 proxies:
   - {name: us-ca, listen: "127.0.0.1:0", country: US, exits: [{ip: 127.0.0.2}, {ip: 127.0.0.3}]}
   - {name: de, listen: "127.0.0.1:0", country: DE, exits: [{ip: 127.0.0.4}]}
@@ -46,7 +48,8 @@ type network struct {
 	node   *node.Node
 	store  domain.Store
 	origin *httptest.Server
-	base   string // the dashboard's https:// address
+	dns    *dnstest.Server // the node's resolver for customers' hostnames
+	base   string          // the dashboard's https:// address
 }
 
 func startNetwork(t *testing.T) *network {
@@ -61,7 +64,8 @@ func startNetworkWith(t *testing.T, configure func(*config.Config), log *slog.Lo
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "exitmesh.yaml")
 	db := filepath.Join(dir, "exitmesh.db")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, nodeConfig, db), 0o600); err != nil {
+	n := &network{dns: dnstest.Start(t)}
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, nodeConfig, db, n.dns.Addr()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)
@@ -74,7 +78,6 @@ func startNetworkWith(t *testing.T, configure func(*config.Config), log *slog.Lo
 			t.Fatal(err)
 		}
 	}
-	n := &network{}
 	if n.node, err = node.Start(context.Background(), cfg, log); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,140 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/exitmesh/exitmesh/client"
+)
+
+// proxyServer is an entry of the catalogue with the name people read: "us-ca (US)".
+type proxyServer struct {
+	client.ProxyServer
+	Label string
+}
+
+// proxyServers reads the catalogue and the account's proxy servers through the API, and splits
+// the catalogue into the account's and the others.
+func (s *Server) proxyServers(r *http.Request, v *visitor, p *page, status int) (mine, others []proxyServer, _ int) {
+	var available struct{ Proxies []client.ProxyServer }
+	var authorized struct{ Proxies []string } // addresses
+	status = s.read(r, v, p, status, "/api/proxies/available/", nil, &available)
+	status = s.read(r, v, p, status, "/api/proxies/", nil, &authorized)
+	for _, cps := range available.Proxies {
+		ps := proxyServer{cps, cps.Name}
+		if cps.Country != "" {
+			ps.Label += " (" + cps.Country + ")"
+		}
+		if slices.Contains(authorized.Proxies, ps.Address) {
+			mine = append(mine, ps)
+		} else {
+			others = append(others, ps)
+		}
+	}
+	return mine, others, status
+}
+
+func (s *Server) proxiesPage(w http.ResponseWriter, r *http.Request, v *visitor) {
+	s.showProxies(w, r, v, page{}, http.StatusOK)
+}
+
+// proxiesChange adds a proxy server from the catalogue to the account, or removes one.
+func (s *Server) proxiesChange(w http.ResponseWriter, r *http.Request, v *visitor) {
+	var p page
+	var status int
+	name := r.PostFormValue("proxy")
+	params := url.Values{"proxy": {name}}
+	switch r.PostFormValue("action") {
+	case "delete":
+		status = s.change(r, v, &p, "/api/proxy/delete/", params, nil,
+			func() string { return name + " is no longer on your account." })
+	default:
+		var added struct{ Proxy string }
+		status = s.change(r, v, &p, "/api/proxy/add/", params, &added,
+			func() string { return name + " is on your account: connect to " + added.Proxy + "." })
+	}
+	s.showProxies(w, r, v, p, status)
+}
+
+// authorizedProxy is one of the account's proxy servers with what a customer pastes to use it.
+type authorizedProxy struct {
+	proxyServer
+	URLs, Examples []snippet
+}
+
+func (s *Server) showProxies(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int) {
+	p.Title, p.Nav = "Proxy servers", "proxies"
+	mine, others, status := s.proxyServers(r, v, &p, status)
+	authorized := make([]authorizedProxy, len(mine))
+	for i, ps := range mine {
+		authorized[i] = authorizedProxy{ps, snippets(urlFormats, ps, v.account.Username), snippets(exampleFormats, ps, v.account.Username)}
+	}
+	p.Data = struct {
+		Mine      []authorizedProxy
+		Available []proxyServer
+	}{authorized, others}
+	s.render(w, status, "proxies", v, p)
+}
+
+// snippet is a piece of text to copy: a proxy URL or a code example. ID is unique on the page.
+type snippet struct {
+	ID, Label, Code string
+}
+
+// snippetFormat makes a snippet of a proxy server: in format, %[1]s is its proxy URL and %[2]s the
+// URL of a sticky session. The password is a placeholder: the dashboard never knows it.
+type snippetFormat struct{ kind, label, format string }
+
+var urlFormats = []snippetFormat{
+	{"url", "Proxy URL", "%[1]s"},
+	{"session", "With a sticky session: every request with the id abc123 leaves through the same IP", "%[2]s"},
+}
+
+var exampleFormats = []snippetFormat{
+	{"curl", "curl", `curl -x %[1]s https://api.ipify.org`},
+	{"python", "Python (requests)", `import requests
+
+proxy = "%[1]s"
+r = requests.get("https://api.ipify.org", proxies={"http": proxy, "https": proxy}, timeout=30)
+print(r.text)`},
+	{"node", "Node (undici: npm install undici@7)", `const { ProxyAgent, fetch } = require("undici");
+
+const agent = new ProxyAgent("%[1]s");
+fetch("https://api.ipify.org", { dispatcher: agent }).then((r) => r.text()).then(console.log);`},
+	{"go", "Go (net/http)", `package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+)
+
+func main() {
+	proxy, err := url.Parse("%[1]s")
+	if err != nil {
+		panic(err)
+	}
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
+	resp, err := client.Get("https://api.ipify.org")
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(string(body))
+}`},
+}
+
+// snippets fills formats in for ps and username (docs/STEERING.md explains the -session- parameter).
+func snippets(formats []snippetFormat, ps proxyServer, username string) []snippet {
+	proxyURL := "http://" + username + ":PASSWORD@" + ps.Address
+	sessionURL := "http://" + username + "-session-abc123:PASSWORD@" + ps.Address
+	out := make([]snippet, len(formats))
+	for i, f := range formats {
+		out[i] = snippet{ID: "snippet-" + ps.Name + "-" + f.kind, Label: f.label, Code: fmt.Sprintf(f.format, proxyURL, sessionURL)}
+	}
+	return out
+}
