@@ -59,6 +59,8 @@ proxies:
       - {ip: 127.0.0.9, country: JP}
 egress:
   allow: [127.0.0.1/32]   # the demo origin; every other internal address stays refused
+health: {target: "{{.Origin}}", interval: 10s, timeout: 2s}   # each exit must reach the demo origin
+dashboard: {operators: [demo]}   # the demo account also sees the operator pages
 plans:
   - {name: demo, proxies: 5, subs: 5, ips: 10, hostnames: 5, bandwidth: 0}
 `
@@ -83,7 +85,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	defer secure.Close()
 
 	cfgPath := filepath.Join(dir, "exitmesh.yaml")
-	if err := writeConfig(cfgPath, dir, o.Port); err != nil {
+	if err := writeConfig(cfgPath, dir, o.Port, plain.Addr); err != nil {
 		return err
 	}
 	cfg, err := config.Load(cfgPath)
@@ -120,13 +122,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 }
 
-func writeConfig(path, dir string, base int) error {
+func writeConfig(path, dir string, base int, origin string) error {
 	t := template.Must(template.New("config").Parse(configTemplate))
 	var b strings.Builder
 	err := t.Execute(&b, struct {
-		Dir  string
-		Port func(offset int) int
-	}{dir, func(offset int) int {
+		Dir    string
+		Origin string
+		Port   func(offset int) int
+	}{dir, origin, func(offset int) int {
 		if base == 0 {
 			return 0
 		}
@@ -207,6 +210,7 @@ const bannerTemplate = `{{.Ready}}  (Ctrl-C stops it)
   origin         {{.Origin}}  and  {{.TLSOrigin}}  (they report the client IP they see)
   account        demo / {{.Password}}
   account API    https://{{.API}}/api/  (certificate {{.Dir}}/exitmesh-api.crt)
+  dashboard      https://{{.API}}/  (sign in as demo; self-signed certificate: accept it once)
   metrics        http://{{.Metrics}}/metrics
   store          {{.Dir}}/exitmesh.db
 
