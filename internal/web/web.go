@@ -5,6 +5,7 @@
 package web
 
 import (
+	"context"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -32,6 +33,9 @@ type Config struct {
 	Verifier  *auth.Verifier // shared with the API and the proxies; nil: a new one
 	Bans      *bans.Tracker  // the node's: failed sign-ins count like failed API logins; nil: none
 	Operators []string       // accounts that also see the operator pages
+	// Changed is called after an operator changes accounts or plans, so the local node's proxies
+	// see it at once (other nodes follow the store within their sync interval); nil: nothing.
+	Changed    func(ctx context.Context)
 	SessionTTL time.Duration // default 12h
 	Log        *slog.Logger
 	Now        func() time.Time
@@ -71,6 +75,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /{$}", s.home)
 	s.routeSession()
 	s.routeCustomer()
+	s.routeOps()
 }
 
 // ServeHTTP serves one dashboard request with the headers every page carries.
