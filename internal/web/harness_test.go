@@ -47,29 +47,35 @@ type network struct {
 	store  domain.Store
 	origin *httptest.Server
 	base   string // the dashboard's https:// address
-	db     string // the SQLite file, for more nodes of the same network
 }
 
 func startNetwork(t *testing.T) *network {
 	t.Helper()
-	return startNetworkWith(t, "")
+	return startNetworkWith(t, nil, slog.New(slog.DiscardHandler))
 }
 
-// startNetworkWith starts the network with more top-level config keys (YAML) after nodeConfig's.
-func startNetworkWith(t *testing.T, extra string) *network {
+// startNetworkWith is startNetwork with the config changed by configure (when not nil) before the
+// node starts, and the node logging to log.
+func startNetworkWith(t *testing.T, configure func(*config.Config), log *slog.Logger) *network {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "exitmesh.yaml")
 	db := filepath.Join(dir, "exitmesh.db")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, nodeConfig+"%s", db, extra), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, nodeConfig, db), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &network{db: db}
-	if n.node, err = node.Start(context.Background(), cfg, slog.New(slog.DiscardHandler)); err != nil {
+	if configure != nil {
+		configure(cfg)
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := &network{}
+	if n.node, err = node.Start(context.Background(), cfg, log); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

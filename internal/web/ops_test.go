@@ -128,12 +128,12 @@ func (n *network) apiStatus(t *testing.T, c *http.Client, login, password string
 	return statusOf(c.Do(req))
 }
 
-// startNode starts another node of n's network, sharing its store, hosting proxy server de.
-func (n *network) startNode(t *testing.T) *node.Node {
+// startNode starts another node of the network whose store is store, hosting proxy server de.
+func startNode(t *testing.T, store string) *node.Node {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "node-b.yaml")
 	text := fmt.Sprintf(`
-store: sqlite:%s
+store: %s
 node: {name: node-b, api: false}
 metrics: {listen: "off"}
 sync: {interval: 100ms}
@@ -141,7 +141,7 @@ usage: {flush_interval: 100ms}
 proxies:
   - {name: de, listen: "127.0.0.1:0", country: DE, exits: [{ip: 127.0.0.5}]}
 egress: {allow: [127.0.0.1/32]}
-`, n.db)
+`, store)
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -165,8 +165,9 @@ egress: {allow: [127.0.0.1/32]}
 // name, disables it, and its requests are refused on this node and on another node of the network;
 // enabled again, they pass; moved to another plan and confirmed, the list says so.
 func TestOperatorFindsDisablesAndEnablesAnAccount(t *testing.T) {
-	n := startNetwork(t)
-	other := n.startNode(t)
+	var store string // the network's, for a second node
+	n := startNetworkWith(t, func(c *config.Config) { store = c.Store }, slog.New(slog.DiscardHandler))
+	other := startNode(t, store)
 	n.account(t, "ops", "ops-password", "big")
 	n.account(t, "alice", "alice-password", "small", "us-ca", "de")
 	n.account(t, "alicia", "alicia-password", "small")
@@ -430,7 +431,10 @@ func TestOperatorLiftsABan(t *testing.T) {
 func TestOperatorSeesTheExitBoard(t *testing.T) {
 	target := httptest.NewServer(http.NotFoundHandler()) // a GET answered below 500: the exit is up
 	t.Cleanup(target.Close)
-	n := startNetworkWith(t, fmt.Sprintf("health: {target: %q, interval: 100ms, timeout: 100ms, fall: 2, rise: 1}\n", target.URL))
+	n := startNetworkWith(t, func(c *config.Config) {
+		c.Health = config.Health{Target: target.URL, Interval: config.Duration(100 * time.Millisecond),
+			Timeout: config.Duration(100 * time.Millisecond), Fall: 2, Rise: 1}
+	}, slog.New(slog.DiscardHandler))
 	n.account(t, "ops", "ops-password", "big")
 	n.account(t, "alice", "alice-password", "small", "us-ca")
 	for range 3 {
