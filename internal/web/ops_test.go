@@ -57,8 +57,8 @@ func signOut(t *testing.T, ctx context.Context) {
 	run(t, ctx, "sign out", chromedp.Click(chromedp.CSS(`form.signout button`)), chromedp.WaitVisible(chromedp.CSS(`#username`)))
 }
 
-// eventually retries check for a few seconds (a sync interval is 100 ms here) until it passes.
-func eventually(t *testing.T, what string, check func() error) {
+// soon retries check for a few seconds (a sync interval is 100 ms here) until it passes.
+func soon(t *testing.T, what string, check func() error) {
 	t.Helper()
 	var err error
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -173,8 +173,8 @@ func TestOperatorFindsDisablesAndEnablesAnAccount(t *testing.T) {
 	n.account(t, "alicia", "alicia-password", "small")
 	n.account(t, "bob", "bob-password", "small")
 	here, there := n.node.ProxyAddr("us-ca"), other.ProxyAddr("de")
-	eventually(t, "alice through us-ca", n.answers(t, here, "alice", "alice-password", "127.0.0.1", http.StatusOK, ""))
-	eventually(t, "alice through de on node-b", n.answers(t, there, "alice", "alice-password", "127.0.0.1", http.StatusOK, ""))
+	soon(t, "alice through us-ca", n.answers(t, here, "alice", "alice-password", "127.0.0.1", http.StatusOK, ""))
+	soon(t, "alice through de on node-b", n.answers(t, there, "alice", "alice-password", "127.0.0.1", http.StatusOK, ""))
 	ctx := browser(t)
 
 	signIn(t, ctx, n.base, "ops", "ops-password")
@@ -201,13 +201,13 @@ func TestOperatorFindsDisablesAndEnablesAnAccount(t *testing.T) {
 		t.Errorf("after the change the search is %q (%v), want ALI still applied", got, err)
 	}
 	screenshot(t, ctx, "ops-accounts")
-	eventually(t, "disabled alice refused here", n.answers(t, here, "alice", "alice-password", "127.0.0.1", http.StatusForbidden, "account-disabled"))
-	eventually(t, "disabled alice refused on node-b", n.answers(t, there, "alice", "alice-password", "127.0.0.1", http.StatusForbidden, "account-disabled"))
+	soon(t, "disabled alice refused here", n.answers(t, here, "alice", "alice-password", "127.0.0.1", http.StatusForbidden, "account-disabled"))
+	soon(t, "disabled alice refused on node-b", n.answers(t, there, "alice", "alice-password", "127.0.0.1", http.StatusForbidden, "account-disabled"))
 
 	run(t, ctx, "enable alice", chromedp.Click(chromedp.CSS(`#account-alice button[value=enable]`)))
 	waitText(t, ctx, ".notice", "alice is enabled again.")
-	eventually(t, "enabled alice served here", n.answers(t, here, "alice", "alice-password", "127.0.0.1", http.StatusOK, ""))
-	eventually(t, "enabled alice served on node-b", n.answers(t, there, "alice", "alice-password", "127.0.0.1", http.StatusOK, ""))
+	soon(t, "enabled alice served here", n.answers(t, here, "alice", "alice-password", "127.0.0.1", http.StatusOK, ""))
+	soon(t, "enabled alice served on node-b", n.answers(t, there, "alice", "alice-password", "127.0.0.1", http.StatusOK, ""))
 
 	run(t, ctx, "move alice to plan big",
 		chromedp.SetValue(chromedp.CSS(`#account-alice select[name=plan]`), "big"),
@@ -387,7 +387,7 @@ func TestOperatorLiftsABan(t *testing.T) {
 	if got := signin(); got != http.StatusForbidden {
 		t.Errorf("banned IP signs in: %d, want 403", got)
 	}
-	eventually(t, "the ban reaches the store", func() error {
+	soon(t, "the ban reaches the store", func() error {
 		bans, err := n.store.ListBans(t.Context())
 		if err != nil || len(bans) != 1 {
 			return fmt.Errorf("stored bans %v, %v", bans, err)
@@ -409,7 +409,7 @@ func TestOperatorLiftsABan(t *testing.T) {
 		t.Errorf("bans after unbanning: %q", got)
 	}
 
-	eventually(t, "the unbanned IP uses the API", func() error {
+	soon(t, "the unbanned IP uses the API", func() error {
 		if got := n.apiStatus(t, c, "alice", "alice-password"); got != http.StatusOK {
 			return fmt.Errorf("API %d", got)
 		}
@@ -418,7 +418,7 @@ func TestOperatorLiftsABan(t *testing.T) {
 	if got := signin(); got != http.StatusOK { // redirected to the account page
 		t.Errorf("the unbanned IP signs in: %d", got)
 	}
-	eventually(t, "the unbanned IP uses the proxy", n.answers(t, n.node.ProxyAddr("us-ca"), "alice", "alice-password", banned, http.StatusOK, ""))
+	soon(t, "the unbanned IP uses the proxy", n.answers(t, n.node.ProxyAddr("us-ca"), "alice", "alice-password", banned, http.StatusOK, ""))
 	time.Sleep(300 * time.Millisecond) // three sync intervals: the lift holds, no node brings the ban back
 	if got := n.apiStatus(t, c, "alice", "alice-password"); got != http.StatusOK {
 		t.Errorf("the lifted ban came back: API %d", got)
@@ -438,7 +438,7 @@ func TestOperatorSeesTheExitBoard(t *testing.T) {
 	n.account(t, "ops", "ops-password", "big")
 	n.account(t, "alice", "alice-password", "small", "us-ca")
 	for range 3 {
-		eventually(t, "alice through us-ca", n.answers(t, n.node.ProxyAddr("us-ca"), "alice", "alice-password", "127.0.0.1", http.StatusOK, ""))
+		soon(t, "alice through us-ca", n.answers(t, n.node.ProxyAddr("us-ca"), "alice", "alice-password", "127.0.0.1", http.StatusOK, ""))
 	}
 	ctx := browser(t)
 	signIn(t, ctx, n.base, "ops", "ops-password")
@@ -511,7 +511,7 @@ func TestOperatorSeesNetworkUsage(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "bob through us-ca", n.answers(t, n.node.ProxyAddr("us-ca"), "bob", "bob-password", "127.0.0.1", http.StatusOK, ""))
+	soon(t, "bob through us-ca", n.answers(t, n.node.ProxyAddr("us-ca"), "bob", "bob-password", "127.0.0.1", http.StatusOK, ""))
 	b := browser(t)
 	signIn(t, b, n.base, "ops", "ops-password")
 	row := func(d string) string { return `[id="day-` + d + `"]` }
