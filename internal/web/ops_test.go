@@ -537,7 +537,7 @@ func TestOperatorSeesNetworkUsage(t *testing.T) {
 	if got := cells(t, b, "#totals"); !strings.HasPrefix(got, "Total 1 GB 2.5 GB 3.5 GB") {
 		t.Errorf("totals %q, want de 1 GB, us-ca 2.5 GB, 3.5 GB in all", got)
 	}
-	desc, err := chromedp.Run(b, chromedp.TextContent(chromedp.CSS("#chart-desc")))
+	desc, err := chromedp.Run(b, chromedp.TextContent(chromedp.CSS("svg.chart desc")))
 	if err != nil {
 		t.Fatal(err)
 	}
