@@ -90,10 +90,18 @@ type Tracker struct {
 	active atomic.Int64
 
 	mu       sync.RWMutex // guards the following fields
-	bans     map[netip.Addr]Ban
+	bans     map[netip.Addr]held
 	expiries []Ban                        // bans in the order they expire, for sweeping
 	counters map[netip.Addr]*list.Element // of *counter
 	recency  list.List                    // counters, least recently failed first
+}
+
+// held is an active ban and where the network stands with it. A ban Fail decided is local until
+// Shared says the network's list has it; an imported one is shared from the start. Reconcile lifts
+// shared bans the network no longer lists, and leaves local ones alone: they have not reached it yet.
+type held struct {
+	Ban
+	shared bool
 }
 
 // counter holds the times of one IP's recent failures, oldest first, per kind, as offsets from
@@ -110,7 +118,7 @@ func New(cfg Config) *Tracker {
 	return &Tracker{
 		cfg:      cfg,
 		epoch:    cfg.Now(),
-		bans:     make(map[netip.Addr]Ban),
+		bans:     make(map[netip.Addr]held),
 		counters: make(map[netip.Addr]*list.Element),
 	}
 }
@@ -165,7 +173,7 @@ func (t *Tracker) fail(ip netip.Addr, k Kind) (Ban, bool) {
 	}
 	t.forget(ip)
 	b := Ban{IP: ip, Until: now.Add(t.cfg.Duration), Reason: k}
-	t.ban(b)
+	t.ban(held{Ban: b})
 	return b, true
 }
 
@@ -183,8 +191,60 @@ func (t *Tracker) Import(b Ban) bool {
 		return false
 	}
 	t.forget(b.IP)
-	t.ban(b)
+	t.ban(held{Ban: b, shared: true})
 	return true
+}
+
+// Shared records that b, a ban Fail decided, is in the network's list now (the node wrote it to
+// the store), so that Reconcile lifts it once the network no longer lists it. A ban replaced since
+// is left as it is.
+func (t *Tracker) Shared(b Ban) {
+	if t == nil {
+		return
+	}
+	ip := normalize(b.IP)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur, ok := t.bans[ip]; ok && cur.Until.Equal(b.Until) {
+		cur.shared = true
+		t.bans[ip] = cur
+	}
+}
+
+// Reconcile makes the tracker follow the network's bans in force, active: each is imported (a ban
+// the network ends differently from this tracker's shared one takes the network's end), and every
+// shared ban active no longer lists was lifted by an operator, or ended, and is dropped. Local bans
+// not yet Shared are kept: the network has not heard of them. It returns how many bans it dropped.
+func (t *Tracker) Reconcile(active []Ban) (dropped int) {
+	if t == nil {
+		return 0
+	}
+	now := t.cfg.Now()
+	listed := make(map[netip.Addr]Ban, len(active))
+	for _, b := range active {
+		if b.IP = normalize(b.IP); b.IP.IsValid() && now.Before(b.Until) {
+			if cur, ok := listed[b.IP]; !ok || cur.Until.Before(b.Until) {
+				listed[b.IP] = b
+			}
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for ip, cur := range t.bans {
+		if _, ok := listed[ip]; cur.shared && !ok {
+			delete(t.bans, ip)
+			dropped++
+		}
+	}
+	for ip, b := range listed {
+		cur, ok := t.bans[ip]
+		if !ok || cur.shared && !cur.Until.Equal(b.Until) || !cur.shared && cur.Until.Before(b.Until) {
+			t.forget(ip)
+			t.ban(held{Ban: b, shared: true})
+		}
+	}
+	t.active.Store(int64(len(t.bans)))
+	return dropped
 }
 
 // Unban lifts ip's ban and reports whether it was banned.
@@ -214,7 +274,7 @@ func (t *Tracker) List() []Ban {
 	list := make([]Ban, 0, len(t.bans))
 	for _, b := range t.bans {
 		if now.Before(b.Until) {
-			list = append(list, b)
+			list = append(list, b.Ban)
 		}
 	}
 	t.mu.RUnlock()
@@ -260,10 +320,10 @@ func (t *Tracker) forget(ip netip.Addr) {
 }
 
 // ban records b, keeping expiries in the order the bans end (imported bans may end before local ones).
-func (t *Tracker) ban(b Ban) {
+func (t *Tracker) ban(b held) {
 	t.bans[b.IP] = b
 	i, _ := slices.BinarySearchFunc(t.expiries, b.Until, func(e Ban, until time.Time) int { return e.Until.Compare(until) })
-	t.expiries = slices.Insert(t.expiries, i, b)
+	t.expiries = slices.Insert(t.expiries, i, b.Ban)
 	t.active.Store(int64(len(t.bans)))
 }
 

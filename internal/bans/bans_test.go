@@ -396,3 +396,91 @@ func TestImport(t *testing.T) {
 		t.Errorf("List has %d bans, want 1", got)
 	}
 }
+
+// TestReconcile follows the network's list: shared bans it no longer lists are lifted here too,
+// while a ban this tracker decided stays until the network has had it (Shared).
+func TestReconcile(t *testing.T) {
+	c := newClock()
+	tr := newTracker(c)
+	ip3 := netip.MustParseAddr("192.0.2.3")
+	banned := func(ip netip.Addr) time.Duration {
+		t.Helper()
+		left, ok := tr.Banned(ip)
+		if !ok {
+			return 0
+		}
+		return left
+	}
+	fail(tr, ip1, AuthFailure, 11) // local, not yet written
+	local := tr.List()[0]
+	tr.Import(Ban{IP: ip2, Until: c.Now().Add(10 * time.Minute)})
+
+	if got := tr.Reconcile(nil); got != 1 {
+		t.Errorf("Reconcile(nil) dropped %d bans, want 1 (the imported one)", got)
+	}
+	if banned(ip2) != 0 {
+		t.Errorf("the imported ban survived a list without it")
+	}
+	if banned(ip1) != 15*time.Minute {
+		t.Errorf("the local ban not yet shared was dropped: %s left", banned(ip1))
+	}
+
+	tr.Shared(Ban{IP: ip1, Until: local.Until.Add(-time.Second)}) // not this ban: ignored
+	tr.Reconcile(nil)
+	if banned(ip1) == 0 {
+		t.Fatal("Shared of another ban's end made the local ban liftable")
+	}
+	tr.Shared(local)
+	if got := tr.Reconcile(nil); got != 1 || banned(ip1) != 0 {
+		t.Errorf("a shared ban the network no longer lists: dropped %d, %s left; want 1, 0", got, banned(ip1))
+	}
+
+	// Listed bans are imported in any address form; an ended one is not.
+	tr.Reconcile([]Ban{
+		{IP: netip.MustParseAddr("::ffff:192.0.2.3"), Until: c.Now().Add(5 * time.Minute)},
+		{IP: ip2, Until: c.Now().Add(-time.Second)},
+	})
+	if banned(ip3) != 5*time.Minute || banned(ip2) != 0 {
+		t.Errorf("after import: %s = %s, %s = %s; want 5m, 0", ip3, banned(ip3), ip2, banned(ip2))
+	}
+	// A shared ban takes the network's end, even a sooner one (lifted, then banned again elsewhere).
+	tr.Reconcile([]Ban{{IP: ip3, Until: c.Now().Add(3 * time.Minute)}})
+	if banned(ip3) != 3*time.Minute {
+		t.Errorf("shared ban of %s lasts %s, want the network's 3m", ip3, banned(ip3))
+	}
+
+	// A local ban is replaced by a longer network ban (then shared), never by a shorter one.
+	c.Advance(time.Minute)
+	fail(tr, ip1, AuthFailure, 11)
+	tr.Reconcile([]Ban{{IP: ip1, Until: c.Now().Add(10 * time.Minute)}})
+	if banned(ip1) != 15*time.Minute {
+		t.Errorf("a shorter network ban replaced the local one: %s left, want 15m", banned(ip1))
+	}
+	tr.Reconcile(nil)
+	if banned(ip1) != 15*time.Minute {
+		t.Error("the local ban was dropped before it was shared")
+	}
+	tr.Reconcile([]Ban{{IP: ip1, Until: c.Now().Add(20 * time.Minute)}})
+	if banned(ip1) != 20*time.Minute {
+		t.Errorf("a longer network ban did not extend the local one: %s left", banned(ip1))
+	}
+	if got := tr.Reconcile(nil); got != 1 || banned(ip1) != 0 || banned(ip3) != 0 {
+		t.Errorf("dropped %d; want the shared ban of %s gone (%s went with the list before)", got, ip1, ip3)
+	}
+	if got := tr.List(); len(got) != 0 {
+		t.Errorf("List() = %v, want none", got)
+	}
+
+	// The expiry of a dropped ban does not end a later ban of the same IP.
+	fail(tr, ip3, AuthFailure, 11)
+	c.Advance(16 * time.Minute)
+	fail(tr, ip2, AuthFailure, 1) // sweeps
+	if banned(ip3) != 0 {
+		t.Error("the local ban outlived its end")
+	}
+	var nilTracker *Tracker
+	nilTracker.Shared(local)
+	if nilTracker.Reconcile([]Ban{local}) != 0 {
+		t.Error("nil Reconcile dropped bans")
+	}
+}

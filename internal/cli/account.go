@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/exitmesh/exitmesh/client"
+	"github.com/exitmesh/exitmesh/internal/operator"
 )
 
 // The customer commands: the account API through the Go client, for people and scripts.
@@ -291,7 +292,7 @@ func usageCmd(fs *flag.FlagSet) accountRun {
 			return []any{r.Day, dash(r.SubAccount), r.Proxy, r.BytesIn, r.BytesOut, r.Requests, r.Tunnels}
 		})
 		bw := report.Bandwidth
-		fmt.Fprintf(&b, "\nbandwidth this month (%s, UTC): %s", bw.Month, bandwidthUsed(bw.Used, bw.Limit))
+		fmt.Fprintf(&b, "\nbandwidth this month (%s, UTC): %s", bw.Month, operator.BandwidthUsed(bw.Used, bw.Limit))
 		report.Usage = nonNil(rows)
 		return report, b.String(), err
 	}

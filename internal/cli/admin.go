@@ -12,10 +12,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/node"
+	"github.com/exitmesh/exitmesh/internal/operator"
 	"github.com/exitmesh/exitmesh/internal/store"
 )
 
@@ -291,10 +291,7 @@ func (f passwordFlags) hash(stdin io.Reader) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := domain.ValidatePassword(pw); err != nil {
-		return "", err
-	}
-	return auth.HashPassword(pw)
+	return operator.PasswordHash(pw)
 }
 
 // readLine reads a password from the first line of r.
@@ -373,19 +370,9 @@ func accountList(*flag.FlagSet) func(*admin, []string) error {
 		}
 		return table(a.io.Stdout, []string{"USERNAME", "PLAN", "STATUS", "PROXIES", "IPS", "CREATED"}, len(accts), func(i int) []any {
 			ac := accts[i]
-			return []any{ac.Username, ac.Plan, status(ac), dash(strings.Join(ac.Proxies, ",")), len(ac.IPs), ac.CreatedAt.UTC().Format(time.DateOnly)}
+			return []any{ac.Username, ac.Plan, operator.AccountStatus(ac), dash(strings.Join(ac.Proxies, ",")), len(ac.IPs), ac.CreatedAt.UTC().Format(time.DateOnly)}
 		})
 	}
-}
-
-func status(a domain.Account) string {
-	switch {
-	case a.Disabled:
-		return "disabled"
-	case !a.Confirmed:
-		return "unconfirmed"
-	}
-	return "active"
 }
 
 func dash(s string) string {
@@ -416,7 +403,7 @@ func accountShow(*flag.FlagSet) func(*admin, []string) error {
 		for i, s := range subs {
 			subNames[i] = s.Username
 		}
-		month, err := a.monthBandwidth()
+		month, err := operator.MonthBandwidth(a.ctx, a.store, time.Now())
 		if err != nil {
 			return err
 		}
@@ -425,35 +412,17 @@ func accountShow(*flag.FlagSet) func(*admin, []string) error {
 			return err
 		}
 		w := a.io.Stdout
-		fmt.Fprintf(w, "username:  %s\nplan:      %s\nstatus:    %s\ncreated:   %s\n", ac.Username, ac.Plan, status(ac), ac.CreatedAt.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "username:  %s\nplan:      %s\nstatus:    %s\ncreated:   %s\n", ac.Username, ac.Plan, operator.AccountStatus(ac), ac.CreatedAt.UTC().Format(time.RFC3339))
 		fmt.Fprintf(w, "proxies:   %s\nips:       %s\nsubs:      %s\n", dash(strings.Join(ac.Proxies, ", ")), dash(strings.Join(ips, ", ")), dash(strings.Join(subNames, ", ")))
-		fmt.Fprintf(w, "bandwidth: %s this month (%s, UTC)\n", bandwidthUsed(month.Bytes[ac.ID], plan.MonthlyBandwidth), month.Month)
+		fmt.Fprintf(w, "bandwidth: %s this month (%s, UTC)\n", operator.BandwidthUsed(month.Bytes[ac.ID], plan.MonthlyBandwidth), month.Month)
 		return nil
 	}
-}
-
-// monthBandwidth reads every account's bandwidth this month (UTC) from the store: what the nodes have
-// flushed, which trails the proxies by up to usage.flush_interval.
-func (a *admin) monthBandwidth() (domain.MonthBandwidth, error) {
-	return a.store.MonthBandwidth(a.ctx, time.Now().UTC().Format("2006-01"), "")
-}
-
-// bandwidthUsed describes used bytes against a plan's monthly bandwidth: "1.2 GB of 10 GB".
-func bandwidthUsed(used, limit int64) string {
-	s := config.Size(used).Human()
-	switch {
-	case limit == 0:
-		return s + " (unlimited plan)"
-	case used >= limit:
-		return s + " of " + config.Size(limit).Human() + " (spent: the proxies answer 402)"
-	}
-	return s + " of " + config.Size(limit).Human()
 }
 
 // bandwidthReport writes the month's bandwidth of one account, or of every account when username
 // is empty.
 func (a *admin) bandwidthReport(username string) error {
-	month, err := a.monthBandwidth()
+	month, err := operator.MonthBandwidth(a.ctx, a.store, time.Now())
 	if err != nil {
 		return err
 	}
@@ -471,7 +440,7 @@ func (a *admin) bandwidthReport(username string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "\nbandwidth this month (%s, UTC): %s\n", month.Month, bandwidthUsed(month.Bytes[ac.ID], limits[ac.Plan]))
+		fmt.Fprintf(w, "\nbandwidth this month (%s, UTC): %s\n", month.Month, operator.BandwidthUsed(month.Bytes[ac.ID], limits[ac.Plan]))
 		return nil
 	}
 	accts, err := a.store.ListAccounts(a.ctx)
@@ -481,7 +450,7 @@ func (a *admin) bandwidthReport(username string) error {
 	fmt.Fprintf(w, "\nbandwidth this month (%s, UTC):\n", month.Month)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, ac := range accts {
-		fmt.Fprintf(tw, "  %s\t%s\n", ac.Username, bandwidthUsed(month.Bytes[ac.ID], limits[ac.Plan]))
+		fmt.Fprintf(tw, "  %s\t%s\n", ac.Username, operator.BandwidthUsed(month.Bytes[ac.ID], limits[ac.Plan]))
 	}
 	return tw.Flush()
 }
@@ -560,19 +529,8 @@ func exitList(*flag.FlagSet) func(*admin, []string) error {
 		now := time.Now()
 		return table(a.io.Stdout, []string{"NODE", "PROXY", "EXIT", "VIA", "HEALTH", "ACTIVE", "LATENCY", "CHECKS", "FAILED", "LAST ERROR", "REPORTED"}, len(ex), func(i int) []any {
 			e := ex[i]
-			health := "up"
-			if !e.Healthy {
-				health = "DOWN"
-			}
-			if !e.Since.IsZero() {
-				health += " " + now.Sub(e.Since).Round(time.Second).String()
-			}
-			latency := "-"
-			if e.Latency > 0 {
-				latency = e.Latency.Round(10 * time.Microsecond).String()
-			}
-			return []any{e.Node, e.Proxy, e.IP, dash(e.Via), health, yesNo(e.Active), latency, e.Checks, e.Failures,
-				dash(clip(e.LastError, 60)), now.Sub(e.Updated).Round(time.Second).String() + " ago"}
+			return []any{e.Node, e.Proxy, e.IP, dash(e.Via), operator.ExitHealth(e, now), yesNo(e.Active), operator.ExitLatency(e),
+				e.Checks, e.Failures, dash(clip(e.LastError, 60)), operator.ReportAge(e, now)}
 		})
 	}
 }

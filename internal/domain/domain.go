@@ -166,7 +166,8 @@ func MonthOf(day string) string { return day[:min(len(day), 7)] }
 type Ban struct {
 	IP     netip.Addr
 	Until  time.Time
-	Reason string // what earned it, e.g. "auth-failure"
+	Reason string    // what earned it, e.g. "auth-failure"
+	Since  time.Time // when the node decided it; zero when unknown (PutBan takes it as now)
 }
 
 // WebSession is a dashboard sign-in. ID is the hash of the secret in the browser's cookie; CSRF is

@@ -33,12 +33,13 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		return fmt.Errorf("api listener: %w", err)
 	}
 	n.apiAddr = ln.Addr().String()
+	changed := func(ctx context.Context) { n.view.Refresh(ctx, n.store) }
 	apiHandler := api.New(api.Config{
 		Store:                n.store,
 		Verifier:             n.verifier,
 		Bans:                 n.bans,
 		Lookup:               lookup,
-		Changed:              func(ctx context.Context) { n.view.Refresh(ctx, n.store) },
+		Changed:              changed,
 		UnconfirmedAllowance: cfg.API.UnconfirmedAllowance,
 		UnconfirmedBlock:     cfg.API.UnconfirmedBlock.D(),
 		Log:                  n.log,
@@ -51,7 +52,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/", web.New(web.Config{Store: n.store, API: apiHandler, Verifier: n.verifier, Bans: n.bans,
-		Operators: cfg.Dashboard.Operators, SessionTTL: cfg.Dashboard.SessionTTL.D(), Log: n.log, Signup: signup}))
+		Operators: cfg.Dashboard.Operators, Changed: changed, SessionTTL: cfg.Dashboard.SessionTTL.D(), Log: n.log, Signup: signup}))
 	handler := http.Handler(mux)
 	n.apiSrv = &http.Server{
 		Handler:           handler,

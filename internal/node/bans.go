@@ -13,19 +13,29 @@ import (
 const banQueue = 1024
 
 // banSharing makes a node's bans the network's: bans this node decides are written to the store,
-// and every sync interval the bans in force anywhere are imported, so a client banned on one node
-// is refused by all of them within a sync interval.
+// and every sync interval the tracker is reconciled with the bans in force anywhere, so a client
+// banned on one node is refused by all of them, and a ban an operator lifts is lifted on all of
+// them, within a sync interval. A ban this node decided and has not written yet is never lifted by
+// a reconcile that cannot have seen it (bans.Tracker.Shared).
 type banSharing struct {
 	store   domain.Store
 	tracker *bans.Tracker
 	log     *slog.Logger
-	out     chan bans.Ban
+	out     chan localBan
 }
 
-// publish queues a local ban for the store without blocking the request that caused it.
+// localBan is a ban this node decided, and when: a ban decided before an operator lifted it
+// stays lifted even if it reaches the store after the lift.
+type localBan struct {
+	bans.Ban
+	decided time.Time
+}
+
+// publish queues a local ban for the store without blocking the request that caused it. The
+// tracker calls it as it decides the ban, so now is when it was decided.
 func (b *banSharing) publish(ban bans.Ban) {
 	select {
-	case b.out <- ban:
+	case b.out <- localBan{Ban: ban, decided: time.Now()}:
 	default:
 		b.log.Warn("ban not shared with other nodes: queue full", "ip", ban.IP)
 	}
@@ -42,9 +52,12 @@ func (b *banSharing) run(ctx context.Context, interval time.Duration) {
 			return
 		case ban := <-b.out:
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := b.store.PutBan(wctx, domain.Ban{IP: ban.IP, Until: ban.Until, Reason: ban.Reason.String()})
+			err := b.store.PutBan(wctx, domain.Ban{IP: ban.IP, Until: ban.Until, Reason: ban.Reason.String(), Since: ban.decided})
 			cancel()
-			if err != nil && ctx.Err() == nil {
+			switch {
+			case err == nil:
+				b.tracker.Shared(ban.Ban)
+			case ctx.Err() == nil:
 				b.log.Warn("ban not shared with other nodes", "ip", ban.IP, "err", err)
 			}
 		case <-t.C:
@@ -59,8 +72,12 @@ func (b *banSharing) run(ctx context.Context, interval time.Duration) {
 				continue
 			}
 			failing = false
-			for _, ban := range active {
-				b.tracker.Import(bans.Ban{IP: ban.IP, Until: ban.Until, Reason: reasonKind(ban.Reason)})
+			network := make([]bans.Ban, len(active))
+			for i, ban := range active {
+				network[i] = bans.Ban{IP: ban.IP, Until: ban.Until, Reason: reasonKind(ban.Reason)}
+			}
+			if n := b.tracker.Reconcile(network); n > 0 {
+				b.log.Debug("bans lifted or ended on the network", "count", n)
 			}
 		}
 	}

@@ -98,7 +98,7 @@ func (l *proxyListener) retire() {
 // serving. The caller must Close the node.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, err error) {
 	verifier := auth.NewVerifier()
-	sharing := &banSharing{log: log, out: make(chan bans.Ban, banQueue)}
+	sharing := &banSharing{log: log, out: make(chan localBan, banQueue)}
 	n := &Node{
 		cfg:      cfg,
 		log:      log,

@@ -58,6 +58,7 @@ var funcs = template.FuncMap{
 	},
 	"fieldErrors": func(fields map[string][]string, name string) []string { return fields[name] },
 	"join":        strings.Join,
+	"hasPrefix":   strings.HasPrefix,
 }
 
 // render writes the page called name with status; v is the signed-in visitor, or nil.

@@ -5,6 +5,7 @@
 package web
 
 import (
+	"context"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -27,12 +28,15 @@ var staticFS embed.FS
 
 // Config is what the dashboard needs. Zero values take the defaults noted.
 type Config struct {
-	Store      domain.Store
-	API        *api.Server
-	Verifier   *auth.Verifier // shared with the API and the proxies; nil: a new one
-	Bans       *bans.Tracker  // the node's: failed sign-ins count like failed API logins; nil: none
-	Operators  []string       // accounts that also see the operator pages
-	SessionTTL time.Duration  // default 12h
+	Store     domain.Store
+	API       *api.Server
+	Verifier  *auth.Verifier // shared with the API and the proxies; nil: a new one
+	Bans      *bans.Tracker  // the node's: failed sign-ins count like failed API logins; nil: none
+	Operators []string       // accounts that also see the operator pages
+	// Changed is called after an operator changes accounts or plans, so the local node's proxies
+	// see it at once (other nodes follow the store within their sync interval); nil: nothing.
+	Changed    func(ctx context.Context)
+	SessionTTL time.Duration // default 12h
 	Log        *slog.Logger
 	Now        func() time.Time
 	Signup     Signup // self sign-up and email confirmation; the zero value has sign-up off
@@ -73,6 +77,7 @@ func (s *Server) routes() {
 	s.routeSession()
 	s.routeCustomer()
 	s.routeSignup()
+	s.routeOps()
 }
 
 // ServeHTTP serves one dashboard request with the headers every page carries.

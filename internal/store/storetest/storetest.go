@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"ConcurrentHostnames", testConcurrentHostnames},
 		{"GetLogin", testGetLogin},
 		{"Bans", testBans},
+		{"LiftBan", testLiftBan},
 		{"ExitStatuses", testExitStatuses},
 		{"WebSessions", testWebSessions},
 		{"ConfirmTokens", testConfirmTokens},

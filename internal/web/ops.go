@@ -1,0 +1,84 @@
+package web
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/exitmesh/exitmesh/internal/domain"
+)
+
+// The operator pages, under /ops/: accounts, plans, proxy servers with their exits' health, bans,
+// and the network's usage. They work on the store directly, as `exitmesh admin` does, with the
+// store's checks and sentences, and they are for the accounts in dashboard.operators only.
+
+func (s *Server) routeOps() {
+	s.mux.HandleFunc("GET /ops/{$}", s.operatorOnly(func(w http.ResponseWriter, r *http.Request, _ *visitor) {
+		http.Redirect(w, r, "/ops/accounts", http.StatusSeeOther)
+	}))
+	s.mux.HandleFunc("GET /ops/accounts", s.operatorOnly(s.opsAccountsPage))
+	s.mux.HandleFunc("POST /ops/accounts", s.operatorOnly(s.opsAccountsChange))
+	s.mux.HandleFunc("GET /ops/plans", s.operatorOnly(s.opsPlansPage))
+	s.mux.HandleFunc("POST /ops/plans", s.operatorOnly(s.opsPlansChange))
+	s.mux.HandleFunc("GET /ops/proxies", s.operatorOnly(s.opsProxiesPage))
+	s.mux.HandleFunc("GET /ops/bans", s.operatorOnly(s.opsBansPage))
+	s.mux.HandleFunc("POST /ops/bans", s.operatorOnly(s.opsBansChange))
+	s.mux.HandleFunc("GET /ops/usage", s.operatorOnly(s.opsUsagePage))
+}
+
+// operatorOnly wraps an operator page: signed in (and, for a POST, the CSRF token checked) as an
+// account listed in dashboard.operators. Any other account gets 403 with no operator data: the
+// pages exist in every exitmesh, so hiding them behind a 404 would protect nothing and only
+// puzzle an operator whose name is missing from the config.
+func (s *Server) operatorOnly(h func(http.ResponseWriter, *http.Request, *visitor)) http.HandlerFunc {
+	return s.signedIn(func(w http.ResponseWriter, r *http.Request, v *visitor) {
+		if !v.operator {
+			s.renderError(w, r, v, http.StatusForbidden, "This page is for the network's operators.")
+			return
+		}
+		h(w, r, v)
+	})
+}
+
+// changed tells the local node that accounts or plans changed, so its proxies apply the change at
+// once; other nodes follow the store within their sync interval.
+func (s *Server) changed(ctx context.Context) {
+	if s.cfg.Changed != nil {
+		s.cfg.Changed(ctx)
+	}
+}
+
+// opsDone records an operator's change in the log and on the page.
+func (s *Server) opsDone(p *page, v *visitor, action, target, notice string) {
+	s.log.Info("operator change", "operator", v.account.Username, "action", action, "target", target)
+	p.Notice = notice
+}
+
+// opsFailed puts a refused or failed store call on the page and returns the status to answer
+// with: the store's own sentence for a refusal (the one `exitmesh admin` prints), a plain one for
+// an outage, and nothing internal.
+func (s *Server) opsFailed(p *page, err error) int {
+	switch domain.ErrorCode(err) {
+	case domain.EINVALID, domain.ELIMIT:
+		p.Error = domain.ErrorMessage(err)
+		return http.StatusBadRequest
+	case domain.ECONFLICT:
+		p.Error = domain.ErrorMessage(err)
+		return http.StatusConflict
+	case domain.ENOTFOUND:
+		p.Error = domain.ErrorMessage(err)
+		return http.StatusNotFound
+	case domain.EUNAVAILABLE:
+		p.Error = "The store is temporarily unavailable. Please try again in a few minutes."
+		return http.StatusServiceUnavailable
+	}
+	s.log.Error("operator page failed", "err", err)
+	p.Error = "Internal error. Please retry."
+	return http.StatusInternalServerError
+}
+
+// opsPageFailed answers with an error page when a page cannot read what it shows.
+func (s *Server) opsPageFailed(w http.ResponseWriter, r *http.Request, v *visitor, err error) {
+	var p page
+	status := s.opsFailed(&p, err)
+	s.renderError(w, r, v, status, p.Error)
+}
