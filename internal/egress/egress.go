@@ -113,8 +113,22 @@ func Classify(ip netip.Addr) string {
 			}
 		}
 	}
+	if sixToFour.Contains(ip) { // 2002:AABB:CCDD::/48 is routed to the IPv4 address AA.BB.CC.DD
+		b := ip.As16()
+		if c := Classify(netip.AddrFrom4([4]byte(b[2:6]))); c != "" {
+			return "6to4 " + c
+		}
+	}
+	if ipv4Compatible.Contains(ip) { // ::A.B.C.D, deprecated; some stacks still route it to A.B.C.D
+		return "IPv4-compatible"
+	}
 	return ""
 }
+
+var (
+	sixToFour      = netip.MustParsePrefix("2002::/16")
+	ipv4Compatible = netip.MustParsePrefix("::/96")
+)
 
 // Dialer connects to destinations that the Policy approves, from a given local address.
 type Dialer struct {

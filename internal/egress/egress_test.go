@@ -37,6 +37,13 @@ func TestClassify(t *testing.T) {
 		{"64:ff9b::a00:1", "NAT64 private"},
 		{"64:ff9b::808:808", ""},
 		{"198.18.0.1", "benchmarking"},
+		{"2002:a00:1::1", "6to4 private"},
+		{"2002:7f00:1::", "6to4 loopback"},
+		{"2002:a9fe:a9fe::1", "6to4 link-local"},
+		{"2002:808:808::1", ""},
+		{"::a00:1", "IPv4-compatible"},
+		{"::808:808", "IPv4-compatible"},
+		{"fd00:ec2::254", "private"}, // a cloud's IPv6 metadata address (ULA)
 	}
 	for _, tt := range tests {
 		if got := Classify(netip.MustParseAddr(tt.ip)); got != tt.want {
