@@ -89,9 +89,14 @@ func (f *forwarder) fail(w http.ResponseWriter, r *http.Request, err error) {
 	f.s.refuse(w, rf, x.exit, x.notFound)
 }
 
-func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration) {
+func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration, tracked *inFlight) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	// Past Shutdown's deadline the exchange is cancelled: that ends a stream from the origin, and a
+	// connection switched to another protocol (101), which the http.Server no longer closes.
+	if !tracked.attach(cancel) {
+		cancel()
+	}
 	x := &exchange{exit: c.Exit, notFound: c.NotFound}
 	x.deadline = time.AfterFunc(timeout, func() {
 		x.timedOut.Store(true)
@@ -103,8 +108,15 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	out.Body = body
 	cw := &countingWriter{ResponseWriter: w, x: x}
+	// Deferred: ReverseProxy ends a response cut off mid-body (the client left, the origin broke off,
+	// Shutdown's deadline passed) with panic(http.ErrAbortHandler), and what it delivered until then
+	// counts all the same.
+	defer f.record(p, x, body, cw)
 	f.rp.ServeHTTP(cw, out)
+}
 
+// record counts a forwarded request's bytes in the metrics and, once the origin answered, in usage.
+func (f *forwarder) record(p *auth.Principal, x *exchange, body *countingReader, cw *countingWriter) {
 	m := f.s.metrics
 	m.BytesIn.Add(float64(body.n))
 	m.BytesOut.Add(float64(cw.n))

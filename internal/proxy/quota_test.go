@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -267,5 +268,49 @@ func TestSubAccountSpendsItsAccountsBandwidth(t *testing.T) {
 	}
 	if got := q.rec.MonthToDate(q.erin); got != 0 {
 		t.Errorf("erin's month-to-date = %d, want 0", got)
+	}
+}
+
+// TestCutStreamsAreCounted cuts a streamed answer before its end, the client leaving or Shutdown's
+// deadline passing, and requires its delivered bytes counted as a tunnel's are; Shutdown returns only
+// once they are.
+func TestCutStreamsAreCounted(t *testing.T) {
+	const chunk = 1000
+	for _, cut := range []string{"the client leaves", "the shutdown deadline passes"} {
+		t.Run(cut, func(t *testing.T) {
+			q := newQuotaEnv(t)
+			q.mux.HandleFunc("/endless", func(w http.ResponseWriter, r *http.Request) {
+				w.Write(make([]byte, chunk))
+				w.(http.Flusher).Flush()
+				<-r.Context().Done()
+			})
+			resp, err := q.client("dave", alicePW, nil, nil).Get(q.origin.URL + "/endless")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if n, err := io.ReadFull(resp.Body, make([]byte, chunk)); err != nil {
+				t.Fatalf("read %d bytes of the stream: %v", n, err)
+			}
+			if cut == "the client leaves" {
+				resp.Body.Close()
+				eventually(t, "the stream counted", func() error {
+					if got := q.rec.MonthToDate(q.dave); got != chunk {
+						return fmt.Errorf("MonthToDate = %d, want %d", got, chunk)
+					}
+					return nil
+				})
+				return
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			q.srv.Shutdown(ctx)
+			if got := q.rec.MonthToDate(q.dave); got != chunk {
+				t.Errorf("after Shutdown MonthToDate = %d, want the %d bytes the cut stream delivered", got, chunk)
+			}
+			if _, err := resp.Body.Read(make([]byte, 1)); err == nil {
+				t.Error("the stream still delivers after Shutdown")
+			}
+		})
 	}
 }
