@@ -82,29 +82,49 @@ func (tn *tunnel) echo(msg string) {
 	tn.received += int64(len(msg))
 }
 
-// TestSIGTERMDrains stops a serving node with SIGTERM while two CONNECT tunnels relay and a slow
-// plain-HTTP request waits for its origin: every listener refuses new connections at once, the
-// request completes, a tunnel relays until its client ends it and the other until timeouts.shutdown
-// (5s) closes it, the usage of all three is in the store, and the exit status is 0.
+// TestSIGTERMDrains stops a serving node with SIGTERM while two CONNECT tunnels relay, a slow
+// plain-HTTP request waits for its origin and a streamed answer goes on: every listener refuses new
+// connections at once, the request completes, one tunnel relays until its client ends it, the other
+// tunnel and the stream until timeouts.shutdown (5s) cuts them; the usage of all four is in the store,
+// and the exit status is 0.
 func TestSIGTERMDrains(t *testing.T) {
 	n := newStoreNode(t, backends[0], "1h") // only the flush at shutdown writes usage
-	arrived, release := make(chan struct{}, 1), make(chan struct{})
-	const slowAnswer = "the slow answer"
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	const slowAnswer, streamStart = "the slow answer", "a stream that never ends"
+	arrived, release, testOver := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			io.WriteString(w, streamStart)
+			w.(http.Flusher).Flush()
+			<-testOver
+			return
+		}
 		arrived <- struct{}{}
 		<-release
 		io.WriteString(w, slowAnswer)
 	}))
-	t.Cleanup(slow.Close)
+	t.Cleanup(origin.Close)
 	letGo := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(letGo) // before slow.Close, should the test end early
+	t.Cleanup(letGo) // before origin.Close, should the test end early
+	t.Cleanup(func() { close(testOver) })
 	echo := echoServer(t)
 	n.start()
 	proxyAddr := n.addrs["us-ca"]
+	client := proxyClient("http://alice:"+alicePassword+"@"+proxyAddr, nil)
+	client.Timeout = 60 * time.Second // the stream outlives the grace period
 
 	a, b := openTunnel(t, "a", proxyAddr, echo), openTunnel(t, "b", proxyAddr, echo)
 	a.echo("hello from a")
 	b.echo("hello from b")
+	stream, err := client.Get(origin.URL + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	if got := make([]byte, len(streamStart)); stream.StatusCode != 200 {
+		t.Fatalf("stream: status %d", stream.StatusCode)
+	} else if _, err := io.ReadFull(stream.Body, got); err != nil || string(got) != streamStart {
+		t.Fatalf("stream: %q %v", got, err)
+	}
 	type answer struct {
 		status int
 		body   string
@@ -112,7 +132,7 @@ func TestSIGTERMDrains(t *testing.T) {
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		resp, err := proxyClient("http://alice:"+alicePassword+"@"+proxyAddr, nil).Get(slow.URL + "/slow")
+		resp, err := client.Get(origin.URL + "/slow")
 		if err != nil {
 			answered <- answer{err: err}
 			return
@@ -126,7 +146,8 @@ func TestSIGTERMDrains(t *testing.T) {
 	signalled := time.Now()
 	n.proc.cmd.Process.Signal(syscall.SIGTERM)
 	n.proc.waitFor(t, regexp.MustCompile(`msg="shutting down" grace=5s`))
-	// The request and both tunnels hold the node open, so a refusal here is a closed listener.
+	// The request, the stream and the tunnels hold the node open, so a refusal here is a closed
+	// listener.
 	eventually(t, func() error {
 		for name, addr := range n.addrs {
 			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
@@ -150,26 +171,29 @@ func TestSIGTERMDrains(t *testing.T) {
 	a.conn.Close() // the client ends tunnel a
 	b.echo("b, after tunnel a ended")
 
-	// Tunnel b stays open until the grace period is over; then the node closes it and exits.
+	// Tunnel b and the stream stay open until the grace period is over; then the node cuts them.
 	if _, err := b.r.ReadByte(); err == nil {
 		t.Errorf("tunnel b: read a byte nobody sent")
 	}
+	if _, err := stream.Body.Read(make([]byte, 1)); err == nil {
+		t.Errorf("stream: read a byte the origin never sent")
+	}
 	if d := time.Since(signalled); d < 5*time.Second {
-		t.Errorf("tunnel b was closed %v after SIGTERM, before timeouts.shutdown (5s)", d)
+		t.Errorf("tunnel b and the stream were cut %v after SIGTERM, before timeouts.shutdown (5s)", d)
 	}
 	n.proc.requireExit(t, syscall.SIGTERM)
 
-	// The flush at shutdown wrote the request and both tunnels: bytes in are what the clients sent
-	// into the tunnels, bytes out what came back plus the answer.
+	// The flush at shutdown wrote the requests and both tunnels, the cut ones too: bytes in are what the
+	// clients sent into the tunnels, bytes out what came back plus the answer and the stream's start.
 	out, err := adminCmd(t, n.cfg, "", "usage", "alice").CombinedOutput()
 	if err != nil {
 		t.Fatalf("admin usage: %v\n%s", err, out)
 	}
 	row := regexp.MustCompile(`alice\s+-\s+us-ca\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)`).FindStringSubmatch(string(out))
-	want := []string{fmt.Sprint(a.sent + b.sent), fmt.Sprint(a.received + b.received + int64(len(slowAnswer))), "1", "2"}
+	want := []string{fmt.Sprint(a.sent + b.sent), fmt.Sprint(a.received + b.received + int64(len(slowAnswer)+len(streamStart))), "2", "2"}
 	if row == nil || fmt.Sprint(row[1:]) != fmt.Sprint(want) {
 		t.Errorf("usage after SIGTERM:\n%s\nwant bytes in, bytes out, requests, tunnels = %v", out, want)
 	}
-	t.Logf("drained in %v: 1 request and 2 tunnels, %v (bytes in, bytes out, requests, tunnels) flushed",
+	t.Logf("drained in %v: 2 requests and 2 tunnels, %v (bytes in, bytes out, requests, tunnels) flushed",
 		time.Since(signalled).Round(10*time.Millisecond), want)
 }
