@@ -314,3 +314,24 @@ func TestCutStreamsAreCounted(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradedConnectionsAreCounted relays bytes both ways over a connection the origin switched to
+// another protocol (101), and requires them counted, as a tunnel's are.
+func TestUpgradedConnectionsAreCounted(t *testing.T) {
+	q := newQuotaEnv(t)
+	q.mux.HandleFunc("/upgrade", echoUpgrade)
+	c, br := upgrade(t, q.proxyAddr, q.origin.URL, "dave", alicePW)
+	const size = 3000
+	c.Write(make([]byte, size))
+	if _, err := io.ReadFull(br, make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	const want = int64(2 * (size + len("ping")))
+	eventually(t, "the upgraded connection counted", func() error {
+		if got := q.rec.MonthToDate(q.dave); got != want {
+			return fmt.Errorf("MonthToDate = %d, want %d", got, want)
+		}
+		return nil
+	})
+}
