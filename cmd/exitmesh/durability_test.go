@@ -284,7 +284,9 @@ func TestUsageLossBoundedByFlushInterval(t *testing.T) {
 					}
 				}
 			}
-			counts := func(requests int64) domain.UsageCounts { return domain.UsageCounts{BytesOut: 10 * requests, Requests: requests} }
+			counts := func(requests int64) domain.UsageCounts {
+				return domain.UsageCounts{BytesOut: 10 * requests, Requests: requests}
+			}
 
 			// 1. SIGTERM: the final flush writes everything.
 			n.start()
