@@ -13,31 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// echoServer accepts TCP connections on loopback and sends back what it reads, until the peer
-// closes its side.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				io.Copy(c, c)
-				c.Close()
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+	"github.com/exitmesh/exitmesh/internal/tcptest"
+)
 
 // tunnel is a client's CONNECT tunnel through a proxy server, with what it relayed each way.
 type tunnel struct {
@@ -106,7 +84,7 @@ func TestSIGTERMDrains(t *testing.T) {
 	letGo := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(letGo) // before origin.Close, should the test end early
 	t.Cleanup(func() { close(testOver) })
-	echo := echoServer(t)
+	echo := tcptest.Serve(t, tcptest.Echo)
 	n.start()
 	proxyAddr := n.addrs["us-ca"]
 	client := proxyClient("http://alice:"+alicePassword+"@"+proxyAddr, nil)

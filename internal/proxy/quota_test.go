@@ -17,6 +17,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/proxy"
 	"github.com/exitmesh/exitmesh/internal/store"
+	"github.com/exitmesh/exitmesh/internal/tcptest"
 	"github.com/exitmesh/exitmesh/internal/usage"
 )
 
@@ -168,26 +169,11 @@ func TestBandwidthLimitOnForwardedRequests(t *testing.T) {
 // writes reply bytes and closes.
 func tcpOrigin(t *testing.T, request, reply int) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := io.ReadFull(c, make([]byte, request)); err == nil {
-					c.Write(make([]byte, reply))
-				}
-			}()
+	return tcptest.Serve(t, func(c net.Conn) {
+		if _, err := io.ReadFull(c, make([]byte, request)); err == nil {
+			c.Write(make([]byte, reply))
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // tunnel is an attempt: CONNECT target as login, send request bytes, read the reply to its end.
