@@ -103,17 +103,7 @@ func TestCustomerCommands(t *testing.T) {
 	originURL := origin.waitFor(t, regexp.MustCompile(`curl -s -x \S+ (http://\S+)/ip; done`))[1]
 
 	serve := startProcess(t, "serve", "--config", cfg)
-	listening := regexp.MustCompile(`(?:proxy server|api) listening.*?(?:proxy=(\S+) )?addr=(\S+)(?: scheme=(\S+))?`)
-	addrs := map[string]string{}
-	for len(addrs) < 3 {
-		m := serve.waitFor(t, listening)
-		switch {
-		case m[1] != "":
-			addrs[m[1]] = m[2]
-		case m[3] == "https":
-			addrs["api"] = m[2]
-		}
-	}
+	addrs := serve.listening(t, 3)
 	if out, err := adminCmd(t, cfg, "alice-pass-123\n", "account", "create", "alice", "--plan", "small",
 		"--password-stdin", "--proxies", "us-ca").CombinedOutput(); err != nil {
 		t.Fatalf("admin account create: %v\n%s", err, out)

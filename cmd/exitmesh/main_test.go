@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -109,6 +110,12 @@ func (p *process) waitFor(t *testing.T, re *regexp.Regexp) []string {
 func (p *process) stop(t *testing.T, sig os.Signal) {
 	t.Helper()
 	p.cmd.Process.Signal(sig)
+	p.requireExit(t, sig)
+}
+
+// requireExit waits for the process to end after sig and requires status 0.
+func (p *process) requireExit(t *testing.T, sig os.Signal) {
+	t.Helper()
 	select {
 	case err := <-p.done:
 		p.done <- err // for the cleanup
@@ -118,6 +125,46 @@ func (p *process) stop(t *testing.T, sig os.Signal) {
 	case <-time.After(30 * time.Second):
 		t.Errorf("exitmesh did not stop after %v", sig)
 	}
+}
+
+// kill ends the process with SIGKILL, as a crash or the OOM killer would, and waits until it is gone.
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	err := <-p.done
+	p.done <- err // for the cleanup
+}
+
+// listening waits until p has announced n listeners and returns their addresses by proxy server name,
+// and "api" for the HTTPS account API.
+func (p *process) listening(t *testing.T, n int) map[string]string {
+	t.Helper()
+	re := regexp.MustCompile(`(?:proxy server|api) listening.*?(?:proxy=(\S+) )?addr=(\S+)(?: scheme=(\S+))?`)
+	addrs := map[string]string{}
+	for len(addrs) < n {
+		m := p.waitFor(t, re)
+		switch {
+		case m[1] != "":
+			addrs[m[1]] = m[2]
+		case m[3] == "https":
+			addrs["api"] = m[2]
+		}
+	}
+	return addrs
+}
+
+// apiClient is an HTTPS client that trusts only the node's self-signed certificate in certFile.
+func apiClient(t *testing.T, certFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
 func proxyClient(proxyURL string, header http.Header) *http.Client {

@@ -1,8 +1,6 @@
 package main_test
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -145,13 +143,7 @@ func startCluster(t *testing.T) *cluster {
 	c.apiConfig, dir = write("api", true, "[]")
 	c.procs["api"] = startProcessIn(t, dir, "serve", "--config", c.apiConfig)
 	c.apiAddr = c.procs["api"].waitFor(t, regexp.MustCompile(`api listening"? addr=(\S+) scheme=https`))[1]
-	pem, err := os.ReadFile(filepath.Join(dir, "exitmesh-api.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	c.apiClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	c.apiClient = apiClient(t, filepath.Join(dir, "exitmesh-api.crt"))
 	return c
 }
 

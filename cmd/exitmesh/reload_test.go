@@ -104,15 +104,21 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 		t.Errorf("the tunnel opened before the reload now leaves from %s, want %s", ip, tunnelExit)
 	}
 
-	writeConfig(strings.Replace(fmt.Sprintf(serveConfig, dir), "{ip: 127.0.0.2}", "{ip: 127.0.0.300}", 1))
-	serve.cmd.Process.Signal(syscall.SIGHUP)
-	failed := serve.waitFor(t, regexp.MustCompile(`msg="config reload failed; keeping the running config".*err="(.*)"`))
-	if !strings.Contains(failed[1], "proxies[0].exits[0].ip") {
-		t.Errorf("the failure %q does not name the key proxies[0].exits[0].ip", failed[1])
-	}
-	requireProcessExits(t, "after a failed reload", c, originURL, "127.0.0.4", "127.0.0.5")
-	if ip := tunnelIP(); ip != tunnelExit {
-		t.Errorf("the tunnel now leaves from %s, want %s", ip, tunnelExit)
+	good := fmt.Sprintf(serveConfig, dir)
+	for _, bad := range []struct{ what, text, names string }{
+		{"an invalid exit", strings.Replace(good, "{ip: 127.0.0.2}", "{ip: 127.0.0.300}", 1), "proxies[0].exits[0].ip"},
+		{"a file cut off while being written", good[:strings.Index(good, "127.0.0.2")], "yaml: line "},
+	} {
+		writeConfig(bad.text)
+		serve.cmd.Process.Signal(syscall.SIGHUP)
+		failed := serve.waitFor(t, regexp.MustCompile(`msg="config reload failed; keeping the running config".*err="(.*)"`))
+		if !strings.Contains(failed[1], bad.names) {
+			t.Errorf("reloading %s: the failure %q does not name %s", bad.what, failed[1], bad.names)
+		}
+		requireProcessExits(t, "after reloading "+bad.what, c, originURL, "127.0.0.4", "127.0.0.5")
+		if ip := tunnelIP(); ip != tunnelExit {
+			t.Errorf("after reloading %s the tunnel leaves from %s, want %s", bad.what, ip, tunnelExit)
+		}
 	}
 	tunnelsClosed() // else the node waits timeouts.shutdown for it
 	serve.stop(t, syscall.SIGTERM)

@@ -10,6 +10,7 @@ import (
 	"mime/quotedprintable"
 	"net"
 	netmail "net/mail"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/certs"
 	"github.com/exitmesh/exitmesh/internal/mail"
 	"github.com/exitmesh/exitmesh/internal/smtptest"
+	"github.com/exitmesh/exitmesh/internal/tcptest"
 )
 
 func sender(t *testing.T, cfg mail.Config) *mail.Sender {
@@ -147,30 +149,18 @@ func TestSendRefusesPlainTextWhenSTARTTLSIsRequired(t *testing.T) {
 
 // TestSendTimeout: a server that accepts and never answers costs the configured timeout, no more.
 func TestSendTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	s := sender(t, mail.Config{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, From: "noreply@example.net",
+	silent := tcptest.Serve(t, func(net.Conn) { <-t.Context().Done() })
+	port := net.TCPAddrFromAddrPort(netip.MustParseAddrPort(silent)).Port
+	s := sender(t, mail.Config{Host: "127.0.0.1", Port: port, From: "noreply@example.net",
 		Timeout: 200 * time.Millisecond})
 	start := time.Now()
-	err = s.Send(t.Context(), mail.Message{To: "alice@example.com", Subject: "s", Body: "b"})
+	err := s.Send(t.Context(), mail.Message{To: "alice@example.com", Subject: "s", Body: "b"})
 	if took := time.Since(start); err == nil || took > 5*time.Second {
 		t.Errorf("Send = %v after %v, want an error after about 200ms", err, took)
 	}
 
 	// Cancelling the caller's context ends the wait too.
-	s = sender(t, mail.Config{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, From: "noreply@example.net", Timeout: time.Minute})
+	s = sender(t, mail.Config{Host: "127.0.0.1", Port: port, From: "noreply@example.net", Timeout: time.Minute})
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start = time.Now()

@@ -412,6 +412,7 @@ func (n *Node) Close(ctx context.Context) error {
 	n.reloadMu.Lock() // a reload under way finishes first; none starts after
 	n.closed = true
 	n.reloadMu.Unlock()
+	// Every server shuts down at once, so every listener closes now, not after the others drained.
 	proxies := n.hostedProxies()
 	errs := make([]error, len(proxies), len(proxies)+1)
 	var wg sync.WaitGroup
@@ -423,15 +424,15 @@ func (n *Node) Close(ctx context.Context) error {
 			hp.stop()
 		})
 	}
+	for _, srv := range []*http.Server{n.metricsSrv, n.apiSrv, n.apiHTTPSrv} {
+		if srv != nil {
+			wg.Go(func() { srv.Shutdown(ctx) })
+		}
+	}
 	wg.Wait()
 	stopDrains := context.AfterFunc(ctx, n.stopDraining)
 	n.draining.Wait()
 	stopDrains()
-	for _, srv := range []*http.Server{n.metricsSrv, n.apiSrv, n.apiHTTPSrv} {
-		if srv != nil {
-			srv.Shutdown(ctx)
-		}
-	}
 	n.stopFollowers() // the usage recorder flushes once more as it stops
 	n.wg.Wait()
 	if err := n.store.Close(); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/node"
+	"github.com/exitmesh/exitmesh/internal/tcptest"
 )
 
 // reloadConfig is a node config whose first %s is the SQLite file and whose second is the list of
@@ -104,26 +105,11 @@ func requireExits(t *testing.T, what string, c *http.Client, originURL string, w
 // echoes what it receives.
 func startEcho(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-				fmt.Fprintln(c, host)
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return tcptest.Serve(t, func(c net.Conn) {
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		fmt.Fprintln(c, host)
+		tcptest.Echo(c)
+	})
 }
 
 // tunnel is a CONNECT tunnel to the echo server.

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -30,20 +29,21 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	}
 	// Register before Hijack: until then http.Server.Shutdown waits for this connection, so a
 	// shutdown cannot slip between the 200 and the registration and kill the tunnel undrained.
-	tun := s.trackTunnel()
+	tun := s.track()
 	if tun == nil {
 		upstream.Close()
 		s.refuse(w, errShuttingDown, nil, netip.Addr{})
 		return
 	}
-	defer s.untrackTunnel(tun)
+	defer s.untrack(tun)
 	client, buffered, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		upstream.Close()
 		s.log.Warn("cannot take over the client connection", "err", err)
 		return
 	}
-	if !tun.attach(client) {
+	if !tun.attach(func() { client.Close() }) {
+		client.Close()
 		upstream.Close()
 		return
 	}
@@ -88,53 +88,53 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	s.log.Debug("tunnel closed", "target", r.Host, "exit", c.Exit.IP, "login", p.Login, "in", in, "out", out)
 }
 
-// tunnel is an open CONNECT tunnel as Shutdown sees it.
-type tunnel struct {
+// inFlight is a forwarded request or an open CONNECT tunnel as Shutdown sees it.
+type inFlight struct {
 	mu     sync.Mutex // guards the following fields
-	conn   net.Conn
+	cut    func()     // ends it early: closes a tunnel's client connection, cancels a request
 	closed bool
 }
 
-// attach records the client connection; it returns false (and closes conn) if Shutdown already
-// closed the tunnel.
-func (t *tunnel) attach(conn net.Conn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		conn.Close()
+// attach records how to cut it short; it returns false if Shutdown already closed it.
+func (f *inFlight) attach(cut func()) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
 		return false
 	}
-	t.conn = conn
+	f.cut = cut
 	return true
 }
 
-func (t *tunnel) close() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.closed = true
-	if t.conn != nil {
-		t.conn.Close()
+// close cuts it short, now or, once attached, then.
+func (f *inFlight) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	if f.cut != nil {
+		f.cut()
 	}
 }
 
-// trackTunnel registers a tunnel so Shutdown can wait for it and, past its deadline, close it.
+// track registers a request or tunnel so Shutdown can wait for it and, past its deadline, close it.
 // It returns nil once Shutdown has begun.
-func (s *Server) trackTunnel() *tunnel {
-	s.tunnelsMu.Lock()
-	defer s.tunnelsMu.Unlock()
+func (s *Server) track() *inFlight {
+	s.inFlightMu.Lock()
+	defer s.inFlightMu.Unlock()
 	if s.closing {
 		return nil
 	}
-	t := &tunnel{}
-	s.tunnels[t] = struct{}{}
-	return t
+	f := &inFlight{}
+	s.inFlight[f] = struct{}{}
+	return f
 }
 
-func (s *Server) untrackTunnel(t *tunnel) {
-	s.tunnelsMu.Lock()
-	defer s.tunnelsMu.Unlock()
-	delete(s.tunnels, t)
-	if len(s.tunnels) == 0 && s.drained != nil {
+// untrack ends what track registered, after it recorded its usage.
+func (s *Server) untrack(f *inFlight) {
+	s.inFlightMu.Lock()
+	defer s.inFlightMu.Unlock()
+	delete(s.inFlight, f)
+	if len(s.inFlight) == 0 && s.drained != nil {
 		close(s.drained)
 		s.drained = nil
 	}

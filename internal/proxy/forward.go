@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
@@ -89,9 +91,14 @@ func (f *forwarder) fail(w http.ResponseWriter, r *http.Request, err error) {
 	f.s.refuse(w, rf, x.exit, x.notFound)
 }
 
-func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration) {
+func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration, tracked *inFlight) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	// Past Shutdown's deadline the exchange is cancelled: that ends a stream from the origin, and a
+	// connection switched to another protocol (101), which the http.Server no longer closes.
+	if !tracked.attach(cancel) {
+		cancel()
+	}
 	x := &exchange{exit: c.Exit, notFound: c.NotFound}
 	x.deadline = time.AfterFunc(timeout, func() {
 		x.timedOut.Store(true)
@@ -103,17 +110,29 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	out.Body = body
 	cw := &countingWriter{ResponseWriter: w, x: x}
+	// Deferred: ReverseProxy ends a response cut off mid-body (the client left, the origin broke off,
+	// Shutdown's deadline passed) with panic(http.ErrAbortHandler), and what it delivered until then
+	// counts all the same.
+	defer f.record(p, x, body, cw)
 	f.rp.ServeHTTP(cw, out)
+}
 
+// record counts a forwarded request's bytes in the metrics and, once the origin answered, in usage.
+func (f *forwarder) record(p *auth.Principal, x *exchange, body *countingReader, cw *countingWriter) {
+	in, out := body.n, cw.n
+	if u := cw.upgraded; u != nil {
+		in += u.in.Load()
+		out += u.out.Load()
+	}
 	m := f.s.metrics
-	m.BytesIn.Add(float64(body.n))
-	m.BytesOut.Add(float64(cw.n))
+	m.BytesIn.Add(float64(in))
+	m.BytesOut.Add(float64(out))
 	if x.responded {
 		m.Request(cw.status)
 	}
 	if f.s.cfg.Usage != nil && x.responded { // a request the origin never answered is not billed
 		f.s.cfg.Usage.Add(p.AccountID, p.SubID, f.s.cfg.Name, domain.UsageCounts{
-			BytesIn: body.n, BytesOut: cw.n, Requests: 1,
+			BytesIn: in, BytesOut: out, Requests: 1,
 		})
 	}
 }
@@ -139,9 +158,10 @@ func (c *countingReader) Close() error { return c.r.Close() }
 // Flush and Hijack of the real writer.
 type countingWriter struct {
 	http.ResponseWriter
-	x      *exchange
-	n      int64
-	status int
+	x        *exchange
+	n        int64
+	status   int
+	upgraded *countingConn // the client connection, once an origin's 101 handed it over
 }
 
 func (c *countingWriter) WriteHeader(code int) {
@@ -164,3 +184,34 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// Hijack hands ReverseProxy the client connection when the origin switched protocols (101); it then
+// relays that connection both ways, bypassing Write, so the connection itself counts the bytes.
+func (c *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(c.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	c.upgraded = &countingConn{Conn: conn}
+	return c.upgraded, brw, nil
+}
+
+// countingConn counts the bytes read from and written to a client connection. Its two directions
+// run in two goroutines, and the total is read after the handler's relay returned, while the slower
+// direction may still be ending.
+type countingConn struct {
+	net.Conn
+	in, out atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
+}

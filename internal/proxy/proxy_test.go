@@ -633,3 +633,61 @@ func TestBannedConnectIsRefused(t *testing.T) {
 		t.Errorf("%d dials for a banned client, want none", n)
 	}
 }
+
+// echoUpgrade is an origin route that switches to the protocol "echo" (101) and sends back what it
+// reads.
+func echoUpgrade(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Connection", "Upgrade")
+	w.Header().Set("Upgrade", "echo")
+	w.WriteHeader(http.StatusSwitchingProtocols)
+	c, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	io.Copy(c, rw)
+}
+
+// upgrade asks for originURL's /upgrade through the proxy at proxyAddr as login, and checks that
+// the connection echoes.
+func upgrade(t *testing.T, proxyAddr, originURL, login, password string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(c, "GET %s/upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: echo\r\nProxy-Authorization: %s\r\n\r\n",
+		originURL, strings.TrimPrefix(originURL, "http://"), basic(login, password))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	fmt.Fprint(c, "ping")
+	if got := make([]byte, 4); func() error { _, err := io.ReadFull(br, got); return err }() != nil || string(got) != "ping" {
+		t.Fatalf("upgraded connection echoed %q", got)
+	}
+	return c, br
+}
+
+// TestShutdownCutsUpgradedConnections holds a connection the origin switched to another protocol
+// (101) open past Shutdown's deadline: Shutdown closes it and returns.
+func TestShutdownCutsUpgradedConnections(t *testing.T) {
+	e := newEnv(t)
+	e.mux.HandleFunc("/upgrade", echoUpgrade)
+	_, br := upgrade(t, e.proxyAddr, e.origin.URL, "alice", alicePW)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Shutdown(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return past its deadline with an upgraded connection open")
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the upgraded connection is still open after Shutdown")
+	}
+}

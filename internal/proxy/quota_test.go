@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/proxy"
 	"github.com/exitmesh/exitmesh/internal/store"
+	"github.com/exitmesh/exitmesh/internal/tcptest"
 	"github.com/exitmesh/exitmesh/internal/usage"
 )
 
@@ -167,26 +169,11 @@ func TestBandwidthLimitOnForwardedRequests(t *testing.T) {
 // writes reply bytes and closes.
 func tcpOrigin(t *testing.T, request, reply int) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := io.ReadFull(c, make([]byte, request)); err == nil {
-					c.Write(make([]byte, reply))
-				}
-			}()
+	return tcptest.Serve(t, func(c net.Conn) {
+		if _, err := io.ReadFull(c, make([]byte, request)); err == nil {
+			c.Write(make([]byte, reply))
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // tunnel is an attempt: CONNECT target as login, send request bytes, read the reply to its end.
@@ -268,4 +255,69 @@ func TestSubAccountSpendsItsAccountsBandwidth(t *testing.T) {
 	if got := q.rec.MonthToDate(q.erin); got != 0 {
 		t.Errorf("erin's month-to-date = %d, want 0", got)
 	}
+}
+
+// TestCutStreamsAreCounted cuts a streamed answer before its end, the client leaving or Shutdown's
+// deadline passing, and requires its delivered bytes counted as a tunnel's are; Shutdown returns only
+// once they are.
+func TestCutStreamsAreCounted(t *testing.T) {
+	const chunk = 1000
+	for _, cut := range []string{"the client leaves", "the shutdown deadline passes"} {
+		t.Run(cut, func(t *testing.T) {
+			q := newQuotaEnv(t)
+			q.mux.HandleFunc("/endless", func(w http.ResponseWriter, r *http.Request) {
+				w.Write(make([]byte, chunk))
+				w.(http.Flusher).Flush()
+				<-r.Context().Done()
+			})
+			resp, err := q.client("dave", alicePW, nil, nil).Get(q.origin.URL + "/endless")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if n, err := io.ReadFull(resp.Body, make([]byte, chunk)); err != nil {
+				t.Fatalf("read %d bytes of the stream: %v", n, err)
+			}
+			if cut == "the client leaves" {
+				resp.Body.Close()
+				eventually(t, "the stream counted", func() error {
+					if got := q.rec.MonthToDate(q.dave); got != chunk {
+						return fmt.Errorf("MonthToDate = %d, want %d", got, chunk)
+					}
+					return nil
+				})
+				return
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			q.srv.Shutdown(ctx)
+			if got := q.rec.MonthToDate(q.dave); got != chunk {
+				t.Errorf("after Shutdown MonthToDate = %d, want the %d bytes the cut stream delivered", got, chunk)
+			}
+			if _, err := resp.Body.Read(make([]byte, 1)); err == nil {
+				t.Error("the stream still delivers after Shutdown")
+			}
+		})
+	}
+}
+
+// TestUpgradedConnectionsAreCounted relays bytes both ways over a connection the origin switched to
+// another protocol (101), and requires them counted, as a tunnel's are.
+func TestUpgradedConnectionsAreCounted(t *testing.T) {
+	q := newQuotaEnv(t)
+	q.mux.HandleFunc("/upgrade", echoUpgrade)
+	c, br := upgrade(t, q.proxyAddr, q.origin.URL, "dave", alicePW)
+	const size = 3000
+	c.Write(make([]byte, size))
+	if _, err := io.ReadFull(br, make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	const want = int64(2 * (size + len("ping")))
+	eventually(t, "the upgraded connection counted", func() error {
+		if got := q.rec.MonthToDate(q.dave); got != want {
+			return fmt.Errorf("MonthToDate = %d, want %d", got, want)
+		}
+		return nil
+	})
 }

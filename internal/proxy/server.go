@@ -83,20 +83,20 @@ type Server struct {
 	http    *http.Server
 	fwd     *forwarder
 
-	tunnelsMu sync.Mutex // guards the following fields
-	tunnels   map[*tunnel]struct{}
-	closing   bool
-	drained   chan struct{} // closed when the last tunnel ends during Shutdown
+	inFlightMu sync.Mutex // guards the following fields
+	inFlight   map[*inFlight]struct{}
+	closing    bool
+	drained    chan struct{} // closed when the last request or tunnel ends during Shutdown
 }
 
 // New returns a proxy server; call Serve to start it.
 func New(cfg Config) *Server {
 	cfg.applyDefaults()
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Log.With("proxy", cfg.Name),
-		metrics: cfg.Metrics.Proxy(cfg.Name),
-		tunnels: make(map[*tunnel]struct{}),
+		cfg:      cfg,
+		log:      cfg.Log.With("proxy", cfg.Name),
+		metrics:  cfg.Metrics.Proxy(cfg.Name),
+		inFlight: make(map[*inFlight]struct{}),
 	}
 	s.pool.Store(cfg.Pool)
 	s.http = &http.Server{
@@ -129,26 +129,27 @@ func (s *Server) Pool() *exits.Pool { return s.pool.Load() }
 func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 
 // Shutdown stops accepting, waits for requests and tunnels to finish until ctx ends, then closes
-// the tunnels still open.
+// the connections of those still open and waits until each has recorded its usage.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
-	s.tunnelsMu.Lock()
+	s.inFlightMu.Lock()
 	s.closing = true
 	var drained chan struct{}
-	if len(s.tunnels) > 0 {
+	if len(s.inFlight) > 0 {
 		drained = make(chan struct{})
 		s.drained = drained
 	}
-	s.tunnelsMu.Unlock()
+	s.inFlightMu.Unlock()
 	if drained != nil {
 		select {
 		case <-drained:
 		case <-ctx.Done():
-			s.tunnelsMu.Lock()
-			for t := range s.tunnels {
-				t.close()
+			s.http.Close() // forwarded requests' connections, unless upgraded: cut below
+			s.inFlightMu.Lock()
+			for f := range s.inFlight {
+				f.close()
 			}
-			s.tunnelsMu.Unlock()
+			s.inFlightMu.Unlock()
 			<-drained
 		}
 	}
@@ -199,7 +200,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveConnect(w, r, p, choice, steer.Timeout)
 		return
 	}
-	s.fwd.serve(w, r, p, choice, steer.Timeout)
+	f := s.track()
+	if f == nil {
+		s.refuse(w, errShuttingDown, nil, netip.Addr{})
+		return
+	}
+	defer s.untrack(f)
+	s.fwd.serve(w, r, p, choice, steer.Timeout, f)
 }
 
 // checkTarget refuses a request that is not a proxy request: a CONNECT must name host:port, any other
