@@ -1,0 +1,9 @@
+//go:build !linux
+
+package peek
+
+import "syscall"
+
+func wait(syscall.RawConn) error { return nil }
+
+func idle(syscall.RawConn) bool { return true }
