@@ -139,6 +139,9 @@ func (r *report) addIdle(t *target, u idleUsage, err error) error {
 	if err != nil {
 		return r.problem("idle_rss", t, err)
 	}
+	if u.short != "" {
+		r.problem("idle_rss", t, errors.New(u.short))
+	}
 	r.add("idle_rss", t, u.rssPerTunnel)
 	r.add("idle_fds", t, u.fdsPerTunnel)
 	return nil

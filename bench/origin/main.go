@@ -6,6 +6,9 @@
 //   - -echo: TCP echo, the far end of CONNECT setups and of idle tunnels;
 //   - -source: TCP bulk source: reads an 8-byte big-endian count, sends that many bytes, closes.
 //
+// Each takes a list of addresses: the harness gives every proxy under test ports of its own, so that
+// one proxy's connections in TIME_WAIT never slow another's dials.
+//
 // It parses only what it needs of a request head and never allocates per request.
 package main
 
@@ -20,12 +23,13 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 )
 
 func main() {
-	httpAddr := flag.String("http", "127.0.0.1:7080", "HTTP listen address")
-	echoAddr := flag.String("echo", "127.0.0.1:7081", "TCP echo listen address")
-	sourceAddr := flag.String("source", "127.0.0.1:7082", "TCP bulk source listen address")
+	httpAddr := flag.String("http", "127.0.0.1:7080", "HTTP listen addresses, comma-separated")
+	echoAddr := flag.String("echo", "127.0.0.1:7081", "TCP echo listen addresses, comma-separated")
+	sourceAddr := flag.String("source", "127.0.0.1:7082", "TCP bulk source listen addresses, comma-separated")
 	bodySize := flag.Int("body", 64, "bytes in each HTTP response body")
 	flag.Parse()
 
@@ -47,8 +51,15 @@ func response(body []byte, close bool) []byte {
 	return append([]byte(h+"\r\n"), body...)
 }
 
-// serve accepts on addr and runs handle for each connection in its own goroutine.
-func serve(addr string, handle func(net.Conn)) {
+// serve accepts on each of the comma-separated addrs and runs handle for each connection in its own
+// goroutine.
+func serve(addrs string, handle func(net.Conn)) {
+	for addr := range strings.SplitSeq(addrs, ",") {
+		serveOne(addr, handle)
+	}
+}
+
+func serveOne(addr string, handle func(net.Conn)) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Fatal(err)
