@@ -157,10 +157,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	}
 	for round := 1; round <= b.o.rounds; round++ {
 		for _, conns := range []int{1, 64, 256} {
-			for _, t := range b.targets {
-				if !t.does(kindKeepAlive) && !(conns == 64 && t.does(kindKeepAlive64)) {
-					continue
-				}
+			for _, t := range b.keepAliveOrder(conns) {
 				key := fmt.Sprintf("ka%d", conns)
 				cpu := b.cpuMeter(t)
 				r, err := b.wrk(ctx, t, conns, b.o.dur, false)
@@ -201,9 +198,13 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 			if !t.does(kindBulk) {
 				continue
 			}
+			cpu := b.cpuMeter(t)
 			r, err := b.bulk(ctx, t)
 			if err := rep.addBulk(t, r, err); err != nil {
 				return nil, err
+			}
+			if t.server != nil && err == nil {
+				rep.add("bulk_cpu", t, float64(cpu().Milliseconds())/(float64(r.Bytes)/(1<<30)))
 			}
 			progress("round %d: CONNECT bulk, %s: %.0f MiB/s", round, t.name, float64(r.Bytes)/r.Secs/(1<<20))
 		}
@@ -220,6 +221,29 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	}
 	rep.finish()
 	return rep, nil
+}
+
+// keepAliveOrder returns the targets of a keep-alive run with conns connections, in order. At 64
+// connections exitmesh with the large store is measured right after exitmesh, and the pair once more
+// the other way round, so that the store-size comparison is not blurred by other load coming and
+// going between distant runs.
+func (b *bench) keepAliveOrder(conns int) []*target {
+	var order, pair []*target
+	for _, t := range b.targets {
+		switch {
+		case t.does(kindKeepAlive64) && conns == 64:
+			pair = append(pair, t)
+		case t.does(kindKeepAlive):
+			order = append(order, t)
+			if t.name == "exitmesh" && conns == 64 {
+				pair = append(pair, t)
+			}
+		}
+	}
+	if len(pair) != 2 {
+		return append(order, pair...)
+	}
+	return append(order, pair[1], pair[1], pair[0])
 }
 
 // cpuMeter starts measuring the CPU time t's proxy uses; the function it returns reports it so
@@ -337,12 +361,13 @@ func (b *bench) idle(ctx context.Context, t *target) (idleUsage, error) {
 			return u, fmt.Errorf("load-idle: %q: %w", line, err)
 		}
 	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
 		return u, fmt.Errorf("load-idle: tunnels not open after 3 minutes")
 	}
 	u.opened = res.Opened
 	if res.Opened < b.o.tunnels {
-		u.short = fmt.Sprintf("%d of %d tunnels opened (%d errors, first: %s)", res.Opened, b.o.tunnels, res.Errors, res.Error)
-		if res.Opened < b.o.tunnels*9/10 {
+		u.short = fmt.Sprintf("only %d of %d tunnels opened (%d errors, first: %s)", res.Opened, b.o.tunnels, res.Errors, res.Error)
+		if res.Opened < b.o.tunnels/2 {
 			return u, errors.New("load-idle: " + u.short)
 		}
 	}

@@ -68,12 +68,17 @@ func (r *report) goals() []goal {
 	}
 	gs = append(gs, g)
 
-	g = goal{text: fmt.Sprintf("Throughput with %d accounts and %d authorized IPs within 5%% of one account's",
-		r.o.accounts, r.o.accounts*r.o.ipsEach)}
+	g = goal{text: fmt.Sprintf("Throughput with %s accounts and %s authorized IPs within 5%% of one account's",
+		thousands(int64(r.o.accounts)), thousands(int64(r.o.accounts*r.o.ipsEach)))}
 	if v, ok := em("ka64"); ok && large != "" {
 		if l, ok := r.value("ka64", large); ok {
 			g.known, g.met = true, l >= 0.95*v
 			g.measured = fmt.Sprintf("%s vs %s req/s (%+.1f%%)", thousands(int64(l)), thousands(int64(v)), 100*(l/v-1))
+			lc, ok1 := r.value("ka64_cpu", large)
+			vc, ok2 := r.value("ka64_cpu", "exitmesh")
+			if ok1 && ok2 {
+				g.measured += fmt.Sprintf("; proxy CPU per request %.1f vs %.1f µs (%+.1f%%)", lc, vc, 100*(lc/vc-1))
+			}
 		}
 	}
 	return append(gs, g)
@@ -125,7 +130,8 @@ func describeMachine() machine {
 	m.squid = firstLine(output("squid", "-v"))
 	if b, err := os.ReadFile("bench/goproxy/go.mod"); err == nil {
 		for line := range strings.Lines(string(b)) {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/elazarl/goproxy" {
+			f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+			if len(f) >= 2 && f[0] == "github.com/elazarl/goproxy" {
 				m.goproxy = "github.com/elazarl/goproxy " + f[1]
 			}
 		}

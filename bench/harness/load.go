@@ -228,12 +228,14 @@ func loadIdle(args []string) error {
 	var res idleResult
 	var firstErr sync.Once
 	next := atomic.Int64{}
+	// A proxy out of file descriptors fails every new tunnel: after a tenth of them failed, stop.
+	maxErrors := int64(max(*n/10, 10))
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= *n {
+				if i >= *n || errs.Load() >= maxErrors {
 					return
 				}
 				c, early, err := lf.open()

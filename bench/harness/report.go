@@ -33,8 +33,9 @@ func figures(o options) []figure {
 		figure{key: "connect_p99", label: "CONNECT setup: p99 time", unit: "ms", lowerBetter: true},
 		figure{key: "connect_cpu", label: "CONNECT setup: proxy CPU per tunnel", unit: "µs", lowerBetter: true},
 		figure{key: "bulk", label: fmt.Sprintf("CONNECT bulk, 1 tunnel, %s", sizeText(o.bulkBytes)), unit: "MiB/s"},
-		figure{key: "idle_rss", label: fmt.Sprintf("RSS per idle tunnel (%d open)", o.tunnels), unit: "KiB", lowerBetter: true},
-		figure{key: "idle_fds", label: fmt.Sprintf("File descriptors per idle tunnel (%d open)", o.tunnels), unit: "fds", lowerBetter: true},
+		figure{key: "bulk_cpu", label: "CONNECT bulk: proxy CPU per GiB", unit: "ms", lowerBetter: true},
+		figure{key: "idle_rss", label: fmt.Sprintf("RSS per idle tunnel (%s open)", thousands(int64(o.tunnels))), unit: "KiB", lowerBetter: true},
+		figure{key: "idle_fds", label: fmt.Sprintf("File descriptors per idle tunnel (%s open)", thousands(int64(o.tunnels))), unit: "fds", lowerBetter: true},
 	)
 }
 
@@ -232,7 +233,7 @@ func (r *report) markdown() string {
 		return s
 	})
 	b.WriteString("\n### Ratio to direct\n\n")
-	r.table(&b, func(f figure, t *target) string {
+	r.directTable(&b, func(f figure, t *target) string {
 		v, ok := r.value(f.key, t.name)
 		d, dok := r.value(f.key, "direct")
 		if !ok || !dok || t.server == nil {
@@ -266,16 +267,37 @@ func (r *report) flagsText() string {
 }
 
 func (r *report) table(b *strings.Builder, cell func(figure, *target) string) {
+	r.tableOf(b, r.figures, r.targets, cell)
+}
+
+// directTable is the table of the figures direct has, for the proxies.
+func (r *report) directTable(b *strings.Builder, cell func(figure, *target) string) {
+	var fs []figure
+	for _, f := range r.figures {
+		if _, ok := r.value(f.key, "direct"); ok {
+			fs = append(fs, f)
+		}
+	}
+	var ts []*target
+	for _, t := range r.targets {
+		if t.server != nil {
+			ts = append(ts, t)
+		}
+	}
+	r.tableOf(b, fs, ts, cell)
+}
+
+func (r *report) tableOf(b *strings.Builder, figures []figure, targets []*target, cell func(figure, *target) string) {
 	b.WriteString("| figure | unit |")
 	sep := "|---|---|"
-	for _, t := range r.targets {
+	for _, t := range targets {
 		fmt.Fprintf(b, " %s |", t.name)
 		sep += "---:|"
 	}
 	b.WriteString("\n" + sep + "\n")
-	for _, f := range r.figures {
+	for _, f := range figures {
 		fmt.Fprintf(b, "| %s | %s |", f.label, f.unit)
-		for _, t := range r.targets {
+		for _, t := range targets {
 			fmt.Fprintf(b, " %s |", cell(f, t))
 		}
 		b.WriteString("\n")
