@@ -215,30 +215,38 @@ func (x *exchange) relayResponse(resp *http.Response) (int64, bool) {
 	r, w := x.r, x.cc.bw
 	h := resp.Header
 	removeHopHeaders(h)
-	setExitHeaders(h, x.choice.Exit.IP, x.choice.NotFound)
+	stripExitHeaders(h)
+	delete(h, "Content-Length")
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(resp.Status)
+	w.WriteString("\r\n")
+	writeHeader(w, h)
+	writeExitHeaders(w, x.choice.Exit.IP, x.choice.NotFound)
 	keep := !resp.Close
 	chunked := false
-	if bodyAllowed(r, resp.StatusCode) {
-		delete(h, "Content-Length")
-		switch {
-		case resp.ContentLength >= 0:
-			h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
-		case r.ProtoAtLeast(1, 1):
-			chunked = true
-			h["Transfer-Encoding"] = []string{"chunked"}
-			if len(resp.Trailer) > 0 {
-				h["Trailer"] = []string{trailerNames(resp.Trailer)}
-			}
-		default:
-			keep = false // an HTTP/1.0 client reads to the end of the connection
+	switch {
+	case !bodyAllowed(r, resp.StatusCode):
+		if resp.ContentLength >= 0 && r.Method == http.MethodHead { // the size a GET would have
+			w.WriteString("Content-Length: ")
+			w.Write(strconv.AppendInt(w.AvailableBuffer(), resp.ContentLength, 10))
+			w.WriteString("\r\n")
 		}
+	case resp.ContentLength >= 0:
+		w.WriteString("Content-Length: ")
+		w.Write(strconv.AppendInt(w.AvailableBuffer(), resp.ContentLength, 10))
+		w.WriteString("\r\n")
+	case r.ProtoAtLeast(1, 1):
+		chunked = true
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(resp.Trailer) > 0 {
+			w.WriteString("Trailer: " + trailerNames(resp.Trailer) + "\r\n")
+		}
+	default:
+		keep = false // an HTTP/1.0 client reads to the end of the connection
 	}
-	clientKeeps := keep && !r.Close && r.ProtoAtLeast(1, 1)
-	if !clientKeeps {
-		h["Connection"] = []string{"close"}
+	if !keep || r.Close || !r.ProtoAtLeast(1, 1) {
+		w.WriteString("Connection: close\r\n")
 	}
-	w.WriteString("HTTP/1.1 " + resp.Status + "\r\n")
-	writeHeader(w, h)
 	w.WriteString("\r\n")
 	n, err := copyBody(w, resp.Body, chunked)
 	if err == nil && chunked {
@@ -277,12 +285,11 @@ func copyBody(w *bufio.Writer, body io.Reader, chunked bool) (int64, error) {
 	defer copyBuffers.Put(bp)
 	buf := *bp
 	var total int64
-	var size [20]byte
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if chunked {
-				w.Write(strconv.AppendInt(size[:0], int64(n), 16))
+				w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(n), 16))
 				w.WriteString("\r\n")
 			}
 			w.Write(buf[:n])

@@ -67,14 +67,32 @@ func cleanRequestHeader(h http.Header) (upgrade string) {
 
 // setExitHeaders marks a response as served through exit ip, replacing any such header an origin sent.
 func setExitHeaders(h http.Header, ip, notFound netip.Addr) {
+	stripExitHeaders(h)
+	h[headerExitIP] = []string{ip.String()}
+	if notFound.IsValid() {
+		h[headerNotFound] = []string{notFound.String()}
+	}
+}
+
+// stripExitHeaders removes the X-ProxyMesh-* headers an origin sent: only the proxy says which exit
+// served.
+func stripExitHeaders(h http.Header) {
 	for k := range h {
 		if strings.HasPrefix(http.CanonicalHeaderKey(k), "X-Proxymesh-") {
 			delete(h, k)
 		}
 	}
-	h[headerExitIP] = []string{ip.String()}
+}
+
+// writeExitHeaders writes the lines setExitHeaders would add, without building them first.
+func writeExitHeaders(w *bufio.Writer, ip, notFound netip.Addr) {
+	w.WriteString(headerExitIP + ": ")
+	w.Write(ip.AppendTo(w.AvailableBuffer()))
+	w.WriteString("\r\n")
 	if notFound.IsValid() {
-		h[headerNotFound] = []string{notFound.String()}
+		w.WriteString(headerNotFound + ": ")
+		w.Write(notFound.AppendTo(w.AvailableBuffer()))
+		w.WriteString("\r\n")
 	}
 }
 
