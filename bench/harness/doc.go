@@ -125,7 +125,7 @@ func describeMachine() machine {
 			}
 		}
 	}
-	m.wrk = firstLine(output("wrk", "-v"))
+	m.wrk, _, _ = strings.Cut(firstLine(output("wrk", "-v")), " Copyright")
 	m.tinyproxy = firstLine(output("tinyproxy", "-v"))
 	m.squid = firstLine(output("squid", "-v"))
 	if b, err := os.ReadFile("bench/goproxy/go.mod"); err == nil {

@@ -287,14 +287,24 @@ func (r *report) directTable(b *strings.Builder, cell func(figure, *target) stri
 	r.tableOf(b, fs, ts, cell)
 }
 
-func (r *report) tableOf(b *strings.Builder, figures []figure, targets []*target, cell func(figure, *target) string) {
-	b.WriteString("| figure | unit |")
-	sep := "|---|---|"
+// writeTableHead writes a Markdown table's head: the fixed columns, then one right-aligned column per
+// target.
+func writeTableHead(b *strings.Builder, fixed []string, targets []*target) {
+	b.WriteString("|")
+	sep := "|"
+	for _, c := range fixed {
+		fmt.Fprintf(b, " %s |", c)
+		sep += "---|"
+	}
 	for _, t := range targets {
 		fmt.Fprintf(b, " %s |", t.name)
 		sep += "---:|"
 	}
 	b.WriteString("\n" + sep + "\n")
+}
+
+func (r *report) tableOf(b *strings.Builder, figures []figure, targets []*target, cell func(figure, *target) string) {
+	writeTableHead(b, []string{"figure", "unit"}, targets)
 	for _, f := range figures {
 		fmt.Fprintf(b, "| %s | %s |", f.label, f.unit)
 		for _, t := range targets {
@@ -311,13 +321,7 @@ func (r *report) bestTable(b *strings.Builder) {
 			ours = append(ours, t)
 		}
 	}
-	b.WriteString("| figure | best peer | its value |")
-	sep := "|---|---|---:|"
-	for _, t := range ours {
-		fmt.Fprintf(b, " %s |", t.name)
-		sep += "---:|"
-	}
-	b.WriteString("\n" + sep + "\n")
+	writeTableHead(b, []string{"figure", "best peer", "its value"}, ours)
 	for _, f := range r.figures {
 		name, best, ok := r.bestPeer(f)
 		if !ok {
