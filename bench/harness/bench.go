@@ -157,14 +157,21 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	}
 	for round := 1; round <= b.o.rounds; round++ {
 		for _, conns := range []int{1, 64, 256} {
-			for _, t := range b.keepAliveOrder(conns) {
-				key := fmt.Sprintf("ka%d", conns)
+			for _, run := range b.keepAliveOrder(conns) {
+				t, key := run.target, fmt.Sprintf("ka%d", conns)
+				if run.pair {
+					key = pairKey
+				}
 				cpu := b.cpuMeter(t)
 				r, err := b.wrk(ctx, t, conns, b.o.dur, false)
 				if err := rep.addWrk(t, key, r, err); err != nil {
 					return nil, err
 				}
 				rep.addCPU(t, key, cpu(), r.Requests)
+				if run.pair && t.does(kindKeepAlive64) { // the large store's only figures
+					rep.addWrk(t, "ka64", r, nil)
+					rep.addCPU(t, "ka64", cpu(), r.Requests)
+				}
 				progress("round %d: keep-alive, %d connections, %s: %.0f req/s, p50 %d µs, p99 %d µs, %d errors",
 					round, conns, t.name, r.rate(), r.P50US, r.P99US, r.errors())
 			}
@@ -223,27 +230,41 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	return rep, nil
 }
 
-// keepAliveOrder returns the targets of a keep-alive run with conns connections, in order. At 64
-// connections exitmesh with the large store is measured right after exitmesh, and the pair once more
-// the other way round, so that the store-size comparison is not blurred by other load coming and
-// going between distant runs.
-func (b *bench) keepAliveOrder(conns int) []*target {
-	var order, pair []*target
+// keepAliveRun is one run of a keep-alive round; pair runs compare the store sizes.
+type keepAliveRun struct {
+	target *target
+	pair   bool
+}
+
+// pairKey holds the samples of the store-size comparison, kept apart so that exitmesh's figures have
+// as many samples as every other column's.
+const pairKey = "ka64pair"
+
+// keepAliveOrder returns the runs of a keep-alive round with conns connections, in order. At 64
+// connections exitmesh with the large store and exitmesh are measured once more, back to back both
+// ways round, so that the store-size comparison is not blurred by other load coming and going
+// between distant runs.
+func (b *bench) keepAliveOrder(conns int) []keepAliveRun {
+	var order []keepAliveRun
+	var small, large *target
 	for _, t := range b.targets {
 		switch {
-		case t.does(kindKeepAlive64) && conns == 64:
-			pair = append(pair, t)
+		case t.does(kindKeepAlive64):
+			large = t
 		case t.does(kindKeepAlive):
-			order = append(order, t)
-			if t.name == "exitmesh" && conns == 64 {
-				pair = append(pair, t)
+			order = append(order, keepAliveRun{target: t})
+			if t.name == "exitmesh" {
+				small = t
 			}
 		}
 	}
-	if len(pair) != 2 {
-		return append(order, pair...)
+	if conns == 64 && large != nil {
+		if small == nil {
+			return append(order, keepAliveRun{large, true})
+		}
+		order = append(order, keepAliveRun{large, true}, keepAliveRun{small, true}, keepAliveRun{small, true}, keepAliveRun{large, true})
 	}
-	return append(order, pair[1], pair[1], pair[0])
+	return order
 }
 
 // cpuMeter starts measuring the CPU time t's proxy uses; the function it returns reports it so

@@ -33,7 +33,8 @@ func declareLoadFlags(fs *flag.FlagSet) loadFlags {
 	}
 }
 
-const handshakeTimeout = 10 * time.Second
+// handshakeTimeout bounds opening one tunnel: connecting, and the proxy's answer to CONNECT.
+var handshakeTimeout = 10 * time.Second
 
 // open connects to target, through the proxy with CONNECT when one is given. The bytes the proxy
 // sent after its answer's head, if any, are returned with the connection.
@@ -220,6 +221,7 @@ func loadIdle(args []string) error {
 	lf := declareLoadFlags(fs)
 	n := fs.Int("n", 5000, "tunnels")
 	hold := fs.Duration("hold", 2*time.Minute, "longest time to hold the tunnels")
+	fs.DurationVar(&handshakeTimeout, "timeout", 3*time.Second, "bound on opening one tunnel")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

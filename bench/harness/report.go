@@ -56,11 +56,12 @@ type report struct {
 	begin, end time.Time
 	loadBefore string
 	loadAfter  string
+	busyBefore float64 // share of CPU time other processes used in the seconds before the run
 }
 
 func newReport(o options, targets []*target) *report {
 	return &report{o: o, targets: targets, figures: figures(o), samples: map[string]map[string][]float64{},
-		problems: map[string]map[string]string{}, begin: time.Now(), loadBefore: loadAverage()}
+		problems: map[string]map[string]string{}, begin: time.Now(), loadBefore: loadAverage(), busyBefore: cpuBusy(2 * time.Second)}
 }
 
 func (r *report) add(key string, t *target, v float64) {
@@ -214,6 +215,10 @@ func (r *report) markdown() string {
 		r.begin.UTC().Format("2006-01-02"), r.begin.UTC().Format("15:04"), r.end.UTC().Format("15:04 UTC"), r.loadBefore, r.loadAfter)
 	if r.o.label != "" {
 		fmt.Fprintf(&b, " **%s**", r.o.label)
+	}
+	if r.busyBefore > 0.10 {
+		fmt.Fprintf(&b, " **Other work kept the CPUs %.0f%% busy just before the run: rates and latencies are"+
+			" noisy; proxy CPU per request is the steadier figure.**", 100*r.busyBefore)
 	}
 	fmt.Fprintf(&b, "\nMedian of %d rounds of %s each; command: `bench/run%s`.\n\n", r.o.rounds, r.o.dur, r.flagsText())
 	b.WriteString(describeMachine().markdown())

@@ -27,6 +27,8 @@ func testReport() *report {
 		{"ka64", "goproxy", []float64{45, 44}},
 		{"ka64", "exitmesh", []float64{60, 70, 65}},
 		{"ka64", "exitmesh, 10 accounts", []float64{64}},
+		{pairKey, "exitmesh", []float64{66, 62}},
+		{pairKey, "exitmesh, 10 accounts", []float64{64, 63}},
 		{"ka64_p99", "squid", []float64{2}},
 		{"ka64_p99", "goproxy", []float64{3}},
 		{"ka64_p99", "exitmesh", []float64{2.5}},
@@ -90,7 +92,7 @@ func TestGoals(t *testing.T) {
 		"Keep-alive": true,  // 65 ≥ 1.3 × 44.5
 		"p99 latenc": false, // 2.5 > 2
 		"≤ 16 KiB":   true,
-		"Throughput": true, // 64 within 5% of 65
+		"Throughput": true, // 63.5 within 5% of 64 (the pair's samples)
 	}
 	for k, w := range want {
 		if got, ok := met[k]; !ok || got != w {
