@@ -146,6 +146,7 @@ func (b *bench) close() {
 // measure runs every measurement, rounds times for the rates, and returns the report.
 func (b *bench) measure(ctx context.Context) (*report, error) {
 	rep := newReport(b.o, b.targets)
+	rep.busyBefore = cpuBusy(2 * time.Second) // the servers are up and idle: this is other work
 	progress := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 	// Warm-up: connections, pools and the credential cache (its first check is an argon2id hash).
 	for _, t := range b.targets {

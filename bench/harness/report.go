@@ -61,7 +61,7 @@ type report struct {
 
 func newReport(o options, targets []*target) *report {
 	return &report{o: o, targets: targets, figures: figures(o), samples: map[string]map[string][]float64{},
-		problems: map[string]map[string]string{}, begin: time.Now(), loadBefore: loadAverage(), busyBefore: cpuBusy(2 * time.Second)}
+		problems: map[string]map[string]string{}, begin: time.Now(), loadBefore: loadAverage()}
 }
 
 func (r *report) add(key string, t *target, v float64) {
