@@ -246,6 +246,7 @@ func (d *Dialer) dialTCP(ctx context.Context, local, remote netip.AddrPort) (net
 	var nd net.Dialer
 	if local.Addr().IsValid() {
 		nd.LocalAddr = net.TCPAddrFromAddrPort(local)
+		nd.Control = bindAddressNoPort
 	}
 	return nd.DialContext(ctx, "tcp", remote.String())
 }

@@ -14,14 +14,15 @@ import (
 )
 
 // Exit is one way out: a local source address the node binds outgoing connections to, or an upstream
-// proxy that exits from IP (see NewUpstream). Its http.Transport keeps connections to origins alive,
-// so plain HTTP requests reuse them per exit.
+// proxy that exits from IP (see NewUpstream). It keeps connections to origins alive, so plain HTTP
+// requests reuse them per exit (OriginConn); its http.Transport serves the health checks.
 type Exit struct {
 	IP      netip.Addr // the address origins see; reported in X-ProxyMesh-IP
 	Country string     // upper-case ISO code, or ""
 
 	dialer    *egress.Dialer
 	transport *http.Transport
+	origins   originPool
 	upstream  *upstream // nil for a local exit
 	health    health
 }
@@ -68,13 +69,17 @@ func (e *Exit) Dial(ctx context.Context, hostport string) (net.Conn, error) {
 	return c, nil
 }
 
-// RoundTrip sends an HTTP request to its origin from this exit.
+// RoundTrip sends an HTTP request to its origin from this exit (the health checks' way; the proxy
+// forwards through OriginConn).
 func (e *Exit) RoundTrip(req *http.Request) (*http.Response, error) {
 	return e.transport.RoundTrip(req)
 }
 
 // CloseIdle closes the exit's idle origin connections.
-func (e *Exit) CloseIdle() { e.transport.CloseIdleConnections() }
+func (e *Exit) CloseIdle() {
+	e.transport.CloseIdleConnections()
+	e.origins.closeIdle()
+}
 
 // Via describes the upstream proxy the exit leaves through, without its password; "" for a local
 // address.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/bans"
@@ -105,29 +106,45 @@ func failure(err error) *refusal {
 	}
 }
 
-// refuse writes the proxy's own answer. exit is the exit chosen, if any. The answer names it in
-// X-ProxyMesh-IP only when the exit was really used — it tried to reach the destination and failed
-// (502, 504) — so clients can tell the proxy's refusals from an origin's answers.
-func (s *Server) refuse(w http.ResponseWriter, r *refusal, exit *exits.Exit, notFound netip.Addr) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if r.Status == http.StatusProxyAuthRequired {
+// refuse writes the proxy's own answer to r and reports whether the connection may carry another
+// request. exit is the exit chosen, if any. The answer names it in X-ProxyMesh-IP only when the exit
+// was really used — it tried to reach the destination and failed (502, 504) — so clients can tell
+// the proxy's refusals from an origin's answers.
+func (cc *clientConn) refuse(r *http.Request, rf *refusal, exit *exits.Exit, notFound netip.Addr) bool {
+	// A request body the proxy did not read would be taken for the next request: close instead.
+	keep := !rf.Close && !r.Close && r.Body == http.NoBody && r.ProtoAtLeast(1, 1)
+	text := http.StatusText(rf.Status)
+	if rf.Status == errClientGone.Status {
+		text = "Client Closed Request"
+	}
+	h := http.Header{
+		"Content-Type":           {"text/plain; charset=utf-8"},
+		"X-Content-Type-Options": {"nosniff"},
+		"Content-Length":         {strconv.Itoa(len(rf.Message) + 1)},
+	}
+	if rf.Status == http.StatusProxyAuthRequired {
 		h.Set("Proxy-Authenticate", `Basic realm="exitmesh"`)
 	}
-	if r.RetryAfter > 0 {
-		h.Set("Retry-After", bans.RetryAfter(r.RetryAfter))
+	if rf.RetryAfter > 0 {
+		h.Set("Retry-After", bans.RetryAfter(rf.RetryAfter))
 	}
-	if r.Close {
-		h.Set("Connection", "close") // net/http closes the connection after this response
+	if !keep {
+		h.Set("Connection", "close")
 	}
-	if exit != nil && r.Status >= http.StatusBadGateway {
+	if exit != nil && rf.Status >= http.StatusBadGateway {
 		setExitHeaders(h, exit.IP, notFound)
 	} else if notFound.IsValid() {
 		h[headerNotFound] = []string{notFound.String()}
 	}
-	h[headerError] = []string{r.Reason}
-	w.WriteHeader(r.Status)
-	w.Write([]byte(r.Message + "\n"))
-	s.metrics.Error(r.Reason)
+	h[headerError] = []string{rf.Reason}
+	w := cc.bw
+	w.WriteString("HTTP/1.1 " + strconv.Itoa(rf.Status) + " " + text + "\r\n")
+	writeHeader(w, h)
+	w.WriteString("\r\n")
+	if r.Method != http.MethodHead {
+		w.WriteString(rf.Message + "\n")
+	}
+	err := w.Flush()
+	cc.s.metrics.Error(rf.Reason)
+	return keep && err == nil
 }

@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"bufio"
-	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,203 +17,411 @@ import (
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/exits"
+	"github.com/exitmesh/exitmesh/internal/relay"
 )
 
-// forwarder sends absolute-URI HTTP requests to their origin through the chosen exit. It builds on
-// httputil.ReverseProxy for the hop-by-hop hygiene, 1xx and trailer handling, protocol upgrades and
-// streaming flushes that the standard library already gets right.
-type forwarder struct {
-	s  *Server
-	rp *httputil.ReverseProxy
-}
-
-// exchange is the state of one forwarded request, carried in its context to the ReverseProxy hooks.
-type exchange struct {
-	exit      *exits.Exit
-	notFound  netip.Addr
-	deadline  *time.Timer // fires when the origin has not answered in time
-	timedOut  atomic.Bool
-	responded bool // the origin answered; set before the response is written
-}
-
-type exchangeKey struct{}
-
-func exchangeOf(ctx context.Context) *exchange { return ctx.Value(exchangeKey{}).(*exchange) }
+// Forwarding a plain HTTP request: the request head is rewritten for the origin (origin-form target,
+// hop-by-hop and proxy headers removed, framing written anew), sent over one of the exit's kept-alive
+// connections to that origin, and the answer relayed the same way — all on the client connection's
+// goroutine. A request body is sent by a goroutine of its own, so an origin may answer before it has
+// read the body (or ask for it with 100 Continue).
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-type bufferPool struct{}
+// maxInformational bounds the 1xx answers relayed before the final one.
+const maxInformational = 16
 
-func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
-
-func newForwarder(s *Server) *forwarder {
-	f := &forwarder{s: s}
-	f.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			// Rewrite mode already dropped Forwarded and X-Forwarded-*; nothing reveals the client.
-			stripClientHeaders(pr.Out.Header)
-		},
-		Transport:      roundTripper{},
-		ModifyResponse: modifyResponse,
-		ErrorHandler:   f.fail,
-		BufferPool:     bufferPool{},
-		ErrorLog:       s.http.ErrorLog,
-	}
-	return f
+// exchange is one forwarded request.
+type exchange struct {
+	cc       *clientConn
+	r        *http.Request
+	choice   exits.Choice
+	scheme   string
+	hostport string
+	upgrade  string // the protocol the client asks to switch to, or ""
+	length   bool   // the client sent Content-Length: it is sent on, even when 0
+	deadline time.Time
+	oc       *exits.OriginConn
+	body     *bodyCopy // the request body on its way, or nil
 }
 
-// roundTripper sends each request through the exit chosen for it.
-type roundTripper struct{}
-
-func (roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	return exchangeOf(req.Context()).exit.RoundTrip(req)
+// forward sends r to its origin through the chosen exit and relays the answer. It reports whether
+// the client connection may carry another request.
+func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration) bool {
+	_, length := r.Header["Content-Length"]
+	x := &exchange{cc: cc, r: r, choice: c, scheme: r.URL.Scheme, hostport: originAddr(r.URL.Scheme, r.URL.Host),
+		length: length, deadline: time.Now().Add(timeout)}
+	expect := r.ProtoAtLeast(1, 1) && r.Body != http.NoBody && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
+	x.upgrade = cleanRequestHeader(r.Header)
+	resp, err := x.roundTrip(expect)
+	if err != nil {
+		s.log.Debug("forward failed", "url", r.URL.Redacted(), "exit", c.Exit.IP, "err", err)
+		cc.setUpstream(nil)
+		x.finishBody() // a body still on its way is abandoned, and the connection closed after the answer
+		rf := failure(err)
+		if rf.Status == http.StatusBadGateway && isClientGone(err) {
+			return false
+		}
+		return cc.refuse(r, rf, c.Exit, c.NotFound) && x.body == nil
+	}
+	defer cc.setUpstream(nil)
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		in, out := x.switchProtocols(resp)
+		s.account(p, in, out, http.StatusSwitchingProtocols)
+		return false
+	}
+	out, keep := x.relayResponse(resp)
+	in, bodyOK := x.finishBody()
+	x.oc.Release(keep && bodyOK)
+	// Counted before the answer's last bytes leave: a client that has read a whole answer finds it
+	// counted against its plan's bandwidth when it sends the next request.
+	s.account(p, in, out, resp.StatusCode)
+	if err := cc.bw.Flush(); err != nil {
+		return false
+	}
+	return keep && bodyOK && !r.Close && r.ProtoAtLeast(1, 1)
 }
 
-func modifyResponse(resp *http.Response) error {
-	x := exchangeOf(resp.Request.Context())
-	if !x.deadline.Stop() {
-		resp.Body.Close()
-		return errOriginTimeout
-	}
-	x.responded = true
-	return nil
-}
-
-func (f *forwarder) fail(w http.ResponseWriter, r *http.Request, err error) {
-	x := exchangeOf(r.Context())
-	rf := failure(err)
-	if x.timedOut.Load() {
-		rf = errOriginTimeout
-	}
-	if rf.Status == http.StatusBadGateway && isClientGone(err) {
-		return // the client left; nobody reads an answer
-	}
-	f.s.log.Debug("forward failed", "url", r.URL.Redacted(), "exit", x.exit.IP, "err", err)
-	f.s.refuse(w, rf, x.exit, x.notFound)
-}
-
-func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration, tracked *inFlight) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	// Past Shutdown's deadline the exchange is cancelled: that ends a stream from the origin, and a
-	// connection switched to another protocol (101), which the http.Server no longer closes.
-	if !tracked.attach(cancel) {
-		cancel()
-	}
-	x := &exchange{exit: c.Exit, notFound: c.NotFound}
-	x.deadline = time.AfterFunc(timeout, func() {
-		x.timedOut.Store(true)
-		cancel()
-	})
-	defer x.deadline.Stop()
-
-	body := &countingReader{r: r.Body}
-	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
-	out.Body = body
-	cw := &countingWriter{ResponseWriter: w, x: x}
-	// Deferred: ReverseProxy ends a response cut off mid-body (the client left, the origin broke off,
-	// Shutdown's deadline passed) with panic(http.ErrAbortHandler), and what it delivered until then
-	// counts all the same.
-	defer f.record(p, x, body, cw)
-	f.rp.ServeHTTP(cw, out)
-}
-
-// record counts a forwarded request's bytes in the metrics and, once the origin answered, in usage.
-func (f *forwarder) record(p *auth.Principal, x *exchange, body *countingReader, cw *countingWriter) {
-	in, out := body.n, cw.n
-	if u := cw.upgraded; u != nil {
-		in += u.in.Load()
-		out += u.out.Load()
-	}
-	m := f.s.metrics
+// account counts a request the origin answered; one it never answered is not billed.
+func (s *Server) account(p *auth.Principal, in, out int64, status int) {
+	m := s.metrics
 	m.BytesIn.Add(float64(in))
 	m.BytesOut.Add(float64(out))
-	if x.responded {
-		m.Request(cw.status)
-	}
-	if f.s.cfg.Usage != nil && x.responded { // a request the origin never answered is not billed
-		f.s.cfg.Usage.Add(p.AccountID, p.SubID, f.s.cfg.Name, domain.UsageCounts{
-			BytesIn: in, BytesOut: out, Requests: 1,
-		})
+	m.Request(status)
+	if s.cfg.Usage != nil {
+		s.cfg.Usage.Add(p.AccountID, p.SubID, s.cfg.Name, domain.UsageCounts{BytesIn: in, BytesOut: out, Requests: 1})
 	}
 }
 
-// countingReader counts the request body bytes read from the client.
-type countingReader struct {
-	r io.ReadCloser
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingReader) Close() error { return c.r.Close() }
-
-// countingWriter counts the response body bytes written to the client, remembers the status, and
-// marks an origin's response with the exit it came through. It does the marking here rather than in
-// ModifyResponse because ReverseProxy canonicalizes header names when it copies them (X-Proxymesh-Ip),
-// and clients written for ProxyMesh deserve its spelling. Unwrap lets http.ResponseController reach
-// Flush and Hijack of the real writer.
-type countingWriter struct {
-	http.ResponseWriter
-	x        *exchange
-	n        int64
-	status   int
-	upgraded *countingConn // the client connection, once an origin's 101 handed it over
-}
-
-func (c *countingWriter) WriteHeader(code int) {
-	if code >= 200 || c.status == 0 {
-		c.status = code
+// originAddr returns an origin's host:port, with the scheme's port when the URL names none.
+func originAddr(scheme, host string) string {
+	if i := strings.LastIndexByte(host, ':'); i > strings.LastIndexByte(host, ']') {
+		return host
 	}
-	if code >= 200 && c.x.responded {
-		setExitHeaders(c.Header(), c.x.exit.IP, c.x.notFound)
+	if scheme == "https" {
+		return host + ":443"
 	}
-	c.ResponseWriter.WriteHeader(code)
+	return host + ":80"
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
+// originForm returns the request target to send an origin: the path and query of an absolute URI,
+// exactly as the client wrote them.
+func originForm(requestURI string) string {
+	_, rest, ok := strings.Cut(requestURI, "://")
+	if !ok {
+		return requestURI
 	}
-	n, err := c.ResponseWriter.Write(p)
-	c.n += int64(n)
-	return n, err
+	i := strings.IndexAny(rest, "/?")
+	switch {
+	case i < 0:
+		return "/"
+	case rest[i] == '?':
+		return "/" + rest[i:]
+	}
+	return rest[i:]
 }
 
-func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+// roundTrip sends the request and reads the origin's final answer (or 101), relaying 1xx answers to
+// the client. A request without a body that fails on a reused connection before any answer is sent
+// once more on a new one: the origin may have closed the kept-alive connection as it was taken.
+func (x *exchange) roundTrip(expect bool) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		oc, err := x.choice.Exit.OriginConn(x.cc.ctx, x.deadline, x.scheme, x.hostport)
+		if err != nil {
+			return nil, err
+		}
+		x.oc = oc
+		x.cc.setUpstream(oc.Conn)
+		oc.SetDeadline(x.deadline)
+		resp, err := x.send(expect)
+		if err == nil {
+			oc.SetDeadline(time.Time{})
+			return resp, nil
+		}
+		oc.Release(false)
+		if attempt > 0 || !oc.Reused() || x.body != nil || !idempotent(x.r) || errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, err
+		}
+	}
+}
 
-// Hijack hands ReverseProxy the client connection when the origin switched protocols (101); it then
-// relays that connection both ways, bypassing Write, so the connection itself counts the bytes.
-func (c *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(c.ResponseWriter).Hijack()
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// send writes the request head, starts the body, and reads the answer.
+func (x *exchange) send(expect bool) (*http.Response, error) {
+	r, w := x.r, x.oc.W
+	w.WriteString(r.Method)
+	w.WriteByte(' ')
+	w.WriteString(originForm(r.RequestURI))
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(r.Host)
+	w.WriteString("\r\n")
+	writeHeader(w, r.Header)
+	chunked := len(r.TransferEncoding) > 0 && r.TransferEncoding[0] == "chunked"
+	switch {
+	case chunked:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	case r.ContentLength > 0 || x.length:
+		w.WriteString("Content-Length: " + strconv.FormatInt(max(r.ContentLength, 0), 10) + "\r\n")
+	}
+	if x.upgrade != "" {
+		w.WriteString("Connection: Upgrade\r\nUpgrade: " + x.upgrade + "\r\n")
+	}
+	w.WriteString("\r\n")
+	if r.Body == http.NoBody {
+		if err := w.Flush(); err != nil {
+			return nil, err
+		}
+	} else {
+		if expect { // the proxy has decided; the client may send its body
+			x.cc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			if err := x.cc.bw.Flush(); err != nil {
+				return nil, err
+			}
+		}
+		x.body = startBody(w, r.Body, chunked)
+	}
+	for range maxInformational {
+		resp, err := http.ReadResponse(x.oc.R, r)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+		if r.ProtoAtLeast(1, 1) { // 1xx: Early Hints and the like reach an HTTP/1.1 client
+			removeHopHeaders(resp.Header)
+			x.cc.bw.WriteString("HTTP/1.1 " + resp.Status + "\r\n")
+			writeHeader(x.cc.bw, resp.Header)
+			x.cc.bw.WriteString("\r\n")
+			if err := x.cc.bw.Flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, fmt.Errorf("origin sent more than %d informational answers", maxInformational)
+}
+
+// relayResponse writes the origin's answer to the client, all but what is still buffered when the
+// body ends (the caller flushes it). It returns the body bytes relayed and whether both connections
+// are still fit for another request.
+func (x *exchange) relayResponse(resp *http.Response) (int64, bool) {
+	r, w := x.r, x.cc.bw
+	h := resp.Header
+	removeHopHeaders(h)
+	stripExitHeaders(h)
+	delete(h, "Content-Length")
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(resp.Status)
+	w.WriteString("\r\n")
+	writeHeader(w, h)
+	writeExitHeaders(w, x.choice.Exit.IP, x.choice.NotFound)
+	keep := !resp.Close
+	chunked := false
+	switch {
+	case !bodyAllowed(r, resp.StatusCode):
+		if resp.ContentLength >= 0 && r.Method == http.MethodHead { // the size a GET would have
+			w.WriteString("Content-Length: ")
+			w.Write(strconv.AppendInt(w.AvailableBuffer(), resp.ContentLength, 10))
+			w.WriteString("\r\n")
+		}
+	case resp.ContentLength >= 0:
+		w.WriteString("Content-Length: ")
+		w.Write(strconv.AppendInt(w.AvailableBuffer(), resp.ContentLength, 10))
+		w.WriteString("\r\n")
+	case r.ProtoAtLeast(1, 1):
+		chunked = true
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(resp.Trailer) > 0 {
+			w.WriteString("Trailer: " + trailerNames(resp.Trailer) + "\r\n")
+		}
+	default:
+		keep = false // an HTTP/1.0 client reads to the end of the connection
+	}
+	if !keep || r.Close || !r.ProtoAtLeast(1, 1) {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("\r\n")
+	if resp.ContentLength < 0 && x.body == nil {
+		defer x.cc.watchHangup(x.oc)()
+	}
+	n, err := copyBody(w, resp.Body, chunked)
+	if err == nil && chunked {
+		w.WriteString("0\r\n")
+		writeHeader(w, resp.Trailer)
+		w.WriteString("\r\n")
+	}
 	if err != nil {
-		return nil, nil, err
+		x.cc.s.log.Debug("response cut short", "url", r.URL.Redacted(), "exit", x.choice.Exit.IP, "err", err)
+		return n, false
 	}
-	c.upgraded = &countingConn{Conn: conn}
-	return c.upgraded, brw, nil
+	return n, keep
 }
 
-// countingConn counts the bytes read from and written to a client connection. Its two directions
-// run in two goroutines, and the total is read after the handler's relay returned, while the slower
-// direction may still be ending.
-type countingConn struct {
+// bodyAllowed reports whether an answer with status to r has a body (RFC 9112 §6.3).
+func bodyAllowed(r *http.Request, status int) bool {
+	return r.Method != http.MethodHead && status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+func trailerNames(t http.Header) string {
+	var b strings.Builder
+	for k := range t {
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(k)
+	}
+	return b.String()
+}
+
+// copyBody copies a body to w — chunk-encoded when chunked, without the last chunk — flushing after
+// every read but the last, so that a streamed body goes on as it comes while a small one leaves
+// with its head in one write once the caller flushes.
+func copyBody(w *bufio.Writer, body io.Reader, chunked bool) (int64, error) {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if chunked {
+				w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(n), 16))
+				w.WriteString("\r\n")
+			}
+			w.Write(buf[:n])
+			if chunked {
+				w.WriteString("\r\n")
+			}
+			total += int64(n)
+		}
+		switch {
+		case rerr == io.EOF:
+			return total, nil
+		case rerr != nil:
+			return total, rerr
+		}
+		if err := w.Flush(); err != nil {
+			return total, err
+		}
+	}
+}
+
+// bodyCopy is a request body on its way to the origin.
+type bodyCopy struct {
+	done chan struct{} // closed when the copy ended
+	err  error         // how it ended; read after done
+	read atomic.Int64  // bytes read from the client
+	eof  atomic.Bool   // the client's body was read to its end
+	body io.Reader
+}
+
+func (b *bodyCopy) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	b.read.Add(int64(n))
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
+}
+
+func startBody(w *bufio.Writer, body io.Reader, chunked bool) *bodyCopy {
+	b := &bodyCopy{done: make(chan struct{}), body: body}
+	go func() {
+		defer close(b.done)
+		if _, b.err = copyBody(w, b, chunked); b.err != nil {
+			return
+		}
+		if chunked {
+			w.WriteString("0\r\n\r\n")
+		}
+		b.err = w.Flush()
+	}()
+	return b
+}
+
+// bodyDrain bounds waiting for the last bytes of a request body, already read from the client, to
+// reach an origin that has answered.
+const bodyDrain = time.Second
+
+// finishBody returns the request body bytes read from the client and whether the body went out
+// whole. Once the answer is complete, a body read to its end is waited for (its last bytes are on
+// their way to the origin); one the client is still sending is abandoned: neither connection can
+// carry another request.
+func (x *exchange) finishBody() (int64, bool) {
+	b := x.body
+	if b == nil {
+		return 0, true
+	}
+	if b.eof.Load() {
+		x.oc.SetWriteDeadline(time.Now().Add(bodyDrain))
+		<-b.done
+		return b.read.Load(), b.err == nil
+	}
+	select {
+	case <-b.done:
+		return b.read.Load(), b.err == nil
+	default:
+		x.oc.Release(false) // ends the copy's writes; its reads end when the client connection closes
+		x.cc.lent = true
+		return b.read.Load(), false
+	}
+}
+
+// switchProtocols relays an accepted protocol upgrade (WebSocket over plain HTTP): the 101 goes to
+// the client, then bytes flow both ways as through a tunnel.
+func (x *exchange) switchProtocols(resp *http.Response) (in, out int64) {
+	got := resp.Header.Get("Upgrade")
+	removeHopHeaders(resp.Header)
+	if x.upgrade == "" || !strings.EqualFold(got, x.upgrade) {
+		x.oc.Release(false)
+		x.cc.refuse(x.r, &refusal{Status: http.StatusBadGateway, Reason: "upstream-failed",
+			Message: "The destination switched to a protocol the client did not ask for."}, x.choice.Exit, x.choice.NotFound)
+		return 0, 0
+	}
+	h := resp.Header
+	setExitHeaders(h, x.choice.Exit.IP, x.choice.NotFound)
+	w := x.cc.bw
+	w.WriteString("HTTP/1.1 " + resp.Status + "\r\nConnection: Upgrade\r\nUpgrade: " + got + "\r\n")
+	writeHeader(w, h)
+	w.WriteString("\r\n")
+	if err := w.Flush(); err != nil {
+		x.oc.Release(false)
+		return 0, 0
+	}
+	in, _ = x.finishBody()
+	client := bufferedConn(x.cc.conn, x.cc.br)
+	origin := bufferedConn(x.oc.Conn, x.oc.R)
+	up, down := relay.Pipe(client, origin, x.cc.s.cfg.TunnelIdle)
+	x.oc.Release(false)
+	return in + up, down
+}
+
+// bufferedConn returns c reading first what r has buffered from it.
+func bufferedConn(c net.Conn, r *bufio.Reader) net.Conn {
+	if r.Buffered() == 0 {
+		return c
+	}
+	return &readerConn{Conn: c, r: r}
+}
+
+type readerConn struct {
 	net.Conn
-	in, out atomic.Int64
+	r *bufio.Reader
 }
 
-func (c *countingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.in.Add(int64(n))
-	return n, err
-}
+func (c *readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-func (c *countingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.out.Add(int64(n))
-	return n, err
+// CloseWrite passes a half-close on, so a tunnel's end of stream reaches the other side.
+func (c *readerConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }

@@ -4,7 +4,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"log/slog"
@@ -74,40 +73,32 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// Server serves one proxy server's listener.
+// Server serves one proxy server's listener. It speaks HTTP/1.1 itself — request heads parsed by
+// net/http's ReadRequest, answers written straight to the connection — so that a request costs one
+// goroutine, no per-request goroutine or channel, and a CONNECT tunnel needs no hijacking.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics.Proxy
 	pool    atomic.Pointer[exits.Pool]
-	http    *http.Server
-	fwd     *forwarder
+	closing atomic.Bool // Shutdown has begun
 
-	inFlightMu sync.Mutex // guards the following fields
-	inFlight   map[*inFlight]struct{}
-	closing    bool
-	drained    chan struct{} // closed when the last request or tunnel ends during Shutdown
+	mu        sync.Mutex // guards the following fields
+	listeners []net.Listener
+	conns     map[*clientConn]struct{}
+	drained   chan struct{} // closed when the last connection ends during Shutdown
 }
 
 // New returns a proxy server; call Serve to start it.
 func New(cfg Config) *Server {
 	cfg.applyDefaults()
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Log.With("proxy", cfg.Name),
-		metrics:  cfg.Metrics.Proxy(cfg.Name),
-		inFlight: make(map[*inFlight]struct{}),
+		cfg:     cfg,
+		log:     cfg.Log.With("proxy", cfg.Name),
+		metrics: cfg.Metrics.Proxy(cfg.Name),
+		conns:   make(map[*clientConn]struct{}),
 	}
 	s.pool.Store(cfg.Pool)
-	s.http = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: cfg.ReadHeader,
-		IdleTimeout:       cfg.Idle,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // HTTP/1.1 only: CONNECT needs Hijack
-	}
-	s.fwd = newForwarder(s)
 	return s
 }
 
@@ -125,66 +116,112 @@ func (s *Server) SetPool(p *exits.Pool) {
 // Pool returns the exits in use now.
 func (s *Server) Pool() *exits.Pool { return s.pool.Load() }
 
-// Serve accepts clients on ln until Shutdown. It returns http.ErrServerClosed after Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+// Serve accepts clients on ln until Shutdown, which makes it return http.ErrServerClosed, or until
+// ln fails for good (closed by its owner: net.ErrClosed). Temporary accept errors (too many open
+// files) are retried after a pause growing from 5 ms to 1 s.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	var pause time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return http.ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "in", pause)
+			time.Sleep(pause)
+			continue
+		}
+		pause = 0
+		if cc := s.track(c); cc != nil {
+			go s.serveConn(cc)
+		}
+	}
+}
 
-// Shutdown stops accepting, waits for requests and tunnels to finish until ctx ends, then closes
-// the connections of those still open and waits until each has recorded its usage.
+// Shutdown stops accepting, closes idle client connections, waits for requests and tunnels in flight
+// to finish until ctx ends, then closes those still open (and their origin connections) and returns
+// ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.http.Shutdown(ctx)
-	s.inFlightMu.Lock()
-	s.closing = true
+	s.mu.Lock()
+	s.closing.Store(true)
+	lns := s.listeners
+	s.listeners = nil
 	var drained chan struct{}
-	if len(s.inFlight) > 0 {
+	if len(s.conns) > 0 {
 		drained = make(chan struct{})
 		s.drained = drained
 	}
-	s.inFlightMu.Unlock()
+	idle := make([]*clientConn, 0, len(s.conns))
+	for cc := range s.conns {
+		idle = append(idle, cc)
+	}
+	s.mu.Unlock()
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for _, cc := range idle {
+		if cc.state.CompareAndSwap(stateIdle, stateClosed) {
+			cc.closeAll()
+		}
+	}
+	var err error
 	if drained != nil {
 		select {
 		case <-drained:
 		case <-ctx.Done():
-			s.http.Close() // forwarded requests' connections, unless upgraded: cut below
-			s.inFlightMu.Lock()
-			for f := range s.inFlight {
-				f.close()
+			err = ctx.Err()
+			s.mu.Lock()
+			for cc := range s.conns {
+				cc.state.Store(stateClosed)
+				cc.closeAll()
 			}
-			s.inFlightMu.Unlock()
-			<-drained
+			s.mu.Unlock()
+			select { // closed connections end their goroutines at once; this bounds the wait all the same
+			case <-drained:
+			case <-time.After(5 * time.Second):
+				s.log.Warn("connections still open after shutdown closed them")
+			}
 		}
 	}
 	s.pool.Load().CloseIdle()
 	return err
 }
 
-// ServeHTTP handles one proxy request: CONNECT or an absolute-URI HTTP request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	src := clientIP(r)
+// serveRequest handles one proxy request, CONNECT or an absolute-URI HTTP request, and reports
+// whether the connection may carry another.
+func (s *Server) serveRequest(cc *clientConn, r *http.Request) bool {
+	src := cc.src
 	if left, banned := s.cfg.Bans.Banned(src); banned {
-		s.refuse(w, errBanned(left), nil, netip.Addr{})
-		return
+		return cc.refuse(r, errBanned(left), nil, netip.Addr{})
 	}
 	connect := r.Method == http.MethodConnect
 	if rf := checkTarget(r, connect); rf != nil {
-		s.refuse(w, rf, nil, netip.Addr{})
-		return
+		return cc.refuse(r, rf, nil, netip.Addr{})
 	}
-	p, userSteer, rf := s.authenticate(r, src)
+	p, userSteer, rf := s.authenticate(cc.ctx, r, src)
 	if rf != nil {
 		if rf == errAuthFailed {
 			s.countAuthFailure(src)
 		}
-		s.refuse(w, rf, nil, netip.Addr{})
-		return
+		return cc.refuse(r, rf, nil, netip.Addr{})
 	}
 	if rf := s.checkBandwidth(p); rf != nil {
-		s.refuse(w, rf, nil, netip.Addr{})
-		return
+		return cc.refuse(r, rf, nil, netip.Addr{})
 	}
 	steer, err := exits.ParseSteering(r.Header, s.cfg.MaxOriginTimeout)
 	if err != nil {
-		s.refuse(w, failure(err), nil, netip.Addr{})
-		return
+		return cc.refuse(r, failure(err), nil, netip.Addr{})
 	}
 	steer.Merge(userSteer)
 	if steer.Timeout == 0 {
@@ -192,21 +229,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	choice, err := s.cfg.Sessions.Choose(s.pool.Load(), exits.SessionKey{AccountID: p.AccountID, SubID: p.SubID, ID: steer.Session}, steer)
 	if err != nil {
-		s.refuse(w, failure(err), nil, netip.Addr{})
-		return
+		return cc.refuse(r, failure(err), nil, netip.Addr{})
 	}
 	s.metrics.ExitUsed(choice.Exit.IP)
 	if connect {
-		s.serveConnect(w, r, p, choice, steer.Timeout)
-		return
+		s.serveConnect(cc, r, p, choice, steer.Timeout)
+		return false
 	}
-	f := s.track()
-	if f == nil {
-		s.refuse(w, errShuttingDown, nil, netip.Addr{})
-		return
-	}
-	defer s.untrack(f)
-	s.fwd.serve(w, r, p, choice, steer.Timeout, f)
+	return s.forward(cc, r, p, choice, steer.Timeout)
 }
 
 // checkTarget refuses a request that is not a proxy request: a CONNECT must name host:port, any other
@@ -224,13 +254,12 @@ func checkTarget(r *http.Request, connect bool) *refusal {
 	return nil
 }
 
-// clientIP returns the client's source address, unmapped; invalid if RemoteAddr is not ip:port.
-func clientIP(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
+// clientIP returns a connection's source address, unmapped; invalid if it is not TCP.
+func clientIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
 	}
-	return ap.Addr().Unmap()
+	return netip.Addr{}
 }
 
 // countAuthFailure counts wrong credentials from src toward a ban, and logs the ban they cause.
@@ -242,7 +271,7 @@ func (s *Server) countAuthFailure(src netip.Addr) {
 
 // authenticate identifies the client by Proxy-Authorization, else by its source IP src, and checks
 // that it may use this proxy server. It returns the steering parameters of the username, if any.
-func (s *Server) authenticate(r *http.Request, src netip.Addr) (*auth.Principal, exits.Steering, *refusal) {
+func (s *Server) authenticate(ctx context.Context, r *http.Request, src netip.Addr) (*auth.Principal, exits.Steering, *refusal) {
 	var p *auth.Principal
 	var steer exits.Steering
 	if h := r.Header.Get("Proxy-Authorization"); h != "" {
@@ -254,7 +283,7 @@ func (s *Server) authenticate(r *http.Request, src netip.Addr) (*auth.Principal,
 		if login, steer, err = exits.ParseUsername(login); err != nil {
 			return nil, steer, failure(err)
 		}
-		p, err = s.cfg.Accounts.Authenticate(r.Context(), login, password)
+		p, err = s.cfg.Accounts.Authenticate(ctx, login, password)
 		switch {
 		case errors.Is(err, auth.ErrBadCredentials):
 			return nil, steer, errAuthFailed
