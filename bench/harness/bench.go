@@ -146,7 +146,7 @@ func (b *bench) close() {
 // measure runs every measurement, rounds times for the rates, and returns the report.
 func (b *bench) measure(ctx context.Context) (*report, error) {
 	rep := newReport(b.o, b.targets)
-	rep.busyBefore = cpuBusy(2 * time.Second) // the servers are up and idle: this is other work
+	background.sample(2 * time.Second) // the servers are up and idle: what is busy is other work
 	progress := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 	// Warm-up: connections, pools and the credential cache (its first check is an argon2id hash).
 	for _, t := range b.targets {
@@ -294,7 +294,12 @@ func (b *bench) wrk(ctx context.Context, t *target, conns int, dur time.Duration
 }
 
 // pause lets the previous run's connections finish closing before the next run.
-func pause() { time.Sleep(500 * time.Millisecond) }
+// It also samples the machine's CPU use meanwhile: the servers are idle, so what is busy is other
+// work (see background).
+func pause() {
+	time.Sleep(100 * time.Millisecond) // the last run's connections close
+	background.sample(400 * time.Millisecond)
+}
 
 func (b *bench) loadArgs(t *target, target string) []string {
 	return []string{"-proxy", t.proxy(), "-target", target, "-auth", t.auth}

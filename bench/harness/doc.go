@@ -138,7 +138,11 @@ func describeMachine() machine {
 			}
 		}
 	}
-	m.commit = strings.TrimSpace(output("git", "describe", "--always", "--dirty"))
+	m.commit = strings.TrimSpace(output("git", "rev-parse", "--short", "HEAD"))
+	// The results document is rewritten by the run itself; any other change makes the build dirty.
+	if strings.TrimSpace(output("git", "status", "--porcelain", "--", ".", ":!docs/PERFORMANCE.md")) != "" {
+		m.commit += " (with uncommitted changes)"
+	}
 	return m
 }
 
@@ -152,34 +156,51 @@ func firstLine(s string) string {
 	return strings.TrimSpace(line)
 }
 
-// cpuBusy returns the share of all CPUs' time spent busy over the next d, from /proc/stat: with
-// the servers started and idle, that is other work on the machine.
-func cpuBusy(d time.Duration) float64 {
-	read := func() (busy, total float64) {
-		b, err := os.ReadFile("/proc/stat")
-		if err != nil {
-			return 0, 0
-		}
-		f := strings.Fields(firstLine(string(b))) // cpu user nice system idle iowait irq softirq steal …
-		if len(f) < 9 {
-			return 0, 0
-		}
-		for i, v := range f[1:9] { // guest time is already counted in user
-			n, _ := strconv.ParseFloat(v, 64)
-			total += n
-			if i != 3 && i != 4 { // idle, iowait
-				busy += n
-			}
-		}
-		return busy, total
-	}
-	b0, t0 := read()
+// background is the CPU use sampled while the harness's servers are idle — before the first
+// measurement and between measurements — which is other work on the machine.
+var background cpuSampler
+
+type cpuSampler struct {
+	busy, total float64 // clock ticks, all CPUs
+}
+
+// sample sleeps for d and adds the CPU time spent meanwhile.
+func (c *cpuSampler) sample(d time.Duration) {
+	b0, t0 := cpuTicks()
 	time.Sleep(d)
-	b1, t1 := read()
-	if t1 <= t0 {
+	b1, t1 := cpuTicks()
+	if t1 > t0 {
+		c.busy += b1 - b0
+		c.total += t1 - t0
+	}
+}
+
+// share returns the busy share of the sampled time.
+func (c *cpuSampler) share() float64 {
+	if c.total == 0 {
 		return 0
 	}
-	return (b1 - b0) / (t1 - t0)
+	return c.busy / c.total
+}
+
+// cpuTicks returns the busy and total clock ticks of all CPUs so far, from /proc/stat.
+func cpuTicks() (busy, total float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(firstLine(string(b))) // cpu user nice system idle iowait irq softirq steal …
+	if len(f) < 9 {
+		return 0, 0
+	}
+	for i, v := range f[1:9] { // guest time is already counted in user
+		n, _ := strconv.ParseFloat(v, 64)
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
 }
 
 func loadAverage() string {

@@ -56,7 +56,6 @@ type report struct {
 	begin, end time.Time
 	loadBefore string
 	loadAfter  string
-	busyBefore float64 // share of CPU time other processes used in the seconds before the run
 }
 
 func newReport(o options, targets []*target) *report {
@@ -216,9 +215,9 @@ func (r *report) markdown() string {
 	if r.o.label != "" {
 		fmt.Fprintf(&b, " **%s**", r.o.label)
 	}
-	if r.busyBefore > 0.10 {
-		fmt.Fprintf(&b, " **Other work kept the CPUs %.0f%% busy just before the run: rates and latencies are"+
-			" noisy; proxy CPU per request is the steadier figure.**", 100*r.busyBefore)
+	if other := background.share(); other > 0.05 {
+		fmt.Fprintf(&b, " **Other work kept the CPUs %.0f%% busy on average while the servers were idle between"+
+			" measurements: rates and latencies are noisy; proxy CPU per request is the steadier figure.**", 100*other)
 	}
 	fmt.Fprintf(&b, "\nMedian of %d rounds of %s each; command: `bench/run%s`.\n\n", r.o.rounds, r.o.dur, r.flagsText())
 	b.WriteString(describeMachine().markdown())
