@@ -22,6 +22,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/node"
 	"github.com/exitmesh/exitmesh/internal/origin"
 	"github.com/exitmesh/exitmesh/internal/store"
+	"github.com/exitmesh/exitmesh/internal/testwait"
 )
 
 const testConfig = `
@@ -144,22 +145,8 @@ func status(t *testing.T, c *http.Client, u string) (int, string) {
 	return resp.StatusCode, resp.Header.Get("X-ProxyMesh-Error")
 }
 
-// eventually retries check until it passes or the bound runs out; the bound keeps a broken build
-// from hanging, it is not a performance threshold.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// eventually waits for check to pass (see testwait).
+var eventually = testwait.For
 
 // is returns a check of a (status, reason) pair against the wanted one.
 func is(status int, reason string) func(int, string) error {

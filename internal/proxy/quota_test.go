@@ -18,6 +18,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/proxy"
 	"github.com/exitmesh/exitmesh/internal/store"
 	"github.com/exitmesh/exitmesh/internal/tcptest"
+	"github.com/exitmesh/exitmesh/internal/testwait"
 	"github.com/exitmesh/exitmesh/internal/usage"
 )
 
@@ -113,22 +114,8 @@ func (q *quotaEnv) spendUntilRefused(t *testing.T, account int64, ex attempt) in
 	return 0
 }
 
-// eventually retries check until it passes, as in the node tests; the bound only keeps a broken
-// build from hanging, it is not a performance threshold.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+// eventually waits for check to pass (see testwait).
+var eventually = testwait.For
 
 // get is an attempt: GET rawURL through c.
 func get(t *testing.T, c *http.Client, rawURL string) attempt {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/testwait"
 )
 
 // sub creates a sub-account of account directly in the store, as set-up.
@@ -87,19 +88,5 @@ func wantStatus(c *http.Client, u string, want int) error {
 	return nil
 }
 
-// eventually retries check until it passes; the bound keeps a broken build from hanging, it is not
-// a performance threshold.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// eventually waits for check to pass (see testwait).
+var eventually = testwait.For
