@@ -112,8 +112,9 @@ func (cc *clientConn) closeAll() {
 // exit's connection and the account's usage would wait for the origin to speak again. It watches the
 // client's socket without reading from it and closes upstream when the client closes; stop ends the
 // watch. Nothing is watched when the client already sent more (a pipelined request) or when the
-// socket cannot be peeked at (TLS to the proxy).
-func (cc *clientConn) watchHangup(upstream io.Closer) (stop func()) {
+// socket cannot be peeked at (TLS to the proxy). *hungUp tells, once stop returned, whether the
+// watch closed upstream, which then must not go back to the exit's pool.
+func (cc *clientConn) watchHangup(upstream io.Closer, hungUp *bool) (stop func()) {
 	sc, ok := cc.conn.(syscall.Conn)
 	if !ok || cc.br.Buffered() > 0 {
 		return func() {}
@@ -122,6 +123,7 @@ func (cc *clientConn) watchHangup(upstream io.Closer) (stop func()) {
 	go func() {
 		defer close(done)
 		if peek.Wait(sc) == nil && peek.Closed(sc) {
+			*hungUp = true // read by the caller after stop: the close of done orders the two
 			upstream.Close()
 		}
 	}()

@@ -43,6 +43,7 @@ type exchange struct {
 	deadline time.Time
 	oc       *exits.OriginConn
 	body     *bodyCopy // the request body on its way, or nil
+	hungUp   bool      // the client hung up during the answer and its origin connection was closed
 }
 
 // forward sends r to its origin through the chosen exit and relays the answer. It reports whether
@@ -72,6 +73,7 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, c e
 	}
 	out, keep := x.relayResponse(resp)
 	in, bodyOK := x.finishBody()
+	keep = keep && !x.hungUp
 	x.oc.Release(keep && bodyOK)
 	// Counted before the answer's last bytes leave: a client that has read a whole answer finds it
 	// counted against its plan's bandwidth when it sends the next request.
@@ -249,7 +251,7 @@ func (x *exchange) relayResponse(resp *http.Response) (int64, bool) {
 	}
 	w.WriteString("\r\n")
 	if resp.ContentLength < 0 && x.body == nil {
-		defer x.cc.watchHangup(x.oc)()
+		defer x.cc.watchHangup(x.oc, &x.hungUp)()
 	}
 	n, err := copyBody(w, resp.Body, chunked)
 	if err == nil && chunked {
