@@ -45,11 +45,19 @@ func (r *report) goals() []goal {
 	}
 	gs = append(gs, g)
 
-	g = goal{text: "p99 latency at 64 connections ≤ the best peer's"}
+	// The best peer is the one of the throughput target: the fastest at 64 connections. The lowest p99
+	// of any peer is shown beside it (a peer that closes every connection, or serves a fraction of the
+	// requests, may show a lower one).
+	g = goal{text: "p99 latency at 64 connections ≤ the best peer's (the best peer by throughput)"}
 	if v, ok := em("ka64_p99"); ok {
-		if name, best, ok := r.bestPeer(f("ka64_p99")); ok {
-			g.known, g.met = true, v <= best
-			g.measured = fmt.Sprintf("%.2f ms vs %.2f ms (%s)", v, best, name)
+		if name, _, ok := r.bestPeer(f("ka64")); ok {
+			if p99, ok := r.value("ka64_p99", name); ok {
+				g.known, g.met = true, v <= p99
+				g.measured = fmt.Sprintf("%.2f ms vs %.2f ms (%s)", v, p99, name)
+				if low, lowest, ok := r.bestPeer(f("ka64_p99")); ok && low != name {
+					g.measured += fmt.Sprintf("; lowest of any peer %.2f ms (%s)", lowest, low)
+				}
+			}
 		}
 	}
 	gs = append(gs, g)

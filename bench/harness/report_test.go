@@ -89,8 +89,8 @@ func TestGoals(t *testing.T) {
 		}
 	}
 	want := map[string]bool{
-		"Keep-alive": true,  // 65 ≥ 1.3 × 44.5
-		"p99 latenc": false, // 2.5 > 2
+		"Keep-alive": true, // 65 ≥ 1.3 × 44.5
+		"p99 latenc": true, // 2.5 ≤ goproxy's 3 (goproxy is the best peer by throughput)
 		"≤ 16 KiB":   true,
 		"Throughput": true, // 63.5 within 5% of 64 (the pair's samples)
 	}
