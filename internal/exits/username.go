@@ -43,18 +43,20 @@ func ParseUsername(login string) (string, Steering, error) {
 }
 
 // splitParams cuts login at its first -param- and returns the parameters without their leading dash.
+// It runs on every authenticated request, so it compares in place instead of lower-casing a copy.
 func splitParams(login string) (base, params string) {
-	lower := asciiLower(login) + "-" // byte for byte: strings.ToLower may change the length
-	cut := -1
-	for _, p := range domain.UsernameParams {
-		if i := strings.Index(lower, "-"+p+"-"); i >= 0 && (cut < 0 || i < cut) {
-			cut = i
+	for i := 0; i < len(login); i++ {
+		if login[i] != '-' {
+			continue
+		}
+		for _, p := range domain.UsernameParams {
+			end := i + 1 + len(p)
+			if end <= len(login) && asciiLower(login[i+1:end]) == p && (end == len(login) || login[end] == '-') {
+				return login[:i], login[i+1:]
+			}
 		}
 	}
-	if cut < 0 {
-		return login, ""
-	}
-	return login[:cut], login[cut+1:]
+	return login, ""
 }
 
 // asciiLower lower-cases ASCII letters only, keeping every byte where it is.
