@@ -10,15 +10,12 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
-
+	"github.com/exitmesh/exitmesh/internal/httphead"
 	"github.com/exitmesh/exitmesh/internal/peek"
 )
 
@@ -37,6 +34,8 @@ type clientConn struct {
 	remote string     // conn.RemoteAddr(), formatted once
 	lr     limitedReader
 	br     *bufio.Reader
+	small  *bufio.Reader // the pooled reader under br once a large head made br larger (growReader)
+	head   httphead.Parser
 	bw     *bufio.Writer
 	ctx    context.Context // ends when Shutdown gives up on the connection
 	cancel context.CancelFunc
@@ -137,6 +136,9 @@ func (cc *clientConn) watchHangup(upstream io.Closer, hungUp *bool) (stop func()
 // releaseBuffers returns the connection's buffers to their pools: when it closes, or when it
 // becomes a tunnel, which needs neither.
 func (cc *clientConn) releaseBuffers() {
+	if cc.small != nil {
+		cc.br, cc.small = cc.small, nil
+	}
 	if cc.br != nil {
 		cc.br.Reset(nil)
 		readers.Put(cc.br)
@@ -145,6 +147,9 @@ func (cc *clientConn) releaseBuffers() {
 		cc.br, cc.bw = nil, nil
 	}
 }
+
+// errMalformed refuses a head that passed checkHead but not net/http's stricter URL parser.
+var errMalformed = &httphead.Error{Status: http.StatusBadRequest, Reason: "malformed request"}
 
 // errHeadTooLarge is what the connection's reader returns once a request head outgrows the limit.
 var errHeadTooLarge = errors.New("request head too large")
@@ -195,17 +200,17 @@ func (s *Server) serveConn(cc *clientConn) {
 			return // Shutdown closed it
 		}
 		cc.conn.SetReadDeadline(time.Now().Add(s.cfg.ReadHeader))
-		cc.lr.remain = int64(s.cfg.MaxHeaderBytes) + 4096 // net/http's allowance for the request line
+		cc.lr.remain = int64(s.cfg.MaxHeaderBytes) + 4096 // a backstop: checkHead stops at MaxHeaderBytes
+		if herr, err := cc.checkHead(); herr != nil || err != nil {
+			cc.badRequest(herr, err)
+			return
+		}
 		r, err := http.ReadRequest(cc.br)
 		if err != nil {
-			cc.badRequest(err)
+			cc.badRequest(nil, err)
 			return
 		}
 		cc.lr.remain = math.MaxInt64
-		if rf := checkHead(r); rf != "" {
-			cc.writeRaw(rf)
-			return
-		}
 		if r.Body != http.NoBody {
 			cc.conn.SetReadDeadline(time.Time{}) // the head's deadline does not bound the body
 		}
@@ -219,47 +224,52 @@ func (s *Server) serveConn(cc *clientConn) {
 	}
 }
 
-// checkHead applies the checks net/http's server makes beyond parsing; it returns the raw answer
-// for a request that fails one, or "". ReadRequest has already taken the host from an absolute
-// URI (which wins over Host, RFC 9112 §3.2.2) or from the one Host header allowed.
-func checkHead(r *http.Request) string {
-	switch {
-	case r.ProtoMajor != 1:
-		return "505 HTTP Version Not Supported"
-	case r.Host == "" && r.ProtoAtLeast(1, 1):
-		return "400 Bad Request: missing required Host header"
-	case !httpguts.ValidHostHeader(r.Host):
-		return "400 Bad Request: malformed Host header"
+// checkHead waits until the whole request head is in the buffer and checks it byte by byte before
+// net/http's parser reads it: that parser tolerates what other parsers read differently (both
+// Content-Length and Transfer-Encoding, obs-fold, bare LF, a Host unlike the absolute URI's). It
+// returns the refusal, or the read error when the client left or went silent.
+func (cc *clientConn) checkHead() (*httphead.Error, error) {
+	cc.head.Reset(cc.s.headLimits)
+	for {
+		buf, _ := cc.br.Peek(cc.br.Buffered()) // what is buffered: never blocks
+		if n, _, herr := cc.head.Feed(buf); herr != nil || n > 0 {
+			return herr, nil
+		}
+		if cc.br.Buffered() == cc.br.Size() && !cc.growReader() {
+			return httphead.ErrTooLarge, nil
+		}
+		if _, err := cc.br.Peek(cc.br.Buffered() + 1); err != nil {
+			return nil, err
+		}
 	}
-	return ""
 }
 
-// badRequest answers a request head that could not be read, as net/http's server does; a client
-// that left or went silent gets nothing.
-func (cc *clientConn) badRequest(err error) {
+// growReader gives a head larger than the pooled 4 KiB buffer a buffer of the largest head allowed,
+// read through the pooled one, which keeps what it holds; false when it has that size already.
+func (cc *clientConn) growReader() bool {
+	if cc.small != nil || cc.br.Size() >= cc.s.cfg.MaxHeaderBytes {
+		return false
+	}
+	cc.small = cc.br
+	cc.br = bufio.NewReaderSize(cc.small, cc.s.cfg.MaxHeaderBytes)
+	return true
+}
+
+// badRequest answers a request head that was refused or could not be read, as net/http's server
+// does; a client that left or went silent gets nothing.
+func (cc *clientConn) badRequest(herr *httphead.Error, err error) {
 	var ne net.Error
 	switch {
+	case herr != nil:
 	case errors.Is(err, errHeadTooLarge):
-		cc.writeRaw("431 Request Header Fields Too Large")
+		herr = httphead.ErrTooLarge
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, os.ErrDeadlineExceeded),
 		errors.As(err, &ne), errors.Is(err, net.ErrClosed):
+		return
 	default:
-		cc.writeRaw("400 Bad Request")
+		herr = errMalformed
 	}
-}
-
-// writeRaw answers with a status line ("431 Request Header Fields Too Large") and closes: the
-// connection's framing can no longer be trusted.
-func (cc *clientConn) writeRaw(statusAndText string) {
-	status, text, _ := cutStatus(statusAndText)
 	cc.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	cc.bw.WriteString("HTTP/1.1 " + status + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: " +
-		strconv.Itoa(len(text)) + "\r\n\r\n" + text)
+	cc.bw.Write(herr.AppendResponse(cc.bw.AvailableBuffer(), headerError+": bad-request\r\n"))
 	cc.bw.Flush()
-}
-
-// cutStatus splits "400 Bad Request: detail" into the status line's "400 Bad Request" and the body.
-func cutStatus(s string) (status, body string, ok bool) {
-	status, _, ok = strings.Cut(s, ": ")
-	return status, s, ok
 }

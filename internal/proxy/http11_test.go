@@ -55,6 +55,9 @@ func (rc *rawConn) read(method string) (*http.Response, string) {
 	return resp, string(body)
 }
 
+// originHost is the plain origin's host:port, as a client writes it in Host.
+func (e *env) originHost() string { return strings.TrimPrefix(e.origin.URL, "http://") }
+
 func aliceAuth() string { return "Proxy-Authorization: " + basic("alice", alicePW) + "\r\n" }
 
 func TestHeadAndBodylessAnswersKeepTheConnection(t *testing.T) {
@@ -75,7 +78,7 @@ func TestHeadAndBodylessAnswersKeepTheConnection(t *testing.T) {
 		{"GET", "/status/204", 204, 0, ""},
 		{"GET", "/sized", 200, 11, "hello world"},
 	} {
-		rc.send(tt.method + " " + e.origin.URL + tt.path + " HTTP/1.1\r\nHost: x\r\n" + aliceAuth() + "\r\n")
+		rc.send(tt.method + " " + e.origin.URL + tt.path + " HTTP/1.1\r\nHost: " + e.originHost() + "\r\n" + aliceAuth() + "\r\n")
 		resp, body := rc.read(tt.method)
 		if resp.StatusCode != tt.status || resp.ContentLength != tt.length || body != tt.body {
 			t.Errorf("%s %s: %d, length %d, body %q; want %d, %d, %q", tt.method, tt.path, resp.StatusCode,
@@ -97,7 +100,7 @@ func TestTrailersAndInformationalAnswers(t *testing.T) {
 		w.Header().Set("X-Checksum", "abc")
 	})
 	rc := e.dialRaw(t)
-	rc.send("GET " + e.origin.URL + "/trailer HTTP/1.1\r\nHost: x\r\n" + aliceAuth() + "\r\n")
+	rc.send("GET " + e.origin.URL + "/trailer HTTP/1.1\r\nHost: " + e.originHost() + "\r\n" + aliceAuth() + "\r\n")
 	resp, err := http.ReadResponse(rc.br, nil)
 	if err != nil || resp.StatusCode != http.StatusEarlyHints || resp.Header.Get("Link") == "" {
 		t.Fatalf("first answer %v %v, want 103 Early Hints with its Link", resp, err)
@@ -111,7 +114,7 @@ func TestTrailersAndInformationalAnswers(t *testing.T) {
 func TestExpectContinueAndChunkedUpload(t *testing.T) {
 	e := newEnv(t)
 	rc := e.dialRaw(t)
-	rc.send("POST " + e.origin.URL + "/sha256 HTTP/1.1\r\nHost: x\r\n" + aliceAuth() +
+	rc.send("POST " + e.origin.URL + "/sha256 HTTP/1.1\r\nHost: " + e.originHost() + "\r\n" + aliceAuth() +
 		"Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
 	resp, err := http.ReadResponse(rc.br, nil)
 	if err != nil || resp.StatusCode != http.StatusContinue {
@@ -144,7 +147,7 @@ func TestUpgradeRelaysBothWays(t *testing.T) {
 		brw.Flush()
 	})
 	rc := e.dialRaw(t)
-	rc.send("GET " + e.origin.URL + "/echo HTTP/1.1\r\nHost: x\r\n" + aliceAuth() + "Connection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	rc.send("GET " + e.origin.URL + "/echo HTTP/1.1\r\nHost: " + e.originHost() + "\r\n" + aliceAuth() + "Connection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 	resp, err := http.ReadResponse(rc.br, nil)
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("X-ProxyMesh-IP") == "" {
 		t.Fatalf("upgrade answered %v %v, want 101 with X-ProxyMesh-IP", resp, err)
@@ -175,7 +178,7 @@ func TestMalformedAndOversizedHeads(t *testing.T) {
 		status        int
 	}{
 		{"garbage", "NOT HTTP AT ALL\r\n\r\n", 400},
-		{"header too large", "GET " + e.origin.URL + "/ HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", 431},
+		{"header too large", "GET " + e.origin.URL + "/ HTTP/1.1\r\nHost: " + e.originHost() + "\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", 431},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -234,7 +234,7 @@ func TestExitHeaderSpelledAsProxyMesh(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET %s/ip HTTP/1.1\r\nHost: x\r\nProxy-Authorization: %s\r\nX-ProxyMesh-IP: 127.0.0.99\r\nConnection: close\r\n\r\n", e.origin.URL, basic("alice", alicePW))
+	fmt.Fprintf(c, "GET %s/ip HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\nX-ProxyMesh-IP: 127.0.0.99\r\nConnection: close\r\n\r\n", e.origin.URL, e.originHost(), basic("alice", alicePW))
 	raw, _ := io.ReadAll(c)
 	for _, want := range []string{"\r\nX-ProxyMesh-IP: 127.0.0.", "\r\nX-ProxyMesh-IP-Not-Found: 127.0.0.99\r\n"} {
 		if !bytes.Contains(raw, []byte(want)) {

@@ -19,6 +19,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
+	"github.com/exitmesh/exitmesh/internal/httphead"
 	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/usage"
 )
@@ -39,7 +40,8 @@ type Config struct {
 	TunnelIdle       time.Duration // default 10m
 	ReadHeader       time.Duration // default 10s
 	Idle             time.Duration // default 90s: keep-alive idle on client connections
-	MaxHeaderBytes   int           // default 64 KiB
+	MaxHeaderBytes   int           // default 64 KiB: a request head, request line included
+	MaxHeaderFields  int           // default 100 header field lines in a request head
 	SessionTTL       time.Duration // default 10m: a sticky session's life after its last request
 	MaxSessions      int           // default 100,000 sessions remembered
 }
@@ -59,6 +61,9 @@ func (c *Config) applyDefaults() {
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 64 << 10
 	}
+	if c.MaxHeaderFields <= 0 {
+		c.MaxHeaderFields = 100
+	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 100_000
 	}
@@ -77,11 +82,12 @@ func (c *Config) applyDefaults() {
 // net/http's ReadRequest, answers written straight to the connection — so that a request costs one
 // goroutine, no per-request goroutine or channel, and a CONNECT tunnel needs no hijacking.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	metrics *metrics.Proxy
-	pool    atomic.Pointer[exits.Pool]
-	closing atomic.Bool // Shutdown has begun
+	cfg        Config
+	headLimits httphead.Limits
+	log        *slog.Logger
+	metrics    *metrics.Proxy
+	pool       atomic.Pointer[exits.Pool]
+	closing    atomic.Bool // Shutdown has begun
 
 	mu        sync.Mutex // guards the following fields
 	listeners []net.Listener
@@ -93,10 +99,11 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg.applyDefaults()
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Log.With("proxy", cfg.Name),
-		metrics: cfg.Metrics.Proxy(cfg.Name),
-		conns:   make(map[*clientConn]struct{}),
+		cfg:        cfg,
+		headLimits: httphead.Limits{MaxBytes: cfg.MaxHeaderBytes, MaxFields: cfg.MaxHeaderFields},
+		log:        cfg.Log.With("proxy", cfg.Name),
+		metrics:    cfg.Metrics.Proxy(cfg.Name),
+		conns:      make(map[*clientConn]struct{}),
 	}
 	s.pool.Store(cfg.Pool)
 	return s
