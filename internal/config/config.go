@@ -221,7 +221,8 @@ type Timeouts struct {
 
 // Limits bound what a client may send.
 type Limits struct {
-	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	MaxHeaderBytes  Size `yaml:"max_header_bytes"`  // a request head, request line included
+	MaxHeaderFields int  `yaml:"max_header_fields"` // header field lines in a request head
 }
 
 // Sync is how a node follows changes other nodes make to the store.
@@ -282,6 +283,9 @@ func (c *Config) ApplyDefaults() {
 	c.Timeouts.applyDefaults()
 	if c.Limits.MaxHeaderBytes == 0 {
 		c.Limits.MaxHeaderBytes = 64 * KiB
+	}
+	if c.Limits.MaxHeaderFields == 0 {
+		c.Limits.MaxHeaderFields = 100
 	}
 	setDuration(&c.Sync.Interval, Duration(500*time.Millisecond))
 	setDuration(&c.Usage.FlushInterval, Duration(10*time.Second))

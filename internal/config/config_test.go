@@ -52,7 +52,7 @@ func TestDefaults(t *testing.T) {
 		Bans:      Bans{AuthFailures: 10, NotFound: 20, Window: Duration(60 * time.Second), Duration: Duration(15 * time.Minute)},
 		Hostnames: Hostnames{Interval: Duration(5 * time.Minute)},
 		Timeouts:  Timeouts{Origin: Duration(30 * time.Second), MaxOrigin: Duration(120 * time.Second), ReadHeader: Duration(10 * time.Second), Idle: Duration(90 * time.Second), TunnelIdle: Duration(10 * time.Minute), Shutdown: Duration(15 * time.Second)},
-		Limits:    Limits{MaxHeaderBytes: 64 * 1024},
+		Limits:    Limits{MaxHeaderBytes: 64 * 1024, MaxHeaderFields: 100},
 		Sync:      Sync{Interval: Duration(500 * time.Millisecond)},
 		Usage:     Usage{FlushInterval: Duration(10 * time.Second)},
 		Log:       Log{Level: "info", Format: "text"},
@@ -105,6 +105,7 @@ func TestAbsentVersusExplicit(t *testing.T) {
 		{"store: postgres://u@db:5432/x", func(c *Config) any { return c.Store }, "postgres://u@db:5432/x"},
 		{"timeouts: {origin: 5}", func(c *Config) any { return c.Timeouts.Origin }, Duration(5 * time.Second)},
 		{"limits: {max_header_bytes: 1 MiB}", func(c *Config) any { return c.Limits.MaxHeaderBytes }, MiB},
+		{"limits: {max_header_fields: 200}", func(c *Config) any { return c.Limits.MaxHeaderFields }, 200},
 		{"proxies: [{name: p, listen: ':0', country: us, exits: [{ip: 127.0.0.2}, {ip: '::1', country: de}]}]",
 			func(c *Config) any { return c.Proxies[0] },
 			Proxy{Name: "p", Listen: ":0", Address: ":0", Country: "US", Turnover: Duration(3 * time.Hour), Exits: []Exit{

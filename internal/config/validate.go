@@ -47,6 +47,9 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxHeaderBytes <= 0 {
 		p.add("limits.max_header_bytes", "must be positive")
 	}
+	if c.Limits.MaxHeaderFields <= 0 {
+		p.add("limits.max_header_fields", "must be positive")
+	}
 	c.validateHealth(&p)
 	positive(&p, "sessions.ttl", c.Sessions.TTL)
 	positive(&p, "dashboard.session_ttl", c.Dashboard.SessionTTL)

@@ -94,6 +94,7 @@ func TestValidateRules(t *testing.T) {
 		{"timeout tunnel idle", func(c *Config) { c.Timeouts.TunnelIdle = -1 }, "timeouts.tunnel_idle: must be positive"},
 		{"timeout shutdown", func(c *Config) { c.Timeouts.Shutdown = -1 }, "timeouts.shutdown: must be positive"},
 		{"max header bytes", func(c *Config) { c.Limits.MaxHeaderBytes = -1 }, "limits.max_header_bytes: must be positive"},
+		{"max header fields", func(c *Config) { c.Limits.MaxHeaderFields = -1 }, "limits.max_header_fields: must be positive"},
 		{"sync interval", func(c *Config) { c.Sync.Interval = -1 }, "sync.interval: must be positive"},
 		{"usage flush", func(c *Config) { c.Usage.FlushInterval = -1 }, "usage.flush_interval: must be positive"},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, `log.level: "loud" is not one of debug, info, warn, error`},

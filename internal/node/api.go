@@ -17,6 +17,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/certs"
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/hostnames"
+	"github.com/exitmesh/exitmesh/internal/httphead"
 	"github.com/exitmesh/exitmesh/internal/web"
 )
 
@@ -61,10 +62,11 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       cfg.Timeouts.Idle.D(),
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
+		ConnState:         httphead.ConnState,
 		ErrorLog:          httpErrorLog(n.log),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}
-	tlsLn := tls.NewListener(ln, n.apiSrv.TLSConfig)
+	tlsLn := httphead.Listen(tls.NewListener(ln, n.apiSrv.TLSConfig), headLimits(cfg))
 	n.goServe(func() { n.serve("api", func() error { return n.apiSrv.Serve(tlsLn) }) })
 	n.log.Info("api listening", "addr", n.apiAddr, "scheme", "https")
 
@@ -82,8 +84,10 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		plain = api.Redirect(port)
 	}
 	n.apiHTTPSrv = &http.Server{Handler: plain, ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
-		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, ErrorLog: httpErrorLog(n.log)}
-	n.goServe(func() { n.serve("api-http", func() error { return n.apiHTTPSrv.Serve(hln) }) })
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
+		ConnState: httphead.ConnState, ErrorLog: httpErrorLog(n.log)}
+	guarded := httphead.Listen(hln, headLimits(cfg))
+	n.goServe(func() { n.serve("api-http", func() error { return n.apiHTTPSrv.Serve(guarded) }) })
 	n.log.Info("api listening", "addr", n.apiHTTPAddr, "scheme", "http", "redirects", cfg.API.RequireHTTPS)
 	return nil
 }
@@ -138,4 +142,9 @@ func apiHostnames(listen string) []string {
 		names = append(names, h)
 	}
 	return names
+}
+
+// headLimits bounds the request heads of the API and dashboard as those of the proxies.
+func headLimits(cfg *config.Config) httphead.Limits {
+	return httphead.Limits{MaxBytes: int(cfg.Limits.MaxHeaderBytes), MaxFields: cfg.Limits.MaxHeaderFields}
 }

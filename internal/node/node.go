@@ -261,6 +261,7 @@ func (n *Node) newProxyServer(name string, pool *exits.Pool) *proxy.Server {
 		ReadHeader:       cfg.Timeouts.ReadHeader.D(),
 		Idle:             cfg.Timeouts.Idle.D(),
 		MaxHeaderBytes:   int(cfg.Limits.MaxHeaderBytes),
+		MaxHeaderFields:  cfg.Limits.MaxHeaderFields,
 		SessionTTL:       cfg.Sessions.TTL.D(),
 		MaxSessions:      cfg.Sessions.Max,
 	})

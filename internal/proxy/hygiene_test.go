@@ -97,7 +97,9 @@ func TestSmuggledRequestNeverReachesTheOrigin(t *testing.T) {
 // a few bytes at a time are read whole, and the connection goes on to its next request.
 func TestLargeAndSlowHeadsAreServed(t *testing.T) {
 	e := newEnv(t)
-	e.mux.HandleFunc("/cookie", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, strconv.Itoa(len(r.Header.Get("Cookie")))) })
+	e.mux.HandleFunc("/cookie", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strconv.Itoa(len(r.Header.Get("Cookie"))))
+	})
 	h, u := e.originHost(), e.origin.URL
 	rc := e.dialRaw(t)
 	cookie := strings.Repeat("c", 20<<10)
