@@ -81,7 +81,7 @@ func (l *logBuffer) String() string {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	node   *node.Node
 	store  domain.Store // a second handle: what the test inspects
 	dns    *dnstest.Server
@@ -99,7 +99,7 @@ const (
 // newEnv starts a real node (SQLite, HTTPS API with its generated certificate, three proxy servers)
 // and a real DNS server on loopback, and creates accounts: alice (plan small, confirmed, us-ca
 // authorized), bob (plan big, with sub-account bob-sub), and carol (unconfirmed).
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, dns: dnstest.Start(t), log: &logBuffer{}}
