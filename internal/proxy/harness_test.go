@@ -93,6 +93,8 @@ type env struct {
 	dials     *dialLog
 	// originConns counts TCP connections the plain origin accepted.
 	originConns atomic.Int64
+	// rebinds counts lookups of rebind.test.
+	rebinds atomic.Int64
 	// proxyConns counts TCP connections the proxy accepted from clients.
 	proxyConns atomic.Int64
 	mux        *http.ServeMux // extra origin routes for a test
@@ -144,6 +146,11 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 				return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 			case "intranet.test":
 				return []netip.Addr{netip.MustParseAddr("10.20.30.40")}, nil
+			case "rebind.test": // DNS rebinding: the answer alternates between allowed and internal
+				if e.rebinds.Add(1)%2 == 1 {
+					return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+				}
+				return []netip.Addr{netip.MustParseAddr("10.20.30.41")}, nil
 			}
 			return nil, fmt.Errorf("no such host %q", host)
 		},

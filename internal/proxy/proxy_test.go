@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -252,6 +253,15 @@ func TestEgressGuardRefusesWithoutConnecting(t *testing.T) {
 		{"private IP", "http://10.0.0.1/", "egress-denied"},
 		{"metadata", "http://169.254.169.254/latest/meta-data/", "egress-denied"},
 		{"ULA", "http://[fd00::1]/", "egress-denied"},
+		{"IPv6 metadata", "http://[fd00:ec2::254]/", "egress-denied"},
+		{"IPv4-mapped private", "http://[::ffff:10.0.0.1]/", "egress-denied"},
+		{"IPv4-mapped loopback outside the allow list", "http://[::ffff:127.0.0.9]:" + portOf(e.origin.URL) + "/", "egress-denied"},
+		{"NAT64 metadata", "http://[64:ff9b::a9fe:a9fe]/", "egress-denied"},
+		{"6to4 metadata", "http://[2002:a9fe:a9fe::1]/", "egress-denied"},
+		{"IPv4-compatible", "http://[::a9fe:a9fe]/", "egress-denied"},
+		{"unspecified", "http://0.0.0.0:" + portOf(e.origin.URL) + "/", "egress-denied"},
+		{"IPv6 unspecified", "http://[::]:" + portOf(e.origin.URL) + "/", "egress-denied"},
+		{"IPv6 loopback", "http://[::1]:" + portOf(e.origin.URL) + "/", "egress-denied"},
 		{"name resolving to private", "http://intranet.test/", "egress-denied"},
 		{"loopback outside the allow list", "http://127.0.0.9:" + portOf(e.origin.URL) + "/", "egress-denied"},
 		{"denied port", "http://origin.test:25/", "port-denied"},
@@ -272,7 +282,8 @@ func TestEgressGuardRefusesWithoutConnecting(t *testing.T) {
 		})
 	}
 	t.Run("CONNECT", func(t *testing.T) {
-		for _, target := range []string{"10.1.1.1:443", "169.254.169.254:80", "[fc00::5]:443", "intranet.test:443", "origin.test:587"} {
+		for _, target := range []string{"10.1.1.1:443", "169.254.169.254:80", "[fc00::5]:443", "intranet.test:443", "origin.test:587",
+			"0.0.0.0:" + portOf(e.origin.URL), "[::ffff:127.0.0.9]:" + portOf(e.origin.URL), "[64:ff9b::a00:1]:443"} {
 			before := len(e.dials.list())
 			resp, body := e.raw("CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\nProxy-Authorization: " + basic("alice", alicePW) + "\r\n\r\n")
 			if resp.StatusCode != http.StatusForbidden {
@@ -287,6 +298,29 @@ func TestEgressGuardRefusesWithoutConnecting(t *testing.T) {
 	resp, s := e.get(c, "http://origin.test:"+portOf(e.origin.URL)+"/", nil)
 	if resp.StatusCode != http.StatusOK || s.Host != "origin.test:"+portOf(e.origin.URL) {
 		t.Errorf("allowed origin by name: %d %+v", resp.StatusCode, s)
+	}
+}
+
+// TestEgressGuardChecksTheAddressItDials: a name whose DNS answer flips between an allowed and an
+// internal address is resolved once per request, and only the address checked is dialled.
+func TestEgressGuardChecksTheAddressItDials(t *testing.T) {
+	e := newEnv(t)
+	c := e.client("alice", alicePW, nil, nil)
+	for i := 1; i <= 4; i++ {
+		before := len(e.dials.list())
+		// Each request through another exit, so that no pooled origin connection spares the lookup.
+		pin := http.Header{"X-Proxymesh-Ip": {"127.0.0." + strconv.Itoa(i+1)}}
+		resp, _ := e.get(c, "http://rebind.test:"+portOf(e.origin.URL)+"/", pin)
+		dials := e.dials.list()[before:]
+		allowed := e.rebinds.Load()%2 == 1
+		switch {
+		case e.rebinds.Load() != int64(i):
+			t.Fatalf("request %d: %d lookups in all, want one per request", i, e.rebinds.Load())
+		case allowed && (resp.StatusCode != http.StatusOK || len(dials) != 1 || dials[0].Addr() != netip.MustParseAddr("127.0.0.1")):
+			t.Errorf("request %d, answer 127.0.0.1: %d, dials %v; want 200 and one dial to 127.0.0.1", i, resp.StatusCode, dials)
+		case !allowed && (resp.StatusCode != http.StatusForbidden || len(dials) != 0):
+			t.Errorf("request %d, answer 10.20.30.41: %d, dials %v; want 403 and no dial", i, resp.StatusCode, dials)
+		}
 	}
 }
 
