@@ -198,3 +198,19 @@ func sameAsNetHTTP(t testing.TB, head []byte, mustParse bool) {
 		t.Fatalf("%q: CONNECT %v, net/http method %s", head, h.Connect, r.Method)
 	}
 }
+
+// BenchmarkParser checks a head as curl sends it through a proxy, with Basic credentials.
+func BenchmarkParser(b *testing.B) {
+	head := []byte("GET http://example.com:8080/path/to/page?q=1 HTTP/1.1\r\nHost: example.com:8080\r\n" +
+		"User-Agent: curl/8.5.0\r\nAccept: */*\r\nProxy-Authorization: Basic YWxpY2U6YWxpY2UtcGFzc3dvcmQ=\r\n" +
+		"Proxy-Connection: Keep-Alive\r\nX-ProxyMesh-Country: US\r\n\r\n")
+	var p Parser
+	b.SetBytes(int64(len(head)))
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Reset(Limits{})
+		if _, h, err := p.Feed(head); h == nil || err != nil {
+			b.Fatal(err)
+		}
+	}
+}
