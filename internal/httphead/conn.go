@@ -17,11 +17,11 @@ import (
 // Request" closes the connection instead. The server must not offer HTTP/2 (it would not see a
 // *tls.Conn) nor tunnel or upgrade connections (the Stream would read a tunnel as requests). Its
 // requests' TLS field is nil.
-func Listen(ln net.Listener, lim Limits) net.Listener { return &listener{Listener: ln, lim: lim} }
+func Listen(ln net.Listener, lim Config) net.Listener { return &listener{Listener: ln, lim: lim} }
 
 type listener struct {
 	net.Listener
-	lim Limits
+	lim Config
 }
 
 func (l *listener) Accept() (net.Conn, error) {

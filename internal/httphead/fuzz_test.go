@@ -9,7 +9,7 @@ func FuzzParser(f *testing.F) {
 		f.Add([]byte(c.head), uint16(len(c.head)/2))
 	}
 	f.Fuzz(func(t *testing.T, head []byte, split uint16) {
-		lim := Limits{MaxBytes: 1024, MaxFields: 16}
+		lim := Config{MaxBytes: 1024, MaxFields: 16}
 		n1, h1, e1 := NewParser(lim).Feed(head)
 		p := NewParser(lim)
 		cut := int(split) % (len(head) + 1)
@@ -31,7 +31,7 @@ func FuzzStream(f *testing.F) {
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), uint16(40))
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: a\r\n\r\n"), uint16(7))
 	f.Fuzz(func(t *testing.T, in []byte, split uint16) {
-		lim := Limits{MaxBytes: 1024, MaxFields: 16}
+		lim := Config{MaxBytes: 1024, MaxFields: 16}
 		whole := NewStream(lim)
 		n1, e1 := whole.Feed(in)
 		parts := NewStream(lim)

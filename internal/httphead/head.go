@@ -12,13 +12,17 @@ import (
 	"strconv"
 )
 
-// Limits bound one request head.
-type Limits struct {
+// Config is what a head may hold.
+type Config struct {
 	MaxBytes  int // the whole head: request line, fields and the empty line; default 64 KiB
 	MaxFields int // header field lines; default 100
+	// ProxyPort is a forward proxy's own port. An absolute URI's Host must name the URI's authority,
+	// or the proxy itself by this port: Node's http module, given the proxy as host and the URL as
+	// path, sends Host: <proxy>:<port>. Such a Host names no other destination.
+	ProxyPort int
 }
 
-func (l Limits) withDefaults() Limits {
+func (l Config) withDefaults() Config {
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = 64 << 10
 	}
@@ -113,7 +117,7 @@ func (s span) of(head []byte) []byte { return head[s.from:s.to] }
 // Parser checks one request head as its bytes arrive. The caller passes the head from its first
 // byte, longer each time; the Parser looks at each complete line once.
 type Parser struct {
-	lim     Limits
+	lim     Config
 	off     int // the head's bytes before this are checked
 	started bool
 	http10  bool
@@ -128,14 +132,14 @@ type Parser struct {
 }
 
 // NewParser returns a Parser for one head.
-func NewParser(lim Limits) *Parser {
+func NewParser(lim Config) *Parser {
 	p := &Parser{}
 	p.Reset(lim)
 	return p
 }
 
 // Reset readies the Parser for the next head.
-func (p *Parser) Reset(lim Limits) { *p = Parser{lim: lim.withDefaults()} }
+func (p *Parser) Reset(lim Config) { *p = Parser{lim: lim.withDefaults()} }
 
 // Checked is how many bytes of the head are known good; the rest wait for their line's end.
 func (p *Parser) Checked() int { return p.off }
@@ -348,7 +352,7 @@ func (p *Parser) finish(buf []byte) *Error {
 	}
 	switch p.head.Form {
 	case Absolute:
-		if !sameAuthority(p.auth.of(buf), host, p.scheme) {
+		if !sameAuthority(p.auth.of(buf), host, p.scheme) && !p.namesProxy(host) {
 			return errHostMismatch
 		}
 	case Authority:
@@ -359,6 +363,13 @@ func (p *Parser) finish(buf []byte) *Error {
 		}
 	}
 	return nil
+}
+
+// namesProxy tells whether a Host names the proxy itself by its port.
+func (p *Parser) namesProxy(host []byte) bool {
+	_, port, hasPort, ok := splitAuthority(host)
+	n, digits := portValue(port)
+	return p.lim.ProxyPort != 0 && ok && hasPort && digits && n == p.lim.ProxyPort
 }
 
 // parseLength parses 1*DIGIT, at most 18 digits so that it cannot overflow.

@@ -80,7 +80,7 @@ var heads = []struct {
 func TestParserCases(t *testing.T) {
 	for _, c := range heads {
 		t.Run(c.name, func(t *testing.T) {
-			n, h, err := NewParser(Limits{}).Feed([]byte(c.head + "BODY"))
+			n, h, err := NewParser(Config{}).Feed([]byte(c.head + "BODY"))
 			switch {
 			case c.status == 0 && err != nil:
 				t.Fatalf("refused with %v, want accepted", err)
@@ -105,40 +105,60 @@ func TestAcceptedHeadsParseAlike(t *testing.T) {
 }
 
 func TestFraming(t *testing.T) {
-	_, h, _ := NewParser(Limits{}).Feed([]byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n"))
+	_, h, _ := NewParser(Config{}).Feed([]byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n"))
 	if h.Length != 12 || h.Chunked || h.Form != Origin {
 		t.Errorf("Content-Length head: %+v", h)
 	}
-	_, h, _ = NewParser(Limits{}).Feed([]byte("POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"))
+	_, h, _ = NewParser(Config{}).Feed([]byte("POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"))
 	if !h.Chunked || h.Form != Absolute {
 		t.Errorf("chunked head: %+v", h)
 	}
-	_, h, _ = NewParser(Limits{}).Feed([]byte("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"))
+	_, h, _ = NewParser(Config{}).Feed([]byte("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"))
 	if !h.Connect || h.Form != Authority {
 		t.Errorf("CONNECT head: %+v", h)
 	}
 }
 
+// TestHostNamingTheProxy: a Host naming the proxy by its port passes with an absolute URI, as
+// Node's http module sends it; any other mismatch is still refused.
+func TestHostNamingTheProxy(t *testing.T) {
+	cfg := Config{ProxyPort: 31280}
+	for head, want := range map[string]*Error{
+		"GET http://api.ipify.org/ HTTP/1.1\r\nHost: us-ca.example.net:31280\r\n\r\n": nil,
+		"GET http://api.ipify.org/ HTTP/1.1\r\nHost: 127.0.0.1:31280\r\n\r\n":         nil,
+		"GET http://api.ipify.org/ HTTP/1.1\r\nHost: us-ca.example.net:31281\r\n\r\n": errHostMismatch,
+		"GET http://api.ipify.org/ HTTP/1.1\r\nHost: us-ca.example.net\r\n\r\n":       errHostMismatch,
+		"POST /api/ HTTP/1.1\r\nHost: a:31280\r\nHost: b\r\n\r\n":                     errDupHost,
+	} {
+		if _, _, err := NewParser(cfg).Feed([]byte(head)); err != want {
+			t.Errorf("%q: %v, want %v", head, err, want)
+		}
+	}
+	if _, _, err := NewParser(Config{}).Feed([]byte("GET http://a/ HTTP/1.1\r\nHost: b:31280\r\n\r\n")); err != errHostMismatch {
+		t.Errorf("without ProxyPort: %v, want %v", err, errHostMismatch)
+	}
+}
+
 func TestLimits(t *testing.T) {
 	many := "GET http://a/ HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X: y\r\n", 9) + "\r\n"
-	if _, _, err := NewParser(Limits{MaxFields: 10}).Feed([]byte(many)); err != nil {
+	if _, _, err := NewParser(Config{MaxFields: 10}).Feed([]byte(many)); err != nil {
 		t.Errorf("10 fields with MaxFields 10: %v", err)
 	}
-	if _, _, err := NewParser(Limits{MaxFields: 9}).Feed([]byte(many)); err != ErrTooManyFields {
+	if _, _, err := NewParser(Config{MaxFields: 9}).Feed([]byte(many)); err != ErrTooManyFields {
 		t.Errorf("10 fields with MaxFields 9: %v, want %v", err, ErrTooManyFields)
 	}
-	if _, _, err := NewParser(Limits{MaxBytes: len(many)}).Feed([]byte(many)); err != nil {
+	if _, _, err := NewParser(Config{MaxBytes: len(many)}).Feed([]byte(many)); err != nil {
 		t.Errorf("head of exactly MaxBytes: %v", err)
 	}
-	if _, _, err := NewParser(Limits{MaxBytes: len(many) - 1}).Feed([]byte(many)); err != ErrTooLarge {
+	if _, _, err := NewParser(Config{MaxBytes: len(many) - 1}).Feed([]byte(many)); err != ErrTooLarge {
 		t.Errorf("head one byte over MaxBytes: %v, want %v", err, ErrTooLarge)
 	}
 	// A head that never ends is refused as soon as it passes the limit, without its end.
 	endless := []byte("GET http://a/ HTTP/1.1\r\nCookie: " + strings.Repeat("a", 2000))
-	if _, _, err := NewParser(Limits{MaxBytes: 1024}).Feed(endless); err != ErrTooLarge {
+	if _, _, err := NewParser(Config{MaxBytes: 1024}).Feed(endless); err != ErrTooLarge {
 		t.Errorf("endless line: %v, want %v", err, ErrTooLarge)
 	}
-	if n, h, err := NewParser(Limits{MaxBytes: 4096}).Feed(endless); n != 0 || h != nil || err != nil {
+	if n, h, err := NewParser(Config{MaxBytes: 4096}).Feed(endless); n != 0 || h != nil || err != nil {
 		t.Errorf("endless line under the limit: %d, %v, %v; want to wait for more", n, h, err)
 	}
 }
@@ -147,7 +167,7 @@ func TestLimits(t *testing.T) {
 // verdict is the same as in one piece, and no line is looked at before its end.
 func TestFeedByteByByte(t *testing.T) {
 	for _, c := range heads {
-		p := NewParser(Limits{})
+		p := NewParser(Config{})
 		var err *Error
 		var h *Head
 		for i := 1; i <= len(c.head) && err == nil && h == nil; i++ {
@@ -180,7 +200,7 @@ func TestErrorResponse(t *testing.T) {
 // bad percent-escape in a path): the client then gets net/http's 400, which is as safe.
 func sameAsNetHTTP(t testing.TB, head []byte, mustParse bool) {
 	t.Helper()
-	_, h, perr := NewParser(Limits{}).Feed(head)
+	_, h, perr := NewParser(Config{}).Feed(head)
 	if perr != nil || h == nil {
 		return
 	}
@@ -208,7 +228,7 @@ func BenchmarkParser(b *testing.B) {
 	b.SetBytes(int64(len(head)))
 	b.ReportAllocs()
 	for b.Loop() {
-		p.Reset(Limits{})
+		p.Reset(Config{})
 		if _, h, err := p.Feed(head); h == nil || err != nil {
 			b.Fatal(err)
 		}

@@ -6,7 +6,7 @@ import "bytes"
 // checks each head with a Parser and steps over each body by the framing that head declared, so
 // that it finds the next head where the server's own parser will.
 type Stream struct {
-	lim    Limits
+	lim    Config
 	p      Parser
 	head   []byte // the head being read, from its first byte
 	state  streamState
@@ -35,7 +35,7 @@ var (
 )
 
 // NewStream returns a Stream at the start of a connection.
-func NewStream(lim Limits) *Stream {
+func NewStream(lim Config) *Stream {
 	s := &Stream{lim: lim.withDefaults()}
 	s.p.Reset(s.lim)
 	return s

@@ -14,7 +14,7 @@ func TestStreamFindsEachHead(t *testing.T) {
 		"GET /c HTTP/1.1\r\nHost: a\r\n\r\n"
 	bad := "GET http://b/ HTTP/1.1\r\nHost: a\r\n\r\n"
 	for piece := 1; piece <= len(good+bad); piece++ {
-		s := NewStream(Limits{})
+		s := NewStream(Config{})
 		in := good + bad
 		passed := 0
 		var err *Error
@@ -43,7 +43,7 @@ func TestStreamRefusesBadChunking(t *testing.T) {
 		"5 junk\r\n",              // junk, not an extension
 		strings.Repeat("1", 5000), // endless size line
 	} {
-		_, err := NewStream(Limits{}).Feed([]byte(head + body))
+		_, err := NewStream(Config{}).Feed([]byte(head + body))
 		if err == nil || err.Status != 400 {
 			t.Errorf("chunked body %.20q: %v, want 400", body, err)
 		}

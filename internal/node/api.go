@@ -66,7 +66,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		ErrorLog:          httpErrorLog(n.log),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}
-	tlsLn := httphead.Listen(tls.NewListener(ln, n.apiSrv.TLSConfig), headLimits(cfg))
+	tlsLn := httphead.Listen(tls.NewListener(ln, n.apiSrv.TLSConfig), headConfig(cfg))
 	n.goServe(func() { n.serve("api", func() error { return n.apiSrv.Serve(tlsLn) }) })
 	n.log.Info("api listening", "addr", n.apiAddr, "scheme", "https")
 
@@ -86,7 +86,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 	n.apiHTTPSrv = &http.Server{Handler: plain, ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
 		ConnState: httphead.ConnState, ErrorLog: httpErrorLog(n.log)}
-	guarded := httphead.Listen(hln, headLimits(cfg))
+	guarded := httphead.Listen(hln, headConfig(cfg))
 	n.goServe(func() { n.serve("api-http", func() error { return n.apiHTTPSrv.Serve(guarded) }) })
 	n.log.Info("api listening", "addr", n.apiHTTPAddr, "scheme", "http", "redirects", cfg.API.RequireHTTPS)
 	return nil
@@ -144,7 +144,7 @@ func apiHostnames(listen string) []string {
 	return names
 }
 
-// headLimits bounds the request heads of the API and dashboard as those of the proxies.
-func headLimits(cfg *config.Config) httphead.Limits {
-	return httphead.Limits{MaxBytes: int(cfg.Limits.MaxHeaderBytes), MaxFields: cfg.Limits.MaxHeaderFields}
+// headConfig bounds the request heads of the API and dashboard as those of the proxies.
+func headConfig(cfg *config.Config) httphead.Config {
+	return httphead.Config{MaxBytes: int(cfg.Limits.MaxHeaderBytes), MaxFields: cfg.Limits.MaxHeaderFields}
 }

@@ -28,18 +28,19 @@ const (
 
 // clientConn is one client connection and the requests it carries, one at a time.
 type clientConn struct {
-	s      *Server
-	conn   net.Conn
-	src    netip.Addr // the client's address, unmapped
-	remote string     // conn.RemoteAddr(), formatted once
-	lr     limitedReader
-	br     *bufio.Reader
-	small  *bufio.Reader // the pooled reader under br once a large head made br larger (growReader)
-	head   httphead.Parser
-	bw     *bufio.Writer
-	ctx    context.Context // ends when Shutdown gives up on the connection
-	cancel context.CancelFunc
-	state  atomic.Int32
+	s       *Server
+	conn    net.Conn
+	src     netip.Addr // the client's address, unmapped
+	remote  string     // conn.RemoteAddr(), formatted once
+	lr      limitedReader
+	br      *bufio.Reader
+	small   *bufio.Reader // the pooled reader under br once a large head made br larger (growReader)
+	head    httphead.Parser
+	headCfg httphead.Config // the server's, with the port the client connected to
+	bw      *bufio.Writer
+	ctx     context.Context // ends when Shutdown gives up on the connection
+	cancel  context.CancelFunc
+	state   atomic.Int32
 	// lent is set when a goroutine that reads br may outlive the connection's loop (a request body
 	// still being sent when the origin already answered): br and bw are then not pooled.
 	lent bool
@@ -58,7 +59,10 @@ var (
 
 // track registers a new client connection; it returns nil (and closes c) once Shutdown has begun.
 func (s *Server) track(c net.Conn) *clientConn {
-	cc := &clientConn{s: s, conn: c, src: clientIP(c), remote: c.RemoteAddr().String()}
+	cc := &clientConn{s: s, conn: c, src: clientIP(c), remote: c.RemoteAddr().String(), headCfg: s.headCfg}
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		cc.headCfg.ProxyPort = a.Port
+	}
 	cc.ctx, cc.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -229,7 +233,7 @@ func (s *Server) serveConn(cc *clientConn) {
 // Content-Length and Transfer-Encoding, obs-fold, bare LF, a Host unlike the absolute URI's). It
 // returns the refusal, or the read error when the client left or went silent.
 func (cc *clientConn) checkHead() (*httphead.Error, error) {
-	cc.head.Reset(cc.s.headLimits)
+	cc.head.Reset(cc.headCfg)
 	for {
 		buf, _ := cc.br.Peek(cc.br.Buffered()) // what is buffered: never blocks
 		if n, _, herr := cc.head.Feed(buf); herr != nil || n > 0 {

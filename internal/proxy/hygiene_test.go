@@ -37,6 +37,7 @@ func TestSmugglingHeadsAreRefused(t *testing.T) {
 		{"space before colon", post + "Content-Length : 5\r\n\r\nhello", 400},
 		{"invalid field name", start("GET "+u+"/ip HTTP/1.1") + "X(y): 1\r\n\r\n", 400},
 		{"absolute URI unlike Host", "GET " + u + "/ip HTTP/1.1\r\nHost: internal.example\r\n" + aliceAuth() + "\r\n", 400},
+		{"Host naming another port", "GET " + u + "/ip HTTP/1.1\r\nHost: 127.0.0.1:1\r\n" + aliceAuth() + "\r\n", 400},
 		{"two Hosts", start("GET "+u+"/ip HTTP/1.1") + "Host: " + h + "\r\n\r\n", 400},
 		{"no Host", "GET " + u + "/ip HTTP/1.1\r\n" + aliceAuth() + "\r\n", 400},
 		{"user information", start("GET http://user:pw@"+h+"/ip HTTP/1.1") + "\r\n", 400},
@@ -90,6 +91,17 @@ func TestSmuggledRequestNeverReachesTheOrigin(t *testing.T) {
 	}
 	if n := hits.Load(); n != 1 {
 		t.Errorf("the origin served %d requests, want 1", n)
+	}
+}
+
+// TestHostNamingTheProxyIsServed: Node's http module, given the proxy as host and the URL as path,
+// sends the proxy's address as Host with the absolute URI; that Host names no other destination.
+func TestHostNamingTheProxyIsServed(t *testing.T) {
+	e := newEnv(t)
+	rc := e.dialRaw(t)
+	rc.send("GET " + e.origin.URL + "/ip HTTP/1.1\r\nHost: " + e.proxyAddr + "\r\n" + aliceAuth() + "\r\n")
+	if resp, body := rc.read("GET"); resp.StatusCode != 200 || !strings.Contains(body, "127.0.0.") {
+		t.Fatalf("%d %q, want 200 from the origin", resp.StatusCode, body)
 	}
 }
 

@@ -82,12 +82,12 @@ func (c *Config) applyDefaults() {
 // net/http's ReadRequest, answers written straight to the connection — so that a request costs one
 // goroutine, no per-request goroutine or channel, and a CONNECT tunnel needs no hijacking.
 type Server struct {
-	cfg        Config
-	headLimits httphead.Limits
-	log        *slog.Logger
-	metrics    *metrics.Proxy
-	pool       atomic.Pointer[exits.Pool]
-	closing    atomic.Bool // Shutdown has begun
+	cfg     Config
+	headCfg httphead.Config // each connection adds the port it came to
+	log     *slog.Logger
+	metrics *metrics.Proxy
+	pool    atomic.Pointer[exits.Pool]
+	closing atomic.Bool // Shutdown has begun
 
 	mu        sync.Mutex // guards the following fields
 	listeners []net.Listener
@@ -99,11 +99,11 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg.applyDefaults()
 	s := &Server{
-		cfg:        cfg,
-		headLimits: httphead.Limits{MaxBytes: cfg.MaxHeaderBytes, MaxFields: cfg.MaxHeaderFields},
-		log:        cfg.Log.With("proxy", cfg.Name),
-		metrics:    cfg.Metrics.Proxy(cfg.Name),
-		conns:      make(map[*clientConn]struct{}),
+		cfg:     cfg,
+		headCfg: httphead.Config{MaxBytes: cfg.MaxHeaderBytes, MaxFields: cfg.MaxHeaderFields},
+		log:     cfg.Log.With("proxy", cfg.Name),
+		metrics: cfg.Metrics.Proxy(cfg.Name),
+		conns:   make(map[*clientConn]struct{}),
 	}
 	s.pool.Store(cfg.Pool)
 	return s
