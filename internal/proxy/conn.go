@@ -57,9 +57,10 @@ var (
 	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
-// track registers a new client connection; it returns nil (and closes c) once Shutdown has begun.
-func (s *Server) track(c net.Conn) *clientConn {
-	cc := &clientConn{s: s, conn: c, src: clientIP(c), remote: c.RemoteAddr().String()}
+// track registers a new client connection from src; it returns nil (and closes c) once Shutdown has
+// begun.
+func (s *Server) track(c net.Conn, src netip.Addr) *clientConn {
+	cc := &clientConn{s: s, conn: c, src: src, remote: c.RemoteAddr().String()}
 	cc.ctx, cc.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,10 +70,13 @@ func (s *Server) track(c net.Conn) *clientConn {
 		return nil
 	}
 	s.conns[cc] = struct{}{}
+	s.metrics.ClientConns.Inc()
 	return cc
 }
 
 func (s *Server) untrack(cc *clientConn) {
+	s.cfg.ConnsPerIP.Release(cc.src)
+	s.metrics.ClientConns.Dec()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, cc)
@@ -174,7 +178,7 @@ func (s *Server) serveConn(cc *clientConn) {
 	cc.br = readers.Get().(*bufio.Reader)
 	cc.br.Reset(&cc.lr)
 	cc.bw = writers.Get().(*bufio.Writer)
-	cc.bw.Reset(cc.conn)
+	cc.bw.Reset(clientWriter{cc})
 	defer func() {
 		if cc.tunnel {
 			return
@@ -198,6 +202,7 @@ func (s *Server) serveConn(cc *clientConn) {
 		cc.lr.remain = int64(s.cfg.MaxHeaderBytes) + 4096 // net/http's allowance for the request line
 		r, err := http.ReadRequest(cc.br)
 		if err != nil {
+			s.headFailed(err)
 			cc.badRequest(err)
 			return
 		}
