@@ -16,7 +16,9 @@ import (
 	"github.com/exitmesh/exitmesh/internal/api"
 	"github.com/exitmesh/exitmesh/internal/certs"
 	"github.com/exitmesh/exitmesh/internal/config"
+	"github.com/exitmesh/exitmesh/internal/connlimit"
 	"github.com/exitmesh/exitmesh/internal/hostnames"
+	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/web"
 )
 
@@ -64,7 +66,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		ErrorLog:          httpErrorLog(n.log),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}
-	tlsLn := tls.NewListener(ln, n.apiSrv.TLSConfig)
+	tlsLn := tls.NewListener(n.limitAPI(ln), n.apiSrv.TLSConfig)
 	n.goServe(func() { n.serve("api", func() error { return n.apiSrv.Serve(tlsLn) }) })
 	n.log.Info("api listening", "addr", n.apiAddr, "scheme", "https")
 
@@ -83,9 +85,17 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 	}
 	n.apiHTTPSrv = &http.Server{Handler: plain, ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, ErrorLog: httpErrorLog(n.log)}
-	n.goServe(func() { n.serve("api-http", func() error { return n.apiHTTPSrv.Serve(hln) }) })
+	n.goServe(func() { n.serve("api-http", func() error { return n.apiHTTPSrv.Serve(n.limitAPI(hln)) }) })
 	n.log.Info("api listening", "addr", n.apiHTTPAddr, "scheme", "http", "redirects", cfg.API.RequireHTTPS)
 	return nil
+}
+
+// limitAPI applies limits.connections_per_ip to an API listener: both API listeners share one count
+// per client IP, apart from the proxy servers', so that proxy traffic cannot lock a customer out of
+// the dashboard, nor the reverse.
+func (n *Node) limitAPI(ln net.Listener) net.Listener {
+	hits := n.metrics.Limits("api", metrics.LimitConnectionsPerIP)
+	return &connlimit.Listener{Listener: ln, Limit: n.apiConnsPerIP, Refused: func() { hits.Hit(metrics.LimitConnectionsPerIP) }}
 }
 
 // apiCertificate loads the configured pair, or the self-signed pair kept beside the store (made on

@@ -47,6 +47,9 @@ type clientConn struct {
 	// tunnel is set when the connection became a CONNECT tunnel, served by goroutines of its own
 	// that close and untrack it.
 	tunnel bool
+	// readTimedOut is set when a read hit its deadline (a head's, or keep-alive idle): the
+	// connection's loop ends.
+	readTimedOut bool
 
 	mu       sync.Mutex // guards upstream
 	upstream net.Conn   // the origin or tunnel connection in use: Shutdown closes it with the client's
@@ -174,7 +177,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 // serveConn reads requests from a client connection and answers them one after the other until the
 // client leaves, idles out, asks to close, or Shutdown.
 func (s *Server) serveConn(cc *clientConn) {
-	cc.lr.r = cc.conn
+	cc.lr.r = clientReader{cc}
 	cc.br = readers.Get().(*bufio.Reader)
 	cc.br.Reset(&cc.lr)
 	cc.bw = writers.Get().(*bufio.Writer)
@@ -202,8 +205,9 @@ func (s *Server) serveConn(cc *clientConn) {
 		cc.lr.remain = int64(s.cfg.MaxHeaderBytes) + 4096 // net/http's allowance for the request line
 		r, err := http.ReadRequest(cc.br)
 		if err != nil {
-			s.headFailed(err)
-			cc.badRequest(err)
+			if !s.headCut(cc, err) {
+				cc.badRequest(err)
+			}
 			return
 		}
 		cc.lr.remain = math.MaxInt64

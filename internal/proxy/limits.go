@@ -31,15 +31,31 @@ func (s *Server) admit(c net.Conn) *clientConn {
 	return cc
 }
 
-// headFailed counts a request head that a limit cut: too large, or not complete within
-// timeouts.read_header (the only read deadline while a head is read).
-func (s *Server) headFailed(err error) {
+// headCut counts a request head that could not be read because a limit cut it: too large, or not
+// complete within timeouts.read_header. The error does not tell: a read that fails after part of a
+// line arrived gives that part to the parser (bufio.Reader.ReadLine keeps the error for the next
+// read), which then reports a malformed line. It reports whether the head timed out; such a client
+// is closed without an answer, its request was slow, not bad.
+func (s *Server) headCut(cc *clientConn, err error) (timedOut bool) {
 	switch {
-	case errors.Is(err, errHeadTooLarge):
+	case cc.lr.remain <= 0 || errors.Is(err, errHeadTooLarge):
 		s.metrics.Limits.Hit(metrics.LimitMaxHeaderBytes)
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case cc.readTimedOut:
 		s.metrics.Limits.Hit(metrics.LimitReadHeader)
+		return true
 	}
+	return false
+}
+
+// clientReader is what a connection's reads go through, to note a read that hit its deadline.
+type clientReader struct{ cc *clientConn }
+
+func (r clientReader) Read(p []byte) (int, error) {
+	n, err := r.cc.conn.Read(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		r.cc.readTimedOut = true
+	}
+	return n, err
 }
 
 // acquireAccount counts a request or tunnel of p's account (sub-accounts count toward it) against
