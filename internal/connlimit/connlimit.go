@@ -4,8 +4,12 @@
 package connlimit
 
 import (
+	"crypto/tls"
+	"errors"
 	"net"
+	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -141,6 +145,11 @@ type Listener struct {
 	net.Listener
 	Limit   *PerIP
 	Refused func() // called for each connection refused, to count it
+	// HeadTimedOut, if set, is called once for a connection whose read hits its deadline before its
+	// first request was read — a TLS handshake or request head slower than the server's
+	// ReadHeaderTimeout — when the server's ConnState hook is ConnState. Later deadlines are keep-alive
+	// idle ends and net/http's own wake-ups, not counted.
+	HeadTimedOut func()
 }
 
 // Accept returns the next connection within the limit.
@@ -152,7 +161,9 @@ func (ln *Listener) Accept() (net.Conn, error) {
 		}
 		ip := SourceIP(c)
 		if ln.Limit.Acquire(ip) {
-			return &conn{Conn: c, limit: ln.Limit, ip: ip}, nil
+			lc := &conn{Conn: c, limit: ln.Limit, ip: ip, headTimedOut: ln.HeadTimedOut}
+			lc.fresh.Store(true)
+			return lc, nil
 		}
 		c.Close()
 		if ln.Refused != nil {
@@ -164,9 +175,33 @@ func (ln *Listener) Accept() (net.Conn, error) {
 // conn is a connection counted by a Listener's limit until it is closed.
 type conn struct {
 	net.Conn
-	limit    *PerIP
-	ip       netip.Addr
-	released atomic.Bool
+	limit        *PerIP
+	ip           netip.Addr
+	released     atomic.Bool
+	headTimedOut func()
+	fresh        atomic.Bool // no request read yet
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && c.headTimedOut != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.fresh.CompareAndSwap(true, false) {
+		c.headTimedOut()
+	}
+	return n, err
+}
+
+// ConnState is the http.Server ConnState hook that tells a Listener's connections when their first
+// request has been read (StateActive), so that a deadline is no longer the head's.
+func ConnState(c net.Conn, state http.ConnState) {
+	if state == http.StateNew {
+		return
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*conn); ok {
+		lc.fresh.Store(false)
+	}
 }
 
 // Close closes the connection and, the first time, releases its count: net/http may close a

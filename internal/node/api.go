@@ -64,6 +64,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		IdleTimeout:       cfg.Timeouts.Idle.D(),
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          httpErrorLog(n.log),
+		ConnState:         connlimit.ConnState,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}
 	tlsLn := tls.NewListener(n.limitAPI(ln), n.apiSrv.TLSConfig)
@@ -84,7 +85,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		plain = api.Redirect(port)
 	}
 	n.apiHTTPSrv = &http.Server{Handler: plain, ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
-		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, ErrorLog: httpErrorLog(n.log)}
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, ErrorLog: httpErrorLog(n.log), ConnState: connlimit.ConnState}
 	n.goServe(func() { n.serve("api-http", func() error { return n.apiHTTPSrv.Serve(n.limitAPI(hln)) }) })
 	n.log.Info("api listening", "addr", n.apiHTTPAddr, "scheme", "http", "redirects", cfg.API.RequireHTTPS)
 	return nil
@@ -92,10 +93,12 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 
 // limitAPI applies limits.connections_per_ip to an API listener: both API listeners share one count
 // per client IP, apart from the proxy servers', so that proxy traffic cannot lock a customer out of
-// the dashboard, nor the reverse.
+// the dashboard, nor the reverse. It also counts the clients that timeouts.read_header cuts.
 func (n *Node) limitAPI(ln net.Listener) net.Listener {
-	hits := n.metrics.Limits("api", metrics.LimitConnectionsPerIP)
-	return &connlimit.Listener{Listener: ln, Limit: n.apiConnsPerIP, Refused: func() { hits.Hit(metrics.LimitConnectionsPerIP) }}
+	hits := n.metrics.Limits("api", metrics.LimitConnectionsPerIP, metrics.LimitReadHeader)
+	return &connlimit.Listener{Listener: ln, Limit: n.apiConnsPerIP,
+		Refused:      func() { hits.Hit(metrics.LimitConnectionsPerIP) },
+		HeadTimedOut: func() { hits.Hit(metrics.LimitReadHeader) }}
 }
 
 // apiCertificate loads the configured pair, or the self-signed pair kept beside the store (made on

@@ -7,10 +7,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,5 +175,43 @@ func TestConnectionLimitsSpanTheNodesProxyServers(t *testing.T) {
 		if got := metric(t, f, limitHits("us-ca", "connections_per_account")); got != "1" {
 			t.Errorf("us-ca connections_per_account hits: %s, want 1", got)
 		}
+	})
+}
+
+// TestSlowClientsOfTheAPIAreCut opens two connections to the API that are too slow: one never
+// starts its TLS handshake, one completes it and then sends a request head a byte at a time. Both
+// are closed once timeouts.read_header has passed, and counted.
+func TestSlowClientsOfTheAPIAreCut(t *testing.T) {
+	f := startWith(t, strings.Replace(limitsConfig, "read_header: 1m", "read_header: 300ms", 1), slog.New(slog.DiscardHandler))
+	api := f.node.APIAddr()
+	silent := dialFrom(t, api, "127.0.0.1")
+	trickling := tlsFrom(t, api, "127.0.0.1")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // ends at stop or when the server closes the connection
+		defer close(done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for _, b := range []byte("GET /api/v1/account HTTP/1.1\r\nHost: api\r\nUser-Agent: slowloris\r\n\r\n") {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if _, err := trickling.Write([]byte{b}); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	requireClosedUnanswered(t, silent, "a client that never starts its TLS handshake")
+	if _, err := io.ReadAll(trickling); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the server did not close a client trickling its request head")
+	}
+	testwait.For(t, "api read_header hits", func() error {
+		if got := metric(t, f, limitHits("api", "read_header")); got != "2" {
+			return fmt.Errorf("%s, want 2", got)
+		}
+		return nil
 	})
 }
