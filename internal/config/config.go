@@ -216,14 +216,26 @@ type Timeouts struct {
 	ReadHeader Duration `yaml:"read_header"` // a client's request head must arrive within this
 	Idle       Duration `yaml:"idle"`        // keep-alive idle time of a client connection
 	TunnelIdle Duration `yaml:"tunnel_idle"` // a CONNECT tunnel with no bytes either way is closed
+	Write      Duration `yaml:"write"`       // a client that takes no byte of an answer for this long is dropped
 	Shutdown   Duration `yaml:"shutdown"`    // how long a stopping node waits for requests and tunnels
 }
 
-// Limits bound what a client may send.
+// Limits bound what a client may send and hold open. The connection counts are per node: every
+// proxy server of the node shares one count per client IP and per account; the API listeners
+// (HTTPS and plain HTTP) share a count per client IP of their own.
 type Limits struct {
 	MaxHeaderBytes  Size `yaml:"max_header_bytes"`  // a request head, request line included
 	MaxHeaderFields int  `yaml:"max_header_fields"` // header field lines in a request head
+	// ConnectionsPerIP bounds the client connections open at once from one source IP; one more is
+	// closed as soon as it is accepted.
+	ConnectionsPerIP int `yaml:"connections_per_ip"`
+	// ConnectionsPerAccount bounds an account's requests and tunnels in flight at once, its
+	// sub-accounts' included; one more is answered 429.
+	ConnectionsPerAccount int `yaml:"connections_per_account"`
 }
+
+// MaxConnectionsLimit is the highest limits.connections_per_ip and limits.connections_per_account.
+const MaxConnectionsLimit = 1_000_000
 
 // Sync is how a node follows changes other nodes make to the store.
 type Sync struct {
@@ -287,6 +299,8 @@ func (c *Config) ApplyDefaults() {
 	if c.Limits.MaxHeaderFields == 0 {
 		c.Limits.MaxHeaderFields = 100
 	}
+	setInt(&c.Limits.ConnectionsPerIP, 1024)
+	setInt(&c.Limits.ConnectionsPerAccount, 1024)
 	setDuration(&c.Sync.Interval, Duration(500*time.Millisecond))
 	setDuration(&c.Usage.FlushInterval, Duration(10*time.Second))
 	setString(&c.Log.Level, "info")
@@ -322,6 +336,7 @@ func (t *Timeouts) applyDefaults() {
 	setDuration(&t.ReadHeader, Duration(10*time.Second))
 	setDuration(&t.Idle, Duration(90*time.Second))
 	setDuration(&t.TunnelIdle, Duration(10*time.Minute))
+	setDuration(&t.Write, Duration(60*time.Second))
 	setDuration(&t.Shutdown, Duration(15*time.Second))
 }
 

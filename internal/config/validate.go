@@ -44,12 +44,7 @@ func (c *Config) Validate() error {
 	c.validateHostnames(&p)
 	c.validatePlans(&p)
 	c.validateTimeouts(&p)
-	if c.Limits.MaxHeaderBytes <= 0 {
-		p.add("limits.max_header_bytes", "must be positive")
-	}
-	if c.Limits.MaxHeaderFields <= 0 {
-		p.add("limits.max_header_fields", "must be positive")
-	}
+	c.validateLimits(&p)
 	c.validateHealth(&p)
 	positive(&p, "sessions.ttl", c.Sessions.TTL)
 	positive(&p, "dashboard.session_ttl", c.Dashboard.SessionTTL)
@@ -279,9 +274,28 @@ func (c *Config) validateTimeouts(p *problems) {
 	positive(p, "timeouts.read_header", t.ReadHeader)
 	positive(p, "timeouts.idle", t.Idle)
 	positive(p, "timeouts.tunnel_idle", t.TunnelIdle)
+	positive(p, "timeouts.write", t.Write)
 	positive(p, "timeouts.shutdown", t.Shutdown)
 	if t.Origin > t.MaxOrigin && t.MaxOrigin > 0 {
 		p.add("timeouts.origin", "%s exceeds timeouts.max_origin (%s)", t.Origin, t.MaxOrigin)
+	}
+}
+
+func (c *Config) validateLimits(p *problems) {
+	l := c.Limits
+	if l.MaxHeaderBytes <= 0 {
+		p.add("limits.max_header_bytes", "must be positive")
+	}
+	if l.MaxHeaderFields <= 0 {
+		p.add("limits.max_header_fields", "must be positive")
+	}
+	for _, limit := range []struct {
+		key   string
+		value int
+	}{{"limits.connections_per_ip", l.ConnectionsPerIP}, {"limits.connections_per_account", l.ConnectionsPerAccount}} {
+		if limit.value < 1 || limit.value > MaxConnectionsLimit {
+			p.add(limit.key, "must be from 1 to %d, got %d", MaxConnectionsLimit, limit.value)
+		}
 	}
 }
 

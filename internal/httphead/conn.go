@@ -43,6 +43,9 @@ type Conn struct {
 	idle     atomic.Int64 // heads when the server last went idle: equal to heads, no handler runs
 }
 
+// NetConn returns the connection below the check.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
 // ConnState is the http.Server.ConnState hook that Listen's connections need.
 func ConnState(c net.Conn, st http.ConnState) {
 	if g, ok := c.(*Conn); ok && st == http.StateIdle {

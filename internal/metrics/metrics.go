@@ -26,6 +26,8 @@ type Metrics struct {
 	exitActive    *prometheus.GaugeVec
 	exitLatency   *prometheus.GaugeVec
 	exitChecks    *prometheus.CounterVec
+	limitHits     *prometheus.CounterVec
+	clientConns   *prometheus.GaugeVec
 }
 
 // New returns a node's metrics, with the Go runtime and process collectors registered too.
@@ -62,9 +64,16 @@ func New() *Metrics {
 		exitChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exitmesh_exit_checks_total", Help: "Health checks of each exit, by result (ok or error).",
 		}, []string{"proxy", "exit", "result"}),
+		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exitmesh_limit_hits_total",
+			Help: "Connections and requests a resource limit refused or cut, by listener (a proxy server's name, or api) and limit (the config key's last part).",
+		}, []string{"listener", "limit"}),
+		clientConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "exitmesh_proxy_client_connections", Help: "Client connections open now, tunnels included, by proxy server.",
+		}, []string{"proxy"}),
 	}
 	m.reg.MustRegister(m.requests, m.tunnels, m.activeTunnels, m.bytes, m.errors, m.exitUses,
-		m.exitHealthy, m.exitActive, m.exitLatency, m.exitChecks,
+		m.exitHealthy, m.exitActive, m.exitLatency, m.exitChecks, m.limitHits, m.clientConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -81,6 +90,8 @@ type Proxy struct {
 	Tunnels           prometheus.Counter
 	ActiveTunnels     prometheus.Gauge
 	BytesIn, BytesOut prometheus.Counter
+	ClientConns       prometheus.Gauge
+	Limits            *Limits
 	status            [6]prometheus.Counter // by status class 1xx…5xx; index 0 for anything else
 
 	exitsMu sync.RWMutex // guards exits
@@ -96,12 +107,63 @@ func (m *Metrics) Proxy(name string) *Proxy {
 		ActiveTunnels: m.activeTunnels.WithLabelValues(name),
 		BytesIn:       m.bytes.WithLabelValues(name, "in"),
 		BytesOut:      m.bytes.WithLabelValues(name, "out"),
+		ClientConns:   m.clientConns.WithLabelValues(name),
+		Limits:        m.Limits(name, allLimits...),
 		exits:         make(map[netip.Addr]prometheus.Counter),
 	}
 	for i, code := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
 		p.status[i] = m.requests.WithLabelValues(name, code)
 	}
 	return p
+}
+
+// Limit is a resource limit whose hits are counted.
+type Limit uint8
+
+// The limits, named in the metric as the last part of their config key.
+const (
+	LimitConnectionsPerIP Limit = iota
+	LimitConnectionsPerAccount
+	LimitReadHeader
+	LimitMaxHeaderBytes
+	LimitMaxHeaderFields
+	LimitWrite
+	LimitTunnelIdle
+	numLimits
+)
+
+var limitNames = [numLimits]string{"connections_per_ip", "connections_per_account", "read_header", "max_header_bytes", "max_header_fields",
+	"write", "tunnel_idle"}
+
+var allLimits = []Limit{LimitConnectionsPerIP, LimitConnectionsPerAccount, LimitReadHeader, LimitMaxHeaderBytes,
+	LimitMaxHeaderFields, LimitWrite, LimitTunnelIdle}
+
+func (l Limit) String() string { return limitNames[l] }
+
+// Limits counts one listener's limit hits. The counters of the limits a listener enforces are
+// resolved up front, so a hit costs an atomic add and each shows as 0 before its first hit.
+type Limits struct {
+	vec      *prometheus.CounterVec
+	listener string
+	hits     [numLimits]prometheus.Counter
+}
+
+// Limits returns the limit-hit counters of listener, with those of the limits named resolved now.
+func (m *Metrics) Limits(listener string, enforced ...Limit) *Limits {
+	l := &Limits{vec: m.limitHits, listener: listener}
+	for _, which := range enforced {
+		l.hits[which] = m.limitHits.WithLabelValues(listener, which.String())
+	}
+	return l
+}
+
+// Hit counts one refusal or cut by the limit which.
+func (l *Limits) Hit(which Limit) {
+	if c := l.hits[which]; c != nil {
+		c.Inc()
+		return
+	}
+	l.vec.WithLabelValues(l.listener, which.String()).Inc()
 }
 
 // Request counts one forwarded request answered with status.

@@ -16,8 +16,10 @@ import (
 	"github.com/exitmesh/exitmesh/internal/api"
 	"github.com/exitmesh/exitmesh/internal/certs"
 	"github.com/exitmesh/exitmesh/internal/config"
+	"github.com/exitmesh/exitmesh/internal/connlimit"
 	"github.com/exitmesh/exitmesh/internal/hostnames"
 	"github.com/exitmesh/exitmesh/internal/httphead"
+	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/web"
 )
 
@@ -62,11 +64,11 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       cfg.Timeouts.Idle.D(),
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
-		ConnState:         httphead.ConnState,
+		ConnState:         apiConnState,
 		ErrorLog:          httpErrorLog(n.log),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}
-	tlsLn := httphead.Listen(tls.NewListener(ln, n.apiSrv.TLSConfig), headConfig(cfg))
+	tlsLn := httphead.Listen(tls.NewListener(n.limitAPI(ln), n.apiSrv.TLSConfig), headConfig(cfg))
 	n.goServe(func() { n.serve("api", func() error { return n.apiSrv.Serve(tlsLn) }) })
 	n.log.Info("api listening", "addr", n.apiAddr, "scheme", "https")
 
@@ -85,11 +87,21 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 	}
 	n.apiHTTPSrv = &http.Server{Handler: plain, ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
-		ConnState: httphead.ConnState, ErrorLog: httpErrorLog(n.log)}
-	guarded := httphead.Listen(hln, headConfig(cfg))
+		ConnState: apiConnState, ErrorLog: httpErrorLog(n.log)}
+	guarded := httphead.Listen(n.limitAPI(hln), headConfig(cfg))
 	n.goServe(func() { n.serve("api-http", func() error { return n.apiHTTPSrv.Serve(guarded) }) })
 	n.log.Info("api listening", "addr", n.apiHTTPAddr, "scheme", "http", "redirects", cfg.API.RequireHTTPS)
 	return nil
+}
+
+// limitAPI applies limits.connections_per_ip to an API listener: both API listeners share one count
+// per client IP, apart from the proxy servers', so that proxy traffic cannot lock a customer out of
+// the dashboard, nor the reverse. It also counts the clients that timeouts.read_header cuts.
+func (n *Node) limitAPI(ln net.Listener) net.Listener {
+	hits := n.metrics.Limits("api", metrics.LimitConnectionsPerIP, metrics.LimitReadHeader)
+	return &connlimit.Listener{Listener: ln, Limit: n.apiConnsPerIP,
+		Refused:      func() { hits.Hit(metrics.LimitConnectionsPerIP) },
+		HeadTimedOut: func() { hits.Hit(metrics.LimitReadHeader) }}
 }
 
 // apiCertificate loads the configured pair, or the self-signed pair kept beside the store (made on
@@ -147,4 +159,10 @@ func apiHostnames(listen string) []string {
 // headConfig bounds the request heads of the API and dashboard as those of the proxies.
 func headConfig(cfg *config.Config) httphead.Config {
 	return httphead.Config{MaxBytes: int(cfg.Limits.MaxHeaderBytes), MaxFields: cfg.Limits.MaxHeaderFields}
+}
+
+// apiConnState tells both guards of an API connection where net/http stands with it.
+func apiConnState(c net.Conn, st http.ConnState) {
+	httphead.ConnState(c, st)
+	connlimit.ConnState(c, st)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/config"
+	"github.com/exitmesh/exitmesh/internal/connlimit"
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
@@ -38,6 +39,11 @@ type Node struct {
 	bans     *bans.Tracker
 	metrics  *metrics.Metrics
 	usage    *usage.Recorder
+	// The per-node connection limits: every proxy server shares connsPerIP and connsPerAccount, the
+	// API listeners share apiConnsPerIP. A reload keeps them (limits need a restart).
+	connsPerIP      *connlimit.PerIP
+	connsPerAccount *connlimit.PerAccount
+	apiConnsPerIP   *connlimit.PerIP
 
 	reloadMu sync.Mutex // serializes Reload and Close; after Start, guards the following fields
 	cfg      *config.Config
@@ -106,9 +112,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 		view:     auth.NewView(verifier),
 		bans: bans.New(bans.Config{AuthFailures: cfg.Bans.AuthFailures, NotFound: cfg.Bans.NotFound,
 			Window: cfg.Bans.Window.D(), Duration: cfg.Bans.Duration.D(), OnBan: sharing.publish}),
-		metrics:       metrics.New(),
-		serveErr:      make(chan error, 1),
-		shutdownGrace: cfg.Timeouts.Shutdown.D(),
+		metrics:         metrics.New(),
+		connsPerIP:      connlimit.NewPerIP(cfg.Limits.ConnectionsPerIP),
+		connsPerAccount: connlimit.NewPerAccount(cfg.Limits.ConnectionsPerAccount),
+		apiConnsPerIP:   connlimit.NewPerIP(cfg.Limits.ConnectionsPerIP),
+		serveErr:        make(chan error, 1),
+		shutdownGrace:   cfg.Timeouts.Shutdown.D(),
 	}
 	n.drainCtx, n.stopDraining = context.WithCancel(context.WithoutCancel(ctx))
 	if n.store, err = store.Open(ctx, cfg.Store); err != nil {
@@ -244,7 +253,7 @@ func newDialer(e config.Egress) *egress.Dialer {
 }
 
 // newProxyServer makes the server of a proxy server; every proxy server shares the node's accounts,
-// bans, usage, metrics and timeouts.
+// bans, usage, metrics, timeouts and connection limits.
 func (n *Node) newProxyServer(name string, pool *exits.Pool) *proxy.Server {
 	cfg := n.cfg
 	return proxy.New(proxy.Config{
@@ -262,6 +271,9 @@ func (n *Node) newProxyServer(name string, pool *exits.Pool) *proxy.Server {
 		Idle:             cfg.Timeouts.Idle.D(),
 		MaxHeaderBytes:   int(cfg.Limits.MaxHeaderBytes),
 		MaxHeaderFields:  cfg.Limits.MaxHeaderFields,
+		WriteTimeout:     cfg.Timeouts.Write.D(),
+		ConnsPerIP:       n.connsPerIP,
+		ConnsPerAccount:  n.connsPerAccount,
 		SessionTTL:       cfg.Sessions.TTL.D(),
 		MaxSessions:      cfg.Sessions.Max,
 	})

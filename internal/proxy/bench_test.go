@@ -65,3 +65,24 @@ func BenchmarkConnectSetup(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkForwardLarge measures relaying 4 MiB answers (chunked, as the origin streams them), the
+// path where every 32 KiB goes through the client connection's write-progress deadline.
+func BenchmarkForwardLarge(b *testing.B) {
+	e := newEnv(b)
+	const size = 4 << 20
+	proxied := e.client("alice", alicePW, nil, nil)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := proxied.Get(e.origin.URL + "/bytes/4194304")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if n != size {
+			b.Fatalf("%d bytes, want %d", n, size)
+		}
+	}
+}

@@ -57,9 +57,10 @@ var (
 	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
-// track registers a new client connection; it returns nil (and closes c) once Shutdown has begun.
-func (s *Server) track(c net.Conn) *clientConn {
-	cc := &clientConn{s: s, conn: c, src: clientIP(c), remote: c.RemoteAddr().String(), headCfg: s.headCfg}
+// track registers a new client connection from src; it returns nil (and closes c) once Shutdown has
+// begun.
+func (s *Server) track(c net.Conn, src netip.Addr) *clientConn {
+	cc := &clientConn{s: s, conn: c, src: src, remote: c.RemoteAddr().String(), headCfg: s.headCfg}
 	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
 		cc.headCfg.ProxyPort = a.Port
 	}
@@ -72,10 +73,13 @@ func (s *Server) track(c net.Conn) *clientConn {
 		return nil
 	}
 	s.conns[cc] = struct{}{}
+	s.metrics.ClientConns.Inc()
 	return cc
 }
 
 func (s *Server) untrack(cc *clientConn) {
+	s.cfg.ConnsPerIP.Release(cc.src)
+	s.metrics.ClientConns.Dec()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, cc)
@@ -183,7 +187,7 @@ func (s *Server) serveConn(cc *clientConn) {
 	cc.br = readers.Get().(*bufio.Reader)
 	cc.br.Reset(&cc.lr)
 	cc.bw = writers.Get().(*bufio.Writer)
-	cc.bw.Reset(cc.conn)
+	cc.bw.Reset(clientWriter{cc})
 	defer func() {
 		if cc.tunnel {
 			return
@@ -262,6 +266,7 @@ func (cc *clientConn) growReader() bool {
 // badRequest answers a request head that was refused or could not be read, as net/http's server
 // does; a client that left or went silent gets nothing.
 func (cc *clientConn) badRequest(herr *httphead.Error, err error) {
+	cc.s.countHeadRefusal(herr, err)
 	var ne net.Error
 	switch {
 	case herr != nil:

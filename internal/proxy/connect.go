@@ -10,6 +10,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/exits"
+	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/relay"
 )
 
@@ -17,8 +18,9 @@ import (
 const handshakeWrite = 10 * time.Second
 
 // serveConnect opens a tunnel to r.Host through the chosen exit, answers 200 with the exit's IP, and
-// relays bytes both ways until the tunnel ends. The connection carries nothing after a tunnel.
-func (s *Server) serveConnect(cc *clientConn, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration) {
+// starts relaying bytes both ways until the tunnel ends; it reports whether the tunnel started. The
+// connection carries nothing after a tunnel.
+func (s *Server) serveConnect(cc *clientConn, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration) bool {
 	target := r.Host
 	ctx, cancel := context.WithTimeout(cc.ctx, timeout)
 	upstream, err := c.Exit.Dial(ctx, target)
@@ -26,15 +28,14 @@ func (s *Server) serveConnect(cc *clientConn, r *http.Request, p *auth.Principal
 	if err != nil {
 		s.log.Debug("connect failed", "target", target, "exit", c.Exit.IP, "err", err)
 		cc.refuse(r, failure(err), c.Exit, c.NotFound)
-		return
+		return false
 	}
 	cc.setUpstream(upstream)            // Shutdown closes it with the client's, until the tunnel ends
 	if cc.state.Load() == stateClosed { // Shutdown gave up on the connection while it dialled
 		upstream.Close()
-		return
+		return false
 	}
-	w := cc.bw
-	cc.conn.SetDeadline(time.Now().Add(handshakeWrite))
+	w := cc.bw // its writes to a client that does not read end after timeouts.write
 	w.WriteString("HTTP/1.1 200 Connection established\r\n" + headerExitIP + ": " + c.Exit.IP.String() + "\r\n")
 	if c.NotFound.IsValid() {
 		w.WriteString(headerNotFound + ": " + c.NotFound.String() + "\r\n")
@@ -42,9 +43,9 @@ func (s *Server) serveConnect(cc *clientConn, r *http.Request, p *auth.Principal
 	w.WriteString("\r\n")
 	if err := w.Flush(); err != nil {
 		upstream.Close()
-		return
+		return false
 	}
-	cc.conn.SetDeadline(time.Time{})
+	cc.conn.SetDeadline(time.Time{}) // the head's and the answer's; the relay sets its own
 
 	// Bytes the client sent right behind the CONNECT head (a pipelined TLS ClientHello) are already
 	// in the connection's read buffer; they go first.
@@ -54,7 +55,7 @@ func (s *Server) serveConnect(cc *clientConn, r *http.Request, p *auth.Principal
 		upstream.SetWriteDeadline(time.Now().Add(handshakeWrite))
 		if _, err := upstream.Write(b); err != nil {
 			upstream.Close()
-			return
+			return false
 		}
 		cc.br.Discard(n)
 		early = int64(n)
@@ -65,15 +66,21 @@ func (s *Server) serveConnect(cc *clientConn, r *http.Request, p *auth.Principal
 	// reading and authenticating the request, ends here. An idle tunnel costs two small stacks.
 	cc.tunnel = true
 	go s.runTunnel(cc, upstream, p, c.Exit.IP, target, early)
+	return true
 }
 
-// runTunnel relays a tunnel's bytes both ways until it ends, then closes and accounts for it.
+// runTunnel relays a tunnel's bytes both ways until it ends, then closes and accounts for it, and
+// releases its account's count.
 func (s *Server) runTunnel(cc *clientConn, upstream net.Conn, p *auth.Principal, exit netip.Addr, target string, early int64) {
 	defer s.end(cc)
+	defer s.releaseAccount(p)
 	s.metrics.Tunnels.Inc()
 	s.metrics.ActiveTunnels.Inc()
-	in, out := relay.Pipe(cc.conn, upstream, s.cfg.TunnelIdle)
+	in, out, idled := relay.Pipe(cc.conn, upstream, s.cfg.TunnelIdle)
 	in += early
+	if idled {
+		s.metrics.Limits.Hit(metrics.LimitTunnelIdle)
+	}
 	s.metrics.ActiveTunnels.Dec()
 	s.metrics.BytesIn.Add(float64(in))
 	s.metrics.BytesOut.Add(float64(out))

@@ -43,7 +43,9 @@ var (
 	errNotAuthorized = &refusal{Status: http.StatusForbidden, Reason: "proxy-not-authorized", Message: "This proxy server is not authorized for your account; add it to your account's proxy servers."}
 	errNotProxy      = &refusal{Status: http.StatusBadRequest, Reason: "bad-request", Message: "Not a proxy request: send an absolute http:// URI or CONNECT host:port."}
 	errShuttingDown  = &refusal{Status: http.StatusServiceUnavailable, Reason: "shutting-down", Message: "This proxy server is shutting down; retry."}
-	errOriginTimeout = &refusal{Status: http.StatusGatewayTimeout, Reason: "timeout", Message: "The origin did not answer in time."}
+	// errTooManyConnections answers an account over limits.connections_per_account; nothing was dialled.
+	errTooManyConnections = &refusal{Status: http.StatusTooManyRequests, Reason: "too-many-connections", Message: "Too many requests and tunnels in flight for this account on this node; retry when one ends."}
+	errOriginTimeout      = &refusal{Status: http.StatusGatewayTimeout, Reason: "timeout", Message: "The origin did not answer in time."}
 	// errClientGone answers a client that left before the proxy could decide (while its password was
 	// being checked). Nobody reads it; the status is nginx's "client closed request", for the metric.
 	errClientGone = &refusal{Status: 499, Reason: "client-gone", Message: "The client closed the request."}

@@ -17,6 +17,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/exits"
+	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/relay"
 )
 
@@ -400,8 +401,11 @@ func (x *exchange) switchProtocols(resp *http.Response) (in, out int64) {
 	in, _ = x.finishBody()
 	client := bufferedConn(x.cc.conn, x.cc.br)
 	origin := bufferedConn(x.oc.Conn, x.oc.R)
-	up, down := relay.Pipe(client, origin, x.cc.s.cfg.TunnelIdle)
+	up, down, idled := relay.Pipe(client, origin, x.cc.s.cfg.TunnelIdle)
 	x.oc.Release(false)
+	if idled {
+		x.cc.s.metrics.Limits.Hit(metrics.LimitTunnelIdle)
+	}
 	return in + up, down
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
+	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/origin"
 	"github.com/exitmesh/exitmesh/internal/proxy"
 )
@@ -100,6 +101,7 @@ type env struct {
 	mux        *http.ServeMux // extra origin routes for a test
 	srv        *proxy.Server
 	pool       *exits.Pool
+	metrics    *metrics.Metrics
 
 	downMu sync.Mutex // guards down
 	down   map[netip.Addr]bool
@@ -168,10 +170,11 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}
 	view := auth.NewView(nil)
 	view.Load(accounts())
-	cfg := proxy.Config{Name: "us-ca", Accounts: view}
+	cfg := proxy.Config{Name: "us-ca", Accounts: view, Metrics: metrics.New()}
 	for _, o := range opts {
 		o(&cfg, dialer)
 	}
+	e.metrics = cfg.Metrics
 	var ex []*exits.Exit
 	for _, ip := range exitIPs {
 		ex = append(ex, exits.NewLocal(netip.MustParseAddr(ip), exitCountry[ip], dialer))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/bans"
+	"github.com/exitmesh/exitmesh/internal/connlimit"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
 	"github.com/exitmesh/exitmesh/internal/httphead"
@@ -42,8 +43,13 @@ type Config struct {
 	Idle             time.Duration // default 90s: keep-alive idle on client connections
 	MaxHeaderBytes   int           // default 64 KiB: a request head, request line included
 	MaxHeaderFields  int           // default 100 header field lines in a request head
-	SessionTTL       time.Duration // default 10m: a sticky session's life after its last request
-	MaxSessions      int           // default 100,000 sessions remembered
+	WriteTimeout     time.Duration // default 60s: a client that takes no byte of an answer for this long is dropped
+	// ConnsPerIP and ConnsPerAccount are shared by the node's proxy servers, so their limits hold
+	// per node; nil: a limit of 1024 for this server alone.
+	ConnsPerIP      *connlimit.PerIP
+	ConnsPerAccount *connlimit.PerAccount
+	SessionTTL      time.Duration // default 10m: a sticky session's life after its last request
+	MaxSessions     int           // default 100,000 sessions remembered
 }
 
 func (c *Config) applyDefaults() {
@@ -57,6 +63,7 @@ func (c *Config) applyDefaults() {
 	def(&c.TunnelIdle, 10*time.Minute)
 	def(&c.ReadHeader, 10*time.Second)
 	def(&c.Idle, 90*time.Second)
+	def(&c.WriteTimeout, 60*time.Second)
 	def(&c.SessionTTL, 10*time.Minute)
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 64 << 10
@@ -66,6 +73,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 100_000
+	}
+	if c.ConnsPerIP == nil {
+		c.ConnsPerIP = connlimit.NewPerIP(1024)
+	}
+	if c.ConnsPerAccount == nil {
+		c.ConnsPerAccount = connlimit.NewPerAccount(1024)
 	}
 	if c.Sessions == nil {
 		c.Sessions = exits.NewSessions(c.SessionTTL, c.MaxSessions, nil)
@@ -150,7 +163,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		pause = 0
-		if cc := s.track(c); cc != nil {
+		if cc := s.admit(c); cc != nil {
 			go s.serveConn(cc)
 		}
 	}
@@ -226,9 +239,22 @@ func (s *Server) serveRequest(cc *clientConn, r *http.Request) bool {
 	if rf := s.checkBandwidth(p); rf != nil {
 		return cc.refuse(r, rf, nil, netip.Addr{})
 	}
+	if rf := s.acquireAccount(p); rf != nil {
+		return cc.refuse(r, rf, nil, netip.Addr{})
+	}
+	keep, tunnel := s.dispatch(cc, r, p, userSteer, connect)
+	if !tunnel { // a tunnel releases its account's count when it ends
+		s.releaseAccount(p)
+	}
+	return keep
+}
+
+// dispatch steers r to an exit and forwards it or opens its tunnel. keep reports whether the
+// connection may carry another request; tunnel, that a tunnel is open and goes on.
+func (s *Server) dispatch(cc *clientConn, r *http.Request, p *auth.Principal, userSteer exits.Steering, connect bool) (keep, tunnel bool) {
 	steer, err := exits.ParseSteering(r.Header, s.cfg.MaxOriginTimeout)
 	if err != nil {
-		return cc.refuse(r, failure(err), nil, netip.Addr{})
+		return cc.refuse(r, failure(err), nil, netip.Addr{}), false
 	}
 	steer.Merge(userSteer)
 	if steer.Timeout == 0 {
@@ -236,14 +262,13 @@ func (s *Server) serveRequest(cc *clientConn, r *http.Request) bool {
 	}
 	choice, err := s.cfg.Sessions.Choose(s.pool.Load(), exits.SessionKey{AccountID: p.AccountID, SubID: p.SubID, ID: steer.Session}, steer)
 	if err != nil {
-		return cc.refuse(r, failure(err), nil, netip.Addr{})
+		return cc.refuse(r, failure(err), nil, netip.Addr{}), false
 	}
 	s.metrics.ExitUsed(choice.Exit.IP)
 	if connect {
-		s.serveConnect(cc, r, p, choice, steer.Timeout)
-		return false
+		return false, s.serveConnect(cc, r, p, choice, steer.Timeout)
 	}
-	return s.forward(cc, r, p, choice, steer.Timeout)
+	return s.forward(cc, r, p, choice, steer.Timeout), false
 }
 
 // checkTarget refuses a request that is not a proxy request: a CONNECT must name host:port, any other

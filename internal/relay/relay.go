@@ -20,8 +20,9 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 // Pipe relays between client and upstream and closes both before it returns. A side that ends
 // cleanly (EOF) is half-closed towards the other, so request/response protocols that shut down their
 // write side still get their answer. When no byte has moved either way for idle (0 = never), or a side
-// fails, both are closed. It returns the bytes copied from client to upstream and back.
-func Pipe(client, upstream net.Conn, idle time.Duration) (up, down int64) {
+// fails, both are closed; so are both when a receiver takes nothing for idle. It returns the bytes
+// copied from client to upstream and back, and whether idle is what ended the tunnel.
+func Pipe(client, upstream net.Conn, idle time.Duration) (up, down int64, idled bool) {
 	t := &tunnel{idle: idle}
 	t.touch()
 	upDone := make(chan int64, 1) // buffered: the sender never waits for a reader that left
@@ -33,12 +34,13 @@ func Pipe(client, upstream net.Conn, idle time.Duration) (up, down int64) {
 	up = <-upDone
 	client.Close()
 	upstream.Close()
-	return up, down
+	return up, down, t.idled.Load()
 }
 
 type tunnel struct {
-	idle time.Duration
-	last atomic.Int64 // unix nanoseconds of the last byte read either way
+	idle  time.Duration
+	last  atomic.Int64 // unix nanoseconds of the last byte read either way
+	idled atomic.Bool  // a direction ended at its idle deadline
 }
 
 func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
@@ -55,6 +57,11 @@ func (t *tunnel) copyAndClose(dst, src net.Conn) int64 {
 	if err == nil {
 		closeWrite(dst)
 	} else {
+		// The only deadlines on either side are the idle ones: a read with nothing either way, or a
+		// write the receiver did not take.
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.idled.Store(true)
+		}
 		src.Close()
 		dst.Close()
 	}

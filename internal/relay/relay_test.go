@@ -34,7 +34,10 @@ func pair(t *testing.T) (net.Conn, net.Conn) {
 	return a, b
 }
 
-type pipeResult struct{ up, down int64 }
+type pipeResult struct {
+	up, down int64
+	idled    bool
+}
 
 // startPipe relays between two loopback connections and returns the outer ends: what the client
 // holds and what the origin holds.
@@ -43,8 +46,8 @@ func startPipe(t *testing.T, idle time.Duration) (client, origin net.Conn, done 
 	proxyUpstreamSide, origin := pair(t)
 	done = make(chan pipeResult, 1)
 	go func() {
-		up, down := Pipe(proxyClientSide, proxyUpstreamSide, idle)
-		done <- pipeResult{up, down}
+		up, down, idled := Pipe(proxyClientSide, proxyUpstreamSide, idle)
+		done <- pipeResult{up, down, idled}
 	}()
 	return client, origin, done
 }
@@ -95,14 +98,16 @@ func TestPipeCopiesBothWaysWithHalfClose(t *testing.T) {
 		t.Fatalf("client got %d bytes, want the %d-byte response", len(got), len(response))
 	}
 	r := wait(t, done)
-	if r.up != int64(len(request)) || r.down != int64(len(response)) {
-		t.Errorf("counted up=%d down=%d, want %d and %d", r.up, r.down, len(request), len(response))
+	if r.up != int64(len(request)) || r.down != int64(len(response)) || r.idled {
+		t.Errorf("counted up=%d down=%d idled=%v, want %d and %d, not idled", r.up, r.down, r.idled, len(request), len(response))
 	}
 }
 
 func TestPipeClosesIdleTunnel(t *testing.T) {
 	client, _, done := startPipe(t, 200*time.Millisecond)
-	wait(t, done)
+	if r := wait(t, done); !r.idled {
+		t.Error("Pipe did not report the idle timeout that ended it")
+	}
 	client.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := client.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("client read after idle close = %d, %v; want EOF", n, err)
