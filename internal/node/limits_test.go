@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exitmesh/exitmesh/internal/tcptest"
 	"github.com/exitmesh/exitmesh/internal/testwait"
 )
 
@@ -36,23 +37,10 @@ plans:
   - {name: starter, proxies: 3, subs: 5, ips: 10, hostnames: 5, bandwidth: 10GB}
 `
 
-// dialFrom connects to addr from the loopback address ip; the test's cleanup closes the connection.
-func dialFrom(t *testing.T, addr, ip string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(testwait.Bound))
-	return c
-}
-
 // tlsFrom completes a TLS handshake with the API at addr from the loopback address ip.
 func tlsFrom(t *testing.T, addr, ip string) *tls.Conn {
 	t.Helper()
-	c := tls.Client(dialFrom(t, addr, ip), &tls.Config{InsecureSkipVerify: true}) // the node's self-signed certificate
+	c := tls.Client(tcptest.DialFrom(t, addr, ip), &tls.Config{InsecureSkipVerify: true}) // the node's self-signed certificate
 	if err := c.Handshake(); err != nil {
 		t.Fatalf("TLS handshake with the API from %s: %v", ip, err)
 	}
@@ -92,8 +80,8 @@ func TestConnectionsPerIPOnTheAPI(t *testing.T) {
 	for range 3 {
 		held = append(held, tlsFrom(t, api, "127.0.0.1"))
 	}
-	requireClosedUnanswered(t, dialFrom(t, api, "127.0.0.1"), "a 4th connection to the API from 127.0.0.1")
-	requireClosedUnanswered(t, dialFrom(t, f.node.APIHTTPAddr(), "127.0.0.1"), "a 4th, to the plain-HTTP API listener")
+	requireClosedUnanswered(t, tcptest.DialFrom(t, api, "127.0.0.1"), "a 4th connection to the API from 127.0.0.1")
+	requireClosedUnanswered(t, tcptest.DialFrom(t, f.node.APIHTTPAddr(), "127.0.0.1"), "a 4th, to the plain-HTTP API listener")
 	if got := metric(t, f, limitHits("api", "connections_per_ip")); got != "2" {
 		t.Errorf("api connections_per_ip hits: %s, want 2", got)
 	}
@@ -131,7 +119,7 @@ func TestConnectionLimitsSpanTheNodesProxyServers(t *testing.T) {
 	t.Run("per IP", func(t *testing.T) {
 		var held []net.Conn
 		for _, addr := range []string{usCA, usCA, world} {
-			held = append(held, dialFrom(t, addr, "127.0.0.1"))
+			held = append(held, tcptest.DialFrom(t, addr, "127.0.0.1"))
 		}
 		testwait.For(t, "three connections open", func() error {
 			a, b := metric(t, f, `exitmesh_proxy_client_connections{proxy="us-ca"}`), metric(t, f, `exitmesh_proxy_client_connections{proxy="world"}`)
@@ -140,7 +128,7 @@ func TestConnectionLimitsSpanTheNodesProxyServers(t *testing.T) {
 			}
 			return nil
 		})
-		requireClosedUnanswered(t, dialFrom(t, world, "127.0.0.1"), "a 4th connection from 127.0.0.1, to world")
+		requireClosedUnanswered(t, tcptest.DialFrom(t, world, "127.0.0.1"), "a 4th connection from 127.0.0.1, to world")
 		if got := metric(t, f, limitHits("world", "connections_per_ip")); got != "1" {
 			t.Errorf("world connections_per_ip hits: %s, want 1", got)
 		}
@@ -162,7 +150,7 @@ func TestConnectionLimitsSpanTheNodesProxyServers(t *testing.T) {
 		echo := startEcho(t)
 		openTunnel(t, usCA, echo, "alice", "alice-password")
 		openTunnel(t, world, echo, "alice", "alice-password")
-		c := dialFrom(t, usCA, "127.0.0.1")
+		c := tcptest.DialFrom(t, usCA, "127.0.0.1")
 		cred := base64.StdEncoding.EncodeToString([]byte("alice:alice-password"))
 		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: Basic %s\r\n\r\n", echo, echo, cred)
 		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
@@ -184,7 +172,7 @@ func TestConnectionLimitsSpanTheNodesProxyServers(t *testing.T) {
 func TestSlowClientsOfTheAPIAreCut(t *testing.T) {
 	f := startWith(t, strings.Replace(limitsConfig, "read_header: 1m", "read_header: 300ms", 1), slog.New(slog.DiscardHandler))
 	api := f.node.APIAddr()
-	silent := dialFrom(t, api, "127.0.0.1")
+	silent := tcptest.DialFrom(t, api, "127.0.0.1")
 	trickling := tlsFrom(t, api, "127.0.0.1")
 	stop := make(chan struct{})
 	done := make(chan struct{})

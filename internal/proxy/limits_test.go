@@ -79,19 +79,6 @@ func hits(limit string) string {
 
 const clientConns = `exitmesh_proxy_client_connections{proxy="us-ca"}`
 
-// dialFrom connects to addr from the loopback address ip: another client IP.
-func dialFrom(t *testing.T, addr, ip string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(testwait.Bound))
-	return c
-}
-
 // requireClosedUnanswered reads from c and requires the proxy to have closed it without a byte: EOF
 // or a reset, not the test's own deadline.
 func requireClosedUnanswered(t *testing.T, c net.Conn, what string) {
@@ -144,7 +131,7 @@ func TestSlowlorisHeadsAreCutAtReadHeader(t *testing.T) {
 	const slow = 8
 	conns := make([]net.Conn, slow)
 	for i := range conns {
-		conns[i] = dialFrom(t, e.proxyAddr, "127.0.0.1")
+		conns[i] = tcptest.DialFrom(t, e.proxyAddr, "127.0.0.1")
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -176,21 +163,21 @@ func TestConnectionsPerIP(t *testing.T) {
 	m := serveMetrics(t, e)
 	var held []net.Conn
 	for i := range 3 {
-		c := dialFrom(t, e.proxyAddr, "127.0.0.1")
+		c := tcptest.DialFrom(t, e.proxyAddr, "127.0.0.1")
 		getOn(t, e, c, bufio.NewReader(c), fmt.Sprintf("held connection %d", i)) // then kept alive, idle
 		held = append(held, c)
 	}
 	m.waitFor(t, clientConns, 3)
 
-	requireClosedUnanswered(t, dialFrom(t, e.proxyAddr, "127.0.0.1"), "a 4th connection from 127.0.0.1")
+	requireClosedUnanswered(t, tcptest.DialFrom(t, e.proxyAddr, "127.0.0.1"), "a 4th connection from 127.0.0.1")
 	m.waitFor(t, hits("connections_per_ip"), 1)
 
-	other := dialFrom(t, e.proxyAddr, "127.0.0.10")
+	other := tcptest.DialFrom(t, e.proxyAddr, "127.0.0.10")
 	getOn(t, e, other, bufio.NewReader(other), "a connection from 127.0.0.10")
 
 	held[0].Close()
 	m.waitFor(t, clientConns, 3) // two held, and 127.0.0.10's
-	again := dialFrom(t, e.proxyAddr, "127.0.0.1")
+	again := tcptest.DialFrom(t, e.proxyAddr, "127.0.0.1")
 	getOn(t, e, again, bufio.NewReader(again), "127.0.0.1 after one of its connections closed")
 	if got := m.value(t, hits("connections_per_ip")); got != 1 {
 		t.Errorf("%v connections_per_ip hits, want 1", got)
@@ -209,7 +196,7 @@ func withDave(c *proxy.Config, _ *egress.Dialer) {
 // connectTo sends CONNECT target as login on a new connection and reads the proxy's answer.
 func connectTo(t *testing.T, e *env, target, login, password string) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
-	c := dialFrom(t, e.proxyAddr, "127.0.0.1")
+	c := tcptest.DialFrom(t, e.proxyAddr, "127.0.0.1")
 	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n", target, target, basic(login, password))
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
@@ -257,7 +244,7 @@ func TestConnectionsPerAccount(t *testing.T) {
 		}
 		c.Close()
 	}
-	plain := dialFrom(t, e.proxyAddr, "127.0.0.1")
+	plain := tcptest.DialFrom(t, e.proxyAddr, "127.0.0.1")
 	fmt.Fprintf(plain, "GET %s/ip HTTP/1.1\r\nHost: %s\r\n%s\r\n", e.origin.URL, e.originHost(), aliceAuth())
 	if resp, err := http.ReadResponse(bufio.NewReader(plain), nil); err != nil || resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("a plain request of alice over her limit: %v %v, want 429", resp, err)
@@ -311,7 +298,7 @@ func TestSlowReaderIsDropped(t *testing.T) {
 		}
 		originErr <- nil
 	})
-	c := dialFrom(t, e.proxyAddr, "127.0.0.1")
+	c := tcptest.DialFrom(t, e.proxyAddr, "127.0.0.1")
 	fmt.Fprintf(c, "GET %s/large HTTP/1.1\r\nHost: %s\r\n%s\r\n", e.origin.URL, e.originHost(), aliceAuth())
 
 	m.waitFor(t, hits("write"), 1)
@@ -362,7 +349,7 @@ func TestOversizedHeadIsCounted(t *testing.T) {
 func TestIdleKeepAliveIsClosedWithoutAHit(t *testing.T) {
 	e := newEnv(t, func(c *proxy.Config, _ *egress.Dialer) { c.Idle = 200 * time.Millisecond })
 	m := serveMetrics(t, e)
-	c := dialFrom(t, e.proxyAddr, "127.0.0.1")
+	c := tcptest.DialFrom(t, e.proxyAddr, "127.0.0.1")
 	br := bufio.NewReader(c)
 	getOn(t, e, c, br, "before idling")
 	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
