@@ -226,8 +226,8 @@ type Timeouts struct {
 type Limits struct {
 	MaxHeaderBytes  Size `yaml:"max_header_bytes"`  // a request head, request line included
 	MaxHeaderFields int  `yaml:"max_header_fields"` // header field lines in a request head
-	// ConnectionsPerIP bounds the client connections open at once from one source IP; one more is
-	// closed as soon as it is accepted.
+	// ConnectionsPerIP bounds the client connections open at once from one source IP (an IPv6 client
+	// by its /64); one more is closed as soon as it is accepted.
 	ConnectionsPerIP int `yaml:"connections_per_ip"`
 	// ConnectionsPerAccount bounds an account's requests and tunnels in flight at once, its
 	// sub-accounts' included; one more is answered 429.

@@ -17,9 +17,10 @@ import (
 // CPUs rarely wait for each other.
 const ipShards = 16
 
-// PerIP counts open connections per source IP, up to a limit. An IP's entry is removed when its last
-// connection closes: the addresses are the clients' choice (an IPv6 client has billions), so the
-// table holds only those with a connection open.
+// PerIP counts open connections per source IP, up to a limit. An IPv6 client counts by its /64: one
+// host or site routinely holds a whole /64 and could otherwise take a fresh address per connection.
+// An entry is removed when its last connection closes, so the table holds only the sources with a
+// connection open.
 type PerIP struct {
 	max    int32
 	shards [ipShards]ipShard
@@ -41,7 +42,16 @@ func NewPerIP(limit int) *PerIP {
 
 func (l *PerIP) shard(ip netip.Addr) *ipShard {
 	b := ip.As16()
-	return &l.shards[(b[15]^b[7])%ipShards] // the host part of IPv4 and of an IPv6 interface ID
+	return &l.shards[(b[15]^b[7])%ipShards] // the host part of IPv4 and the subnet of an IPv6 /64
+}
+
+// source is what a connection from ip counts as: the address itself, or its /64 for IPv6.
+func source(ip netip.Addr) netip.Addr {
+	if ip.Is4() {
+		return ip
+	}
+	p, _ := ip.Prefix(64)
+	return p.Addr()
 }
 
 // Acquire counts a connection from ip and reports whether it is within the limit; only then must
@@ -50,6 +60,7 @@ func (l *PerIP) Acquire(ip netip.Addr) bool {
 	if l == nil || !ip.IsValid() {
 		return true
 	}
+	ip = source(ip)
 	sh := l.shard(ip)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -66,6 +77,7 @@ func (l *PerIP) Release(ip netip.Addr) {
 	if l == nil || !ip.IsValid() {
 		return
 	}
+	ip = source(ip)
 	sh := l.shard(ip)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -76,11 +88,12 @@ func (l *PerIP) Release(ip netip.Addr) {
 	}
 }
 
-// Open returns how many connections from ip are open now.
+// Open returns how many connections from ip (from its /64, for IPv6) are open now.
 func (l *PerIP) Open(ip netip.Addr) int {
-	if l == nil {
+	if l == nil || !ip.IsValid() {
 		return 0
 	}
+	ip = source(ip)
 	sh := l.shard(ip)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

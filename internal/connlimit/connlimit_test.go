@@ -35,6 +35,27 @@ func TestPerIPCountsEachAddressApart(t *testing.T) {
 	}
 }
 
+// TestPerIPCountsIPv6ByItsSlash64: addresses of one /64 share a count (a host holds the whole /64
+// and could take a fresh address per connection); another /64 has its own.
+func TestPerIPCountsIPv6ByItsSlash64(t *testing.T) {
+	l := connlimit.NewPerIP(2)
+	for i, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"} {
+		if !l.Acquire(netip.MustParseAddr(ip)) {
+			t.Fatalf("connection %d from %s refused", i+1, ip)
+		}
+	}
+	if l.Acquire(netip.MustParseAddr("2001:db8:1:2:abcd::1")) {
+		t.Error("a third address of the same /64 was allowed past a limit of 2")
+	}
+	if !l.Acquire(netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Error("an address of another /64 was refused")
+	}
+	l.Release(netip.MustParseAddr("2001:db8:1:2::1"))
+	if n := l.Open(netip.MustParseAddr("2001:db8:1:2::77")); n != 1 {
+		t.Errorf("%d connections counted for the /64 after one of two closed, want 1", n)
+	}
+}
+
 // TestPerAccountNeverExceedsTheLimit races many acquirers for one account: at no time are more than
 // the limit in flight, and every release is accounted for.
 func TestPerAccountNeverExceedsTheLimit(t *testing.T) {
