@@ -33,7 +33,7 @@ func (s sample) summary() string {
 // Steady phase: a figure may grow from the mean of the first third of the steady samples to the
 // mean of the last third by trendPct percent or by its floor, whichever is larger. The floors
 // cover what moves without leaking: with churn, the number of tunnels open at the moment of a
-// sample wanders by dozens (each costs the node about three goroutines and two descriptors), and
+// sample wanders by dozens (each costs the node about two goroutines and two descriptors), and
 // heap in use swings by megabytes with the moment of the garbage collector's cycle.
 //
 // After the load: goroutines and descriptors must come back to the baseline plus returnPct percent
