@@ -228,11 +228,7 @@ func (r *report) markdown() string {
 	if o.label != "" {
 		fmt.Fprintf(&b, " **%s**", o.label)
 	}
-	cmd := "bench/soak/run"
-	if len(o.args) > 0 {
-		cmd += " " + strings.Join(o.args, " ")
-	}
-	fmt.Fprintf(&b, "\nCommand: `%s`.\n\n", cmd)
+	fmt.Fprintf(&b, "\nCommand: `%s`.\n\n", commandLine(o.args))
 	b.WriteString(describeMachine())
 
 	b.WriteString("\n### Settings\n\n| | |\n|---|---|\n")
@@ -327,6 +323,22 @@ func (r *report) markdown() string {
 		b.WriteString("\n**FAIL**\n")
 	}
 	return b.String()
+}
+
+// commandLine is the command as a shell would take it back, each argument quoted when it needs to be.
+func commandLine(args []string) string {
+	cmd := "bench/soak/run"
+	for _, a := range args {
+		if a == "" || strings.ContainsFunc(a, needsQuotes) {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		cmd += " " + a
+	}
+	return cmd
+}
+
+func needsQuotes(r rune) bool {
+	return !strings.ContainsRune("+-./:=@_,%", r) && !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
 }
 
 // cell makes text safe inside a Markdown table cell.

@@ -125,3 +125,11 @@ func TestLatencyQuantiles(t *testing.T) {
 		t.Errorf("interval max %v, then not reset", d)
 	}
 }
+
+func TestCommandLineQuotes(t *testing.T) {
+	got := commandLine([]string{"-d", "1m", "--label", "machine shared with other agents' test suites", "-doc", ""})
+	want := `bench/soak/run -d 1m --label 'machine shared with other agents'\'' test suites' -doc ''`
+	if got != want {
+		t.Errorf("commandLine = %s\nwant          %s", got, want)
+	}
+}
