@@ -62,8 +62,19 @@ type originKey struct {
 // originPool is an exit's idle origin connections, most recently used last. Its lock is never held
 // during I/O.
 type originPool struct {
-	mu   sync.Mutex // guards idle
+	mu   sync.Mutex // guards idle and sweeper
 	idle map[originKey][]*OriginConn
+	// sweeper closes connections idle past the timeout whichever origin they go to, so that one
+	// no request goes to again does not keep its socket forever; nil while none are idle.
+	sweeper *time.Timer
+	timeout time.Duration // the idle timeout; 0 means originIdleTimeout (tests shorten it)
+}
+
+func (p *originPool) idleTimeout() time.Duration {
+	if p.timeout > 0 {
+		return p.timeout
+	}
+	return originIdleTimeout
 }
 
 // take returns the most recently released connection to key, or nil. Connections idle past the
@@ -82,7 +93,7 @@ func (p *originPool) take(key originKey, now time.Time) *OriginConn {
 		c := list[len(list)-1]
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
-		if now.Sub(c.idleAt) < originIdleTimeout {
+		if now.Sub(c.idleAt) < p.idleTimeout() {
 			p.idle[key] = list
 			return c
 		}
@@ -102,14 +113,56 @@ func (p *originPool) put(c *OriginConn) {
 	}
 	list := p.idle[c.key]
 	// The least recently used connection goes when the list is full or has idled out.
-	if len(list) > 0 && (len(list) >= maxIdlePerOrigin || c.idleAt.Sub(list[0].idleAt) >= originIdleTimeout) {
+	if len(list) > 0 && (len(list) >= maxIdlePerOrigin || c.idleAt.Sub(list[0].idleAt) >= p.idleTimeout()) {
 		oldest = list[0]
 		list = append(list[:0], list[1:]...)
 	}
 	p.idle[c.key] = append(list, c)
+	if p.sweeper == nil {
+		p.sweeper = time.AfterFunc(p.idleTimeout(), p.sweep)
+	}
 	p.mu.Unlock()
 	if oldest != nil {
 		oldest.Conn.Close()
+	}
+}
+
+// sweep closes the connections idle past the timeout and runs again when the next one will be,
+// while any are left.
+func (p *originPool) sweep() {
+	now := time.Now()
+	timeout := p.idleTimeout()
+	var stale []*OriginConn
+	var next time.Time // when the longest-idle connection left times out
+	p.mu.Lock()
+	for key, list := range p.idle {
+		n := 0 // the list runs from the longest idle to the most recently released
+		for n < len(list) && now.Sub(list[n].idleAt) >= timeout {
+			n++
+		}
+		stale = append(stale, list[:n]...)
+		if n == len(list) {
+			delete(p.idle, key)
+			continue
+		}
+		if n > 0 {
+			p.idle[key] = append(list[:0], list[n:]...)
+			clear(list[len(list)-n:])
+		}
+		if at := list[0].idleAt.Add(timeout); next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	switch {
+	case p.sweeper == nil: // closeIdle ran meanwhile
+	case len(p.idle) == 0:
+		p.sweeper = nil
+	default:
+		p.sweeper.Reset(next.Sub(now))
+	}
+	p.mu.Unlock()
+	for _, c := range stale {
+		c.Conn.Close()
 	}
 }
 
@@ -118,6 +171,10 @@ func (p *originPool) closeIdle() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
+	if p.sweeper != nil {
+		p.sweeper.Stop()
+		p.sweeper = nil
+	}
 	p.mu.Unlock()
 	for _, list := range idle {
 		for _, c := range list {
