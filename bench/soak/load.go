@@ -93,6 +93,16 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d+1)
 }
 
+// clientSources is how many loopback addresses the clients come from, as that many customers'
+// machines would: each stays within the node's limits.connections_per_ip (1024 by default), which
+// counts and releases every connection of the churn.
+const clientSources = 8
+
+// clientSource is the address client i dials from: 127.0.0.10 and up.
+func clientSource(i int) *net.TCPAddr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(10+i%clientSources))}
+}
+
 // ioTimeout bounds every single exchange: on an idle loopback a round trip takes microseconds;
 // seconds mean the node stalled.
 const ioTimeout = 15 * time.Second
@@ -105,7 +115,7 @@ func (l *load) tunnel(ctx context.Context, i int) {
 	}
 	for ctx.Err() == nil {
 		begin := time.Now()
-		c, r, err := l.openTunnel(ps, acct)
+		c, r, err := l.openTunnel(ps, acct, clientSource(i))
 		if err != nil {
 			l.fail(ctx, "tunnel open", err)
 			sleep(ctx, time.Second) // no retry storm if the node refuses
@@ -122,8 +132,9 @@ func (l *load) tunnel(ctx context.Context, i int) {
 
 // openTunnel dials the proxy server, CONNECTs to the echo server, and checks that the origin saw
 // one of the proxy server's exits.
-func (l *load) openTunnel(ps proxyServer, acct account) (net.Conn, *bufio.Reader, error) {
-	c, err := net.DialTimeout("tcp", ps.addr, ioTimeout)
+func (l *load) openTunnel(ps proxyServer, acct account, src *net.TCPAddr) (net.Conn, *bufio.Reader, error) {
+	d := net.Dialer{Timeout: ioTimeout, LocalAddr: src}
+	c, err := d.Dial("tcp", ps.addr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -198,7 +209,7 @@ func (l *load) echoLoop(ctx context.Context, i int, c net.Conn, r *bufio.Reader)
 // reused for every request.
 func (l *load) httpClient(ctx context.Context, i int) {
 	ps, acct := l.proxyFor(i)
-	dialer := &net.Dialer{Timeout: ioTimeout}
+	dialer := &net.Dialer{Timeout: ioTimeout, LocalAddr: clientSource(i)}
 	tr := &http.Transport{
 		Proxy:               http.ProxyURL(proxyURL(ps, acct)),
 		MaxConnsPerHost:     1,

@@ -193,7 +193,7 @@ func (s *soak) warmUp(ctx context.Context) error {
 			err := l.request(ctx, hc, ps)
 			if err == nil {
 				var c interface{ Close() error }
-				c, _, err = l.openTunnel(ps, acct)
+				c, _, err = l.openTunnel(ps, acct, clientSource(i))
 				if err == nil {
 					c.Close()
 					break
