@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -34,7 +35,7 @@ type clientConn struct {
 	remote  string     // conn.RemoteAddr(), formatted once
 	lr      limitedReader
 	br      *bufio.Reader
-	small   *bufio.Reader // the pooled reader under br once a large head made br larger (growReader)
+	grown   bool // br is not the pooled reader but one a large head needed (growReader)
 	head    httphead.Parser
 	headCfg httphead.Config // the server's, with the port the client connected to
 	bw      *bufio.Writer
@@ -144,8 +145,8 @@ func (cc *clientConn) watchHangup(upstream io.Closer, hungUp *bool) (stop func()
 // releaseBuffers returns the connection's buffers to their pools: when it closes, or when it
 // becomes a tunnel, which needs neither.
 func (cc *clientConn) releaseBuffers() {
-	if cc.small != nil {
-		cc.br, cc.small = cc.small, nil
+	if cc.grown {
+		cc.br, cc.grown = nil, false // not the pool's size: the collector takes it
 	}
 	if cc.br != nil {
 		cc.br.Reset(nil)
@@ -252,14 +253,19 @@ func (cc *clientConn) checkHead() (*httphead.Error, error) {
 	}
 }
 
-// growReader gives a head larger than the pooled 4 KiB buffer a buffer of the largest head allowed,
-// read through the pooled one, which keeps what it holds; false when it has that size already.
+// growReader gives a head larger than the pooled 4 KiB buffer a reader of the largest head allowed,
+// for the rest of the connection; false when it has that size already. The new reader takes over
+// what the pooled one held in its first fill, and reads the connection itself after that, so that
+// every byte the client sent is in cc.br (a tunnel's early bytes are taken from there).
 func (cc *clientConn) growReader() bool {
-	if cc.small != nil || cc.br.Size() >= cc.s.cfg.MaxHeaderBytes {
+	if cc.grown || cc.br.Size() >= cc.s.cfg.MaxHeaderBytes {
 		return false
 	}
-	cc.small = cc.br
-	cc.br = bufio.NewReaderSize(cc.small, cc.s.cfg.MaxHeaderBytes)
+	held, _ := cc.br.Peek(cc.br.Buffered())
+	rest := io.MultiReader(bytes.NewReader(bytes.Clone(held)), &cc.lr)
+	cc.br.Reset(nil)
+	readers.Put(cc.br)
+	cc.br, cc.grown = bufio.NewReaderSize(rest, cc.s.cfg.MaxHeaderBytes), true
 	return true
 }
 

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/exitmesh/exitmesh/internal/tcptest"
 )
 
 // TestSmugglingHeadsAreRefused sends the request-smuggling vectors that other parsers read
@@ -126,5 +128,24 @@ func TestLargeAndSlowHeadsAreServed(t *testing.T) {
 	}
 	if resp, body := rc.read("GET"); resp.StatusCode != 200 || body != "3" {
 		t.Fatalf("head in pieces after a large one: %d %q, want 200 \"3\"", resp.StatusCode, body)
+	}
+}
+
+// TestLargeConnectHeadKeepsEarlyBytes: a CONNECT head larger than the connection's first buffer,
+// with the tunnel's first bytes sent right behind it in the same write, reaches the target with
+// every one of those bytes.
+func TestLargeConnectHeadKeepsEarlyBytes(t *testing.T) {
+	e := newEnv(t)
+	target := tcptest.Serve(t, tcptest.Echo)
+	early := strings.Repeat("e", 6000) + "\n"
+	rc := e.dialRaw(t)
+	rc.send("CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n" + aliceAuth() +
+		"X-Padding: " + strings.Repeat("p", 9000) + "\r\n\r\n" + early)
+	if resp, err := http.ReadResponse(rc.br, &http.Request{Method: http.MethodConnect}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT with a 9 KiB head: %v %v", resp, err)
+	}
+	echoed, err := rc.br.ReadString('\n')
+	if err != nil || echoed != early {
+		t.Fatalf("echoed %d bytes (%v), want the %d early bytes", len(echoed), err, len(early))
 	}
 }
