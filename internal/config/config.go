@@ -234,6 +234,10 @@ type Limits struct {
 	ConnectionsPerAccount int `yaml:"connections_per_account"`
 }
 
+// APIListener is the listener label of the account API's metrics, beside the proxy servers' names,
+// which therefore cannot take it.
+const APIListener = "api"
+
 // MaxConnectionsLimit is the highest limits.connections_per_ip and limits.connections_per_account.
 const MaxConnectionsLimit = 1_000_000
 

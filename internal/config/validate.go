@@ -126,6 +126,9 @@ func (c *Config) validateProxies(p *problems) {
 	for i, proxy := range c.Proxies {
 		key := fmt.Sprintf("proxies[%d]", i)
 		validName(p, key+".name", proxy.Name)
+		if proxy.Name == APIListener {
+			p.add(key+".name", "%q names the account API's listener in metrics; choose another name", proxy.Name)
+		}
 		if j, ok := names[proxy.Name]; ok && proxy.Name != "" {
 			p.add(key+".name", "%q is already the name of proxies[%d]", proxy.Name, j)
 		} else {

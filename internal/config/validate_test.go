@@ -96,6 +96,7 @@ func TestValidateRules(t *testing.T) {
 		{"timeout write", func(c *Config) { c.Timeouts.Write = -1 }, "timeouts.write: must be positive"},
 		{"max header bytes", func(c *Config) { c.Limits.MaxHeaderBytes = -1 }, "limits.max_header_bytes: must be positive"},
 		{"max header fields", func(c *Config) { c.Limits.MaxHeaderFields = -1 }, "limits.max_header_fields: must be positive"},
+		{"proxy named api", func(c *Config) { c.Proxies[0].Name = "api" }, `proxies[0].name: "api" names the account API's listener in metrics; choose another name`},
 		{"connections per ip", func(c *Config) { c.Limits.ConnectionsPerIP = -1 }, "limits.connections_per_ip: must be from 1 to 1000000, got -1"},
 		{"connections per ip cap", func(c *Config) { c.Limits.ConnectionsPerIP = 1_000_001 }, "limits.connections_per_ip: must be from 1 to 1000000, got 1000001"},
 		{"connections per account", func(c *Config) { c.Limits.ConnectionsPerAccount = -5 }, "limits.connections_per_account: must be from 1 to 1000000, got -5"},

@@ -98,7 +98,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 // per client IP, apart from the proxy servers', so that proxy traffic cannot lock a customer out of
 // the dashboard, nor the reverse. It also counts the clients that timeouts.read_header cuts.
 func (n *Node) limitAPI(ln net.Listener) net.Listener {
-	hits := n.metrics.Limits("api", metrics.LimitConnectionsPerIP, metrics.LimitReadHeader)
+	hits := n.metrics.Limits(config.APIListener, metrics.LimitConnectionsPerIP, metrics.LimitReadHeader)
 	return &connlimit.Listener{Listener: ln, Limit: n.apiConnsPerIP,
 		Refused:      func() { hits.Hit(metrics.LimitConnectionsPerIP) },
 		HeadTimedOut: func() { hits.Hit(metrics.LimitReadHeader) }}
