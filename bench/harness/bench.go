@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/exitmesh/exitmesh/bench/benchdoc"
 )
 
 // target is one column of the table: the origin straight, or a proxy in front of it.
@@ -94,7 +96,7 @@ func newBench(ctx context.Context, o options) (_ *bench, err error) {
 		{name: "exitmesh", server: em, kinds: proxyKinds},
 		{name: "exitmesh Basic", server: em, auth: basicAuth(benchUser, benchPassword),
 			kinds: []string{kindKeepAlive, kindNewConn, kindConnect}},
-		{name: "exitmesh, " + thousands(int64(o.accounts)) + " accounts", server: emLarge,
+		{name: "exitmesh, " + benchdoc.Thousands(int64(o.accounts)) + " accounts", server: emLarge,
 			kinds: []string{kindKeepAlive64}},
 	}
 	// Every target has origin ports of its own (see bench/origin).

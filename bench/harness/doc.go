@@ -3,11 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/exitmesh/exitmesh/bench/benchdoc"
 )
 
 // goal is one of issue 8's targets, judged from the report.
@@ -40,7 +40,7 @@ func (r *report) goals() []goal {
 	if v, ok := em("ka64"); ok {
 		if name, best, ok := r.bestPeer(f("ka64")); ok {
 			g.known, g.met = true, v >= 1.3*best
-			g.measured = fmt.Sprintf("%s req/s = %s %s (%s req/s)", thousands(int64(v)), ratio(v, best), name, thousands(int64(best)))
+			g.measured = fmt.Sprintf("%s req/s = %s %s (%s req/s)", benchdoc.Thousands(int64(v)), ratio(v, best), name, benchdoc.Thousands(int64(best)))
 		}
 	}
 	gs = append(gs, g)
@@ -66,7 +66,7 @@ func (r *report) goals() []goal {
 	if v, ok := em("bulk"); ok {
 		if d, ok := r.value("bulk", "direct"); ok {
 			g.known, g.met = true, v >= 0.9*d
-			g.measured = fmt.Sprintf("%s MiB/s = %.0f%% of %s MiB/s", thousands(int64(v)), 100*v/d, thousands(int64(d)))
+			g.measured = fmt.Sprintf("%s MiB/s = %.0f%% of %s MiB/s", benchdoc.Thousands(int64(v)), 100*v/d, benchdoc.Thousands(int64(d)))
 		}
 	}
 	gs = append(gs, g)
@@ -79,11 +79,11 @@ func (r *report) goals() []goal {
 	gs = append(gs, g)
 
 	g = goal{text: fmt.Sprintf("Throughput with %s accounts and %s authorized IPs within 5%% of one account's",
-		thousands(int64(r.o.accounts)), thousands(int64(r.o.accounts*r.o.ipsEach)))}
+		benchdoc.Thousands(int64(r.o.accounts)), benchdoc.Thousands(int64(r.o.accounts*r.o.ipsEach)))}
 	if v, ok := em(pairKey); ok && large != "" {
 		if l, ok := r.value(pairKey, large); ok {
 			g.known, g.met = true, l >= 0.95*v
-			g.measured = fmt.Sprintf("%s vs %s req/s (%+.1f%%)", thousands(int64(l)), thousands(int64(v)), 100*(l/v-1))
+			g.measured = fmt.Sprintf("%s vs %s req/s (%+.1f%%)", benchdoc.Thousands(int64(l)), benchdoc.Thousands(int64(v)), 100*(l/v-1))
 			lc, ok1 := r.value(pairKey+"_cpu", large)
 			vc, ok2 := r.value(pairKey+"_cpu", "exitmesh")
 			if ok1 && ok2 {
@@ -105,39 +105,17 @@ func (r *report) targetsTable(b *strings.Builder) {
 	}
 }
 
-// machine describes where the run happened.
+// machine describes where the run happened, with the versions of the peers.
 type machine struct {
-	cpu, cores, memory, kernel, os, goVersion, wrk, tinyproxy, squid, goproxy, commit string
+	benchdoc.Machine
+	wrk, tinyproxy, squid, goproxy string
 }
 
 func describeMachine() machine {
-	m := machine{goVersion: runtime.Version(), cores: fmt.Sprint(runtime.NumCPU())}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		fmt.Sscanf(strings.TrimPrefix(firstLine(string(b)), "MemTotal:"), "%d", &kb)
-		m.memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.kernel = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile("/etc/os-release"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
-				m.os = strings.Trim(strings.TrimSpace(v), `"`)
-			}
-		}
-	}
-	m.wrk, _, _ = strings.Cut(firstLine(output("wrk", "-v")), " Copyright")
-	m.tinyproxy = firstLine(output("tinyproxy", "-v"))
-	m.squid = firstLine(output("squid", "-v"))
+	m := machine{Machine: benchdoc.Describe("docs/PERFORMANCE.md")}
+	m.wrk, _, _ = strings.Cut(benchdoc.FirstLine(benchdoc.Output("wrk", "-v")), " Copyright")
+	m.tinyproxy = benchdoc.FirstLine(benchdoc.Output("tinyproxy", "-v"))
+	m.squid = benchdoc.FirstLine(benchdoc.Output("squid", "-v"))
 	if b, err := os.ReadFile("bench/goproxy/go.mod"); err == nil {
 		for line := range strings.Lines(string(b)) {
 			f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
@@ -146,22 +124,7 @@ func describeMachine() machine {
 			}
 		}
 	}
-	m.commit = strings.TrimSpace(output("git", "rev-parse", "--short", "HEAD"))
-	// The results document is rewritten by the run itself; any other change makes the build dirty.
-	if strings.TrimSpace(output("git", "status", "--porcelain", "--", ".", ":!docs/PERFORMANCE.md")) != "" {
-		m.commit += " (with uncommitted changes)"
-	}
 	return m
-}
-
-func output(name string, args ...string) string {
-	out, _ := exec.Command(name, args...).CombinedOutput()
-	return string(out)
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(line)
 }
 
 // background is the CPU use sampled while the harness's servers are idle — before the first
@@ -197,7 +160,7 @@ func cpuTicks() (busy, total float64) {
 	if err != nil {
 		return 0, 0
 	}
-	f := strings.Fields(firstLine(string(b))) // cpu user nice system idle iowait irq softirq steal …
+	f := strings.Fields(benchdoc.FirstLine(string(b))) // cpu user nice system idle iowait irq softirq steal …
 	if len(f) < 9 {
 		return 0, 0
 	}
@@ -211,47 +174,21 @@ func cpuTicks() (busy, total float64) {
 	return busy, total
 }
 
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:3], " ")
-}
-
 func (m machine) markdown() string {
 	return fmt.Sprintf(`| machine | |
 |---|---|
-| CPU | %s, %s cores |
+| CPU | %s, %d cores |
 | memory | %s |
 | system | %s, Linux %s |
 | toolchain | %s |
 | load generator | %s |
 | peers | %s; %s; %s |
 | exitmesh | %s |
-`, m.cpu, m.cores, m.memory, m.os, m.kernel, m.goVersion, m.wrk, m.tinyproxy, m.squid, m.goproxy, m.commit)
+`, m.CPU, m.Cores, m.Memory, m.OS, m.Kernel, m.Go, m.wrk, m.tinyproxy, m.squid, m.goproxy, m.Commit)
 }
 
-// The generated part of docs/PERFORMANCE.md lies between these markers; the rest is written by hand.
-const (
-	beginMarker = "<!-- bench:results:begin (written by bench/run; edits here are lost) -->"
-	endMarker   = "<!-- bench:results:end -->"
-)
+// results is the generated part of docs/PERFORMANCE.md; the rest is written by hand.
+var results = benchdoc.Section{Key: "bench", Writer: "bench/run", Title: "Performance"}
 
 // writeDoc replaces the results section of the document at path, or creates the document.
-func (r *report) writeDoc(path string) error {
-	section := beginMarker + "\n" + r.markdown() + endMarker
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(old)
-	i, j := strings.Index(text, beginMarker), strings.Index(text, endMarker)
-	if i < 0 || j < i {
-		text = "# Performance\n\n## Results\n\n" + section + "\n"
-	} else {
-		text = text[:i] + section + text[j+len(endMarker):]
-	}
-	return os.WriteFile(path, []byte(text), 0o644)
-}
+func (r *report) writeDoc(path string) error { return results.Write(path, r.markdown()) }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/exitmesh/exitmesh/bench/benchdoc"
 )
 
 // figure is one row of the tables.
@@ -34,8 +36,8 @@ func figures(o options) []figure {
 		figure{key: "connect_cpu", label: "CONNECT setup: proxy CPU per tunnel", unit: "µs", lowerBetter: true},
 		figure{key: "bulk", label: fmt.Sprintf("CONNECT bulk, 1 tunnel, %s", sizeText(o.bulkBytes)), unit: "MiB/s"},
 		figure{key: "bulk_cpu", label: "CONNECT bulk: proxy CPU per GiB", unit: "ms", lowerBetter: true},
-		figure{key: "idle_rss", label: fmt.Sprintf("RSS per idle tunnel (%s open)", thousands(int64(o.tunnels))), unit: "KiB", lowerBetter: true},
-		figure{key: "idle_fds", label: fmt.Sprintf("File descriptors per idle tunnel (%s open)", thousands(int64(o.tunnels))), unit: "fds", lowerBetter: true},
+		figure{key: "idle_rss", label: fmt.Sprintf("RSS per idle tunnel (%s open)", benchdoc.Thousands(int64(o.tunnels))), unit: "KiB", lowerBetter: true},
+		figure{key: "idle_fds", label: fmt.Sprintf("File descriptors per idle tunnel (%s open)", benchdoc.Thousands(int64(o.tunnels))), unit: "fds", lowerBetter: true},
 	)
 }
 
@@ -60,7 +62,7 @@ type report struct {
 
 func newReport(o options, targets []*target) *report {
 	return &report{o: o, targets: targets, figures: figures(o), samples: map[string]map[string][]float64{},
-		problems: map[string]map[string]string{}, begin: time.Now(), loadBefore: loadAverage()}
+		problems: map[string]map[string]string{}, begin: time.Now(), loadBefore: benchdoc.LoadAverage()}
 }
 
 func (r *report) add(key string, t *target, v float64) {
@@ -150,7 +152,7 @@ func (r *report) addIdle(t *target, u idleUsage, err error) error {
 
 func (r *report) finish() {
 	r.end = time.Now()
-	r.loadAfter = loadAverage()
+	r.loadAfter = benchdoc.LoadAverage()
 }
 
 // value returns the median of a figure's samples for a target.
@@ -188,16 +190,8 @@ func format(v float64, unit string) string {
 	case unit == "ms", unit == "KiB", unit == "fds", unit == "µs":
 		return fmt.Sprintf("%.1f", v)
 	default:
-		return thousands(int64(math.Round(v)))
+		return benchdoc.Thousands(int64(math.Round(v)))
 	}
-}
-
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }
 
 func ratio(v, base float64) string {

@@ -115,7 +115,7 @@ func run(o options) error {
 	text := rep.markdown()
 	fmt.Println(text)
 	if o.doc != "" {
-		if err := writeDoc(o.doc, text); err != nil {
+		if err := results.Write(o.doc, text); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "wrote %s\n", o.doc)

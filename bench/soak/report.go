@@ -3,11 +3,10 @@ package main
 import (
 	"fmt"
 	"math"
-	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"time"
+
+	"github.com/exitmesh/exitmesh/bench/benchdoc"
 )
 
 // sample is one reading of the node's /metrics, with the harness's own view at the same moment.
@@ -98,7 +97,7 @@ type latencyRow struct {
 }
 
 func newReport(o options) *report {
-	return &report{o: o, begin: time.Now(), loadBefore: loadAverage()}
+	return &report{o: o, begin: time.Now(), loadBefore: benchdoc.LoadAverage()}
 }
 
 func (r *report) add(s sample, phase string) {
@@ -118,7 +117,7 @@ func (r *report) phase(p string) []sample {
 
 // finish takes the load's counters and errors and draws the verdict.
 func (r *report) finish(l *load) {
-	r.end, r.loadAfter = time.Now(), loadAverage()
+	r.end, r.loadAfter = time.Now(), benchdoc.LoadAverage()
 	r.tunnelsOpened, r.churned = l.n.tunnelsOpened.Load(), l.n.tunnelsChurned.Load()
 	r.echoes, r.requests, r.clientDials = l.n.echoes.Load(), l.n.requests.Load(), l.n.clientDials.Load()
 	r.apiCalls, r.apiAttempts = l.n.apiCalls.Load(), l.n.apiAttempts.Load()
@@ -137,11 +136,11 @@ func (r *report) finish(l *load) {
 
 func (r *report) judge() verdict {
 	t := r.o.tol
-	v := verdict{{name: "unexpected errors", measured: thousands(int64(r.unexpected)), allowed: "0", ok: r.unexpected == 0, judged: true}}
+	v := verdict{{name: "unexpected errors", measured: benchdoc.Thousands(int64(r.unexpected)), allowed: "0", ok: r.unexpected == 0, judged: true}}
 	noLoad := r.tunnelsOpened == 0 || r.echoes == 0 || r.requests == 0 || r.apiCalls == 0
 	v = append(v, check{name: "every kind of load ran", judged: true, ok: !noLoad,
-		measured: fmt.Sprintf("%s tunnels, %s echoes, %s requests, %s API calls", thousands(r.tunnelsOpened),
-			thousands(r.echoes), thousands(r.requests), thousands(r.apiCalls)), allowed: "each > 0"})
+		measured: fmt.Sprintf("%s tunnels, %s echoes, %s requests, %s API calls", benchdoc.Thousands(r.tunnelsOpened),
+			benchdoc.Thousands(r.echoes), benchdoc.Thousands(r.requests), benchdoc.Thousands(r.apiCalls)), allowed: "each > 0"})
 
 	base, after := r.phase("baseline"), r.phase("after")
 	if len(base) == 1 && len(after) == 1 {
@@ -202,22 +201,14 @@ func ms(d time.Duration) string {
 	if v < 10 {
 		return fmt.Sprintf("%.2f", v)
 	}
-	return thousands(int64(math.Round(v)))
+	return benchdoc.Thousands(int64(math.Round(v)))
 }
 
 func num(v float64) string {
 	if v < 100 {
 		return fmt.Sprintf("%.1f", v)
 	}
-	return thousands(int64(math.Round(v)))
-}
-
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
+	return benchdoc.Thousands(int64(math.Round(v)))
 }
 
 func (r *report) markdown() string {
@@ -234,7 +225,7 @@ func (r *report) markdown() string {
 	b.WriteString("\n### Settings\n\n| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| load | %s, the first %s opening the tunnels; steady phase from %s |\n", o.dur, o.ramp, o.ramp+o.tunnelInterval)
 	fmt.Fprintf(&b, "| CONNECT tunnels | %s concurrent, each echoing a line every %s ± 50%%, %.0f%% chance of closing and reopening after each echo |\n",
-		thousands(int64(o.tunnels)), o.tunnelInterval, 100*o.churn)
+		benchdoc.Thousands(int64(o.tunnels)), o.tunnelInterval, 100*o.churn)
 	fmt.Fprintf(&b, "| keep-alive HTTP clients | %d, one connection each, a GET every %s |\n", o.clients, o.reqInterval)
 	fmt.Fprintf(&b, "| API writer | one call every %s over %d accounts: add IP, list IPs, create sub-account, edit it, delete it, list sub-accounts, delete IP |\n",
 		o.apiInterval, o.accounts)
@@ -246,16 +237,16 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "| sampling | the node's /metrics every %s; the baseline (after a warm-up) and the after-load sample each %s after the last client left (the node's idle timeouts are 90 s), once the node is quiet: no tunnels, goroutines and fds still for 5 s |\n", o.sample, o.settle)
 
 	b.WriteString("\n### Load\n\n| | count |\n|---|---:|\n")
-	fmt.Fprintf(&b, "| tunnels opened (closed and reopened by churn) | %s (%s) |\n", thousands(r.tunnelsOpened), thousands(r.churned))
-	fmt.Fprintf(&b, "| echo round trips, each checked | %s |\n", thousands(r.echoes))
-	fmt.Fprintf(&b, "| HTTP requests, each checked: status 200, an exit of its proxy server | %s |\n", thousands(r.requests))
-	fmt.Fprintf(&b, "| client connections those requests used | %s |\n", thousands(r.clientDials))
-	fmt.Fprintf(&b, "| API calls, each answer checked (HTTP attempts) | %s (%s) |\n", thousands(r.apiCalls), thousands(r.apiAttempts))
+	fmt.Fprintf(&b, "| tunnels opened (closed and reopened by churn) | %s (%s) |\n", benchdoc.Thousands(r.tunnelsOpened), benchdoc.Thousands(r.churned))
+	fmt.Fprintf(&b, "| echo round trips, each checked | %s |\n", benchdoc.Thousands(r.echoes))
+	fmt.Fprintf(&b, "| HTTP requests, each checked: status 200, an exit of its proxy server | %s |\n", benchdoc.Thousands(r.requests))
+	fmt.Fprintf(&b, "| client connections those requests used | %s |\n", benchdoc.Thousands(r.clientDials))
+	fmt.Fprintf(&b, "| API calls, each answer checked (HTTP attempts) | %s (%s) |\n", benchdoc.Thousands(r.apiCalls), benchdoc.Thousands(r.apiAttempts))
 
 	b.WriteString("\n### Latency\n\nOf the exchanges that succeeded; not judged (the machine's other work shows here first).\n\n")
 	b.WriteString("| exchange | count | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.latencies {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", x.name, thousands(x.count), ms(x.p50), ms(x.p99), ms(x.p999), ms(x.maximum))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", x.name, benchdoc.Thousands(x.count), ms(x.p50), ms(x.p99), ms(x.p999), ms(x.maximum))
 	}
 
 	b.WriteString("\n### Errors\n\n")
@@ -268,7 +259,7 @@ func (r *report) markdown() string {
 			if c.reason != "" {
 				exp = "yes: " + c.reason
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", cell(c.class), thousands(int64(c.count)), exp, cell(c.first))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", cell(c.class), benchdoc.Thousands(int64(c.count)), exp, cell(c.first))
 		}
 	}
 	if len(r.warnings) > 0 {
@@ -295,8 +286,8 @@ func (r *report) markdown() string {
 			slowReq, slowEcho = ms(s.requestMax), ms(s.echoMax)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %.1f | %s | %s | %s | %s | %s | %s |\n", t, s.phase,
-			thousands(int64(s.goroutines)), thousands(int64(s.fds)), s.rss/(1<<20), s.heapInuse/(1<<20),
-			thousands(int64(s.tunnelsActive)), thousands(s.harnessOpen), thousands(int64(s.requestsTotal)), thousands(int64(s.tunnelsTotal)),
+			benchdoc.Thousands(int64(s.goroutines)), benchdoc.Thousands(int64(s.fds)), s.rss/(1<<20), s.heapInuse/(1<<20),
+			benchdoc.Thousands(int64(s.tunnelsActive)), benchdoc.Thousands(s.harnessOpen), benchdoc.Thousands(int64(s.requestsTotal)), benchdoc.Thousands(int64(s.tunnelsTotal)),
 			slowReq, slowEcho)
 	}
 
@@ -346,75 +337,12 @@ func cell(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ")
 }
 
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:3], " ")
-}
-
 // describeMachine is a table of the machine, the toolchain and the commit measured.
 func describeMachine() string {
-	cpu, memory, kernel, osName := "?", "?", "?", "?"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		first, _, _ := strings.Cut(string(b), "\n")
-		fmt.Sscanf(strings.TrimPrefix(first, "MemTotal:"), "%d", &kb)
-		memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile("/etc/os-release"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
-				osName = strings.Trim(strings.TrimSpace(v), `"`)
-			}
-		}
-	}
-	commit := strings.TrimSpace(output("git", "rev-parse", "--short", "HEAD"))
-	// The results document is rewritten by the run itself; any other change makes the build dirty.
-	if strings.TrimSpace(output("git", "status", "--porcelain", "--", ".", ":!docs/SOAK.md")) != "" {
-		commit += " (with uncommitted changes)"
-	}
+	m := benchdoc.Describe("docs/SOAK.md")
 	return fmt.Sprintf("| machine | |\n|---|---|\n| CPU | %s, %d cores |\n| memory | %s |\n| kernel | %s |\n| OS | %s |\n| Go | %s |\n| commit | %s |\n",
-		cpu, runtime.NumCPU(), memory, kernel, osName, runtime.Version(), commit)
+		m.CPU, m.Cores, m.Memory, m.Kernel, m.OS, m.Go, m.Commit)
 }
 
-func output(name string, args ...string) string {
-	out, _ := exec.Command(name, args...).Output()
-	return string(out)
-}
-
-// The results section of the document, between these markers, is the run's; the rest is by hand.
-const (
-	beginMarker = "<!-- soak:results:begin (written by bench/soak/run; edits here are lost) -->"
-	endMarker   = "<!-- soak:results:end -->"
-)
-
-// writeDoc replaces the results section of the document at path, or creates the document.
-func writeDoc(path, results string) error {
-	section := beginMarker + "\n" + results + endMarker
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(old)
-	i, j := strings.Index(text, beginMarker), strings.Index(text, endMarker)
-	if i < 0 || j < i {
-		text = "# Soak\n\n## Results\n\n" + section + "\n"
-	} else {
-		text = text[:i] + section + text[j+len(endMarker):]
-	}
-	return os.WriteFile(path, []byte(text), 0o644)
-}
+// results is the section of docs/SOAK.md each run rewrites; the rest is written by hand.
+var results = benchdoc.Section{Key: "soak", Writer: "bench/soak/run", Title: "Soak"}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,28 +72,6 @@ func TestTallyExpectedAndUnexpected(t *testing.T) {
 	c := errs.classes()
 	if len(c) != 2 || c[0].class != "http: status 502" || c[0].first != "first" || c[1].reason == "" {
 		t.Errorf("classes: %+v", c)
-	}
-}
-
-func TestWriteDocKeepsTheRestOfTheDocument(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "SOAK.md")
-	if err := writeDoc(path, "first run\n"); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := os.ReadFile(path)
-	os.WriteFile(path, []byte("# Soak\n\nBy hand.\n\n"+string(b)[len("# Soak\n\n"):]+"\n## After\n\nBy hand too.\n"), 0o644)
-	if err := writeDoc(path, "second run\n"); err != nil {
-		t.Fatal(err)
-	}
-	b, _ = os.ReadFile(path)
-	got := string(b)
-	for _, want := range []string{"By hand.", "second run", "By hand too."} {
-		if !strings.Contains(got, want) {
-			t.Errorf("document lacks %q:\n%s", want, got)
-		}
-	}
-	if strings.Contains(got, "first run") || strings.Count(got, beginMarker) != 1 {
-		t.Errorf("the results section was not replaced:\n%s", got)
 	}
 }
 
