@@ -165,25 +165,47 @@ func (r *report) judge() verdict {
 	if len(steady) < 3 {
 		return append(v, check{name: "steady samples", judged: true, measured: fmt.Sprint(len(steady)), allowed: "≥ 3"})
 	}
+	// A trend of fewer samples is one or two moments of the collector's cycle: shown, not judged.
+	enough, note := len(steady) >= minTrendSamples, ""
+	if !enough {
+		note = fmt.Sprintf(" (not judged: %d steady samples, fewer than %d)", len(steady), minTrendSamples)
+	}
 	for _, f := range []struct {
 		name   string
 		value  func(sample) float64
+		third  func([]sample, func(sample) float64) (float64, float64)
 		floor  float64
 		unit   float64
 		judged bool
 	}{
-		{"goroutines, steady phase: first third → last third", func(s sample) float64 { return s.goroutines }, t.goroutineFloor, 1, true},
-		{"open fds, steady phase: first third → last third", func(s sample) float64 { return s.fds }, t.fdFloor, 1, true},
-		{"heap in use (MiB), steady phase: first third → last third", func(s sample) float64 { return s.heapInuse }, t.heapFloor, 1 << 20, true},
-		{"RSS (MiB), steady phase: first third → last third (not judged)", func(s sample) float64 { return s.rss }, t.heapFloor, 1 << 20, false},
+		{"goroutines, steady phase: first third → last third (means)", func(s sample) float64 { return s.goroutines }, trend, t.goroutineFloor, 1, enough},
+		{"open fds, steady phase: first third → last third (means)", func(s sample) float64 { return s.fds }, trend, t.fdFloor, 1, enough},
+		{"heap in use (MiB), steady phase: first third → last third (lowest)", func(s sample) float64 { return s.heapInuse }, troughs, t.heapFloor, 1 << 20, enough},
+		{"RSS (MiB), steady phase: first third → last third (means; not judged)", func(s sample) float64 { return s.rss }, trend, t.heapFloor, 1 << 20, false},
 	} {
-		first, last := trend(steady, f.value)
+		first, last := f.third(steady, f.value)
 		limit := first + math.Max(first*t.trendPct/100, f.floor)
-		v = append(v, check{name: f.name, judged: f.judged, ok: last <= limit,
+		v = append(v, check{name: f.name + note, judged: f.judged, ok: last <= limit,
 			measured: fmt.Sprintf("%s → %s (%+.1f%%)", num(first/f.unit), num(last/f.unit), 100*(last-first)/first),
 			allowed:  "≤ " + num(limit/f.unit)})
 	}
 	return v
+}
+
+// minTrendSamples is the fewest steady samples whose thirds make a trend: three to a third.
+const minTrendSamples = 9
+
+// troughs returns the lowest value of the first and of the last third of the samples. Heap in use
+// doubles and halves with each cycle of the garbage collector (GOGC=100), so its troughs, taken just
+// after a collection, follow the live heap, where a leak shows; its means follow the cycle's phase.
+func troughs(samples []sample, value func(sample) float64) (first, last float64) {
+	k := len(samples) / 3
+	first, last = math.Inf(1), math.Inf(1)
+	for i := range k {
+		first = math.Min(first, value(samples[i]))
+		last = math.Min(last, value(samples[len(samples)-1-i]))
+	}
+	return first, last
 }
 
 // trend returns the means of the first and the last third of the samples.

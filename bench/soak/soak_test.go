@@ -59,6 +59,34 @@ func TestVerdict(t *testing.T) {
 	}
 }
 
+// heapRun is a run whose steady heap in use is heap(i) MiB at sample i of n.
+func heapRun(n int, heap func(i int) float64) verdict {
+	o, _ := parseFlags(nil)
+	r := &report{o: o, tunnelsOpened: 1, echoes: 1, requests: 1, apiCalls: 1}
+	r.add(sample{goroutines: 20, fds: 20, heapInuse: 8 << 20}, "baseline")
+	for i := range n {
+		r.add(sample{goroutines: 400, fds: 400, heapInuse: heap(i) * (1 << 20)}, "steady")
+	}
+	r.add(sample{goroutines: 20, fds: 20, heapInuse: 20 << 20}, "after")
+	return r.judge()
+}
+
+// TestVerdictOnHeap: the collector's sawtooth (heap in use doubling and halving) passes whatever
+// phase the samples catch; troughs that rise fail; too few samples are shown but not judged.
+func TestVerdictOnHeap(t *testing.T) {
+	sawtooth := func(i int) float64 { return []float64{24, 43, 30, 24, 43, 43, 24, 43, 43, 43, 24, 43}[i] }
+	if v := heapRun(12, sawtooth); !v.pass() {
+		t.Errorf("a sawtooth between 24 and 43 MiB failed: %v", v.failures())
+	}
+	rising := func(i int) float64 { return 24 + 4*float64(i) + float64(i%2)*20 }
+	if v := heapRun(12, rising); v.pass() || !strings.Contains(strings.Join(v.failures(), ";"), "heap in use") {
+		t.Errorf("troughs rising by 4 MiB a sample: failures %v", v.failures())
+	}
+	if v := heapRun(5, rising); !v.pass() {
+		t.Errorf("5 steady samples were judged: %v", v.failures())
+	}
+}
+
 func TestTallyExpectedAndUnexpected(t *testing.T) {
 	expected["test: tolerated"] = "a documented reason"
 	defer delete(expected, "test: tolerated")
