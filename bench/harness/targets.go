@@ -110,7 +110,8 @@ func goproxyServer(dir, bin string, port, cpu int) *server {
 }
 
 // exitmeshServer runs exitmesh with one proxy server whose exit is 127.0.0.1, egress allowed to
-// 127.0.0.1 only, and no API or metrics listener. Its store holds accounts accounts with ipsEach
+// 127.0.0.1 only, and no API or metrics listener. Its per-client limits are lifted: the harness is
+// one client at one address holding up to -tunnels tunnels, and the peers have no such limits. Its store holds accounts accounts with ipsEach
 // authorized IPs each; the first is benchUser, whose first IP is 127.0.0.1.
 func exitmeshServer(ctx context.Context, dir, bin, name string, port, cpu, accounts, ipsEach int) (*server, error) {
 	sdir := filepath.Join(dir, name)
@@ -130,6 +131,7 @@ egress: {allow: [127.0.0.1/32]}
 plans:
   - {name: bench, proxies: 1, subs: 0, ips: %d, hostnames: 0, bandwidth: 0}
 timeouts: {shutdown: 1s}
+limits: {connections_per_ip: 1000000, connections_per_account: 1000000}
 log: {level: warn}
 `, sdir, port, max(ipsEach, 1))
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
