@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -33,7 +32,6 @@ type clientConn struct {
 	conn    net.Conn
 	src     netip.Addr // the client's address, unmapped
 	remote  string     // conn.RemoteAddr(), formatted once
-	lr      limitedReader
 	br      *bufio.Reader
 	grown   bool // br is not the pooled reader but one a large head needed (growReader)
 	head    httphead.Parser
@@ -160,33 +158,11 @@ func (cc *clientConn) releaseBuffers() {
 // errMalformed refuses a head that passed checkHead but not net/http's stricter URL parser.
 var errMalformed = &httphead.Error{Status: http.StatusBadRequest, Reason: "malformed request"}
 
-// errHeadTooLarge is what the connection's reader returns once a request head outgrows the limit.
-var errHeadTooLarge = errors.New("request head too large")
-
-// limitedReader reads from the connection, at most remain bytes while a request head is read.
-type limitedReader struct {
-	r      io.Reader
-	remain int64
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.remain <= 0 {
-		return 0, errHeadTooLarge
-	}
-	if int64(len(p)) > l.remain {
-		p = p[:l.remain]
-	}
-	n, err := l.r.Read(p)
-	l.remain -= int64(n)
-	return n, err
-}
-
 // serveConn reads requests from a client connection and answers them one after the other until the
 // client leaves, idles out, asks to close, or Shutdown.
 func (s *Server) serveConn(cc *clientConn) {
-	cc.lr.r = cc.conn
 	cc.br = readers.Get().(*bufio.Reader)
-	cc.br.Reset(&cc.lr)
+	cc.br.Reset(cc.conn)
 	cc.bw = writers.Get().(*bufio.Writer)
 	cc.bw.Reset(clientWriter{cc})
 	defer func() {
@@ -209,7 +185,6 @@ func (s *Server) serveConn(cc *clientConn) {
 			return // Shutdown closed it
 		}
 		cc.conn.SetReadDeadline(time.Now().Add(s.cfg.ReadHeader))
-		cc.lr.remain = int64(s.cfg.MaxHeaderBytes) + 4096 // a backstop: checkHead stops at MaxHeaderBytes
 		if herr, err := cc.checkHead(); herr != nil || err != nil {
 			cc.badRequest(herr, err)
 			return
@@ -219,7 +194,6 @@ func (s *Server) serveConn(cc *clientConn) {
 			cc.badRequest(nil, err)
 			return
 		}
-		cc.lr.remain = math.MaxInt64
 		if r.Body != http.NoBody {
 			cc.conn.SetReadDeadline(time.Time{}) // the head's deadline does not bound the body
 		}
@@ -262,7 +236,7 @@ func (cc *clientConn) growReader() bool {
 		return false
 	}
 	held, _ := cc.br.Peek(cc.br.Buffered())
-	rest := io.MultiReader(bytes.NewReader(bytes.Clone(held)), &cc.lr)
+	rest := io.MultiReader(bytes.NewReader(bytes.Clone(held)), cc.conn)
 	cc.br.Reset(nil)
 	readers.Put(cc.br)
 	cc.br, cc.grown = bufio.NewReaderSize(rest, cc.s.cfg.MaxHeaderBytes), true
@@ -276,15 +250,12 @@ func (cc *clientConn) badRequest(herr *httphead.Error, err error) {
 	var ne net.Error
 	switch {
 	case herr != nil:
-	case errors.Is(err, errHeadTooLarge):
-		herr = httphead.ErrTooLarge
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, os.ErrDeadlineExceeded),
 		errors.As(err, &ne), errors.Is(err, net.ErrClosed):
 		return
 	default:
 		herr = errMalformed
 	}
-	cc.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	cc.bw.Write(herr.AppendResponse(cc.bw.AvailableBuffer(), headerError+": bad-request\r\n"))
+	cc.bw.Write(herr.AppendResponse(cc.bw.AvailableBuffer(), headerError+": bad-request\r\n")) // bounded by timeouts.write
 	cc.bw.Flush()
 }

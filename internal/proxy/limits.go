@@ -37,7 +37,7 @@ func (s *Server) admit(c net.Conn) *clientConn {
 // slow, not bad).
 func (s *Server) countHeadRefusal(herr *httphead.Error, err error) {
 	switch {
-	case herr == httphead.ErrTooLarge || errors.Is(err, errHeadTooLarge):
+	case herr == httphead.ErrTooLarge:
 		s.metrics.Limits.Hit(metrics.LimitMaxHeaderBytes)
 	case herr == httphead.ErrTooManyFields:
 		s.metrics.Limits.Hit(metrics.LimitMaxHeaderFields)
