@@ -1,12 +1,19 @@
 package exits
 
 import (
+	"bufio"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/exitmesh/exitmesh/internal/certs"
 )
 
 // TestOriginPoolClosesIdleConnectionsOfForgottenOrigins: an origin no request goes to again must
@@ -50,10 +57,10 @@ func TestOriginPoolClosesIdleConnectionsOfForgottenOrigins(t *testing.T) {
 	a, aOrigin := conn()
 	b, bOrigin := conn()
 	c, cOrigin := conn()
-	p.put(&OriginConn{Conn: a, key: originKey{"http", "a.test:80"}})
-	p.put(&OriginConn{Conn: b, key: originKey{"http", "a.test:80"}})
+	p.put(&OriginConn{Conn: a, key: OriginKey{Scheme: "http", HostPort: "a.test:80"}})
+	p.put(&OriginConn{Conn: b, key: OriginKey{Scheme: "http", HostPort: "a.test:80"}})
 	time.Sleep(timeout / 2)
-	p.put(&OriginConn{Conn: c, key: originKey{"http", "c.test:80"}})
+	p.put(&OriginConn{Conn: c, key: OriginKey{Scheme: "http", HostPort: "c.test:80"}})
 
 	if closedWithin(aOrigin, timeout/4) || closedWithin(cOrigin, 10*time.Millisecond) {
 		t.Fatal("an idle connection was closed before its timeout")
@@ -80,12 +87,94 @@ func TestOriginPoolCloseIdleStopsTheSweeper(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
 	p := &originPool{timeout: time.Hour}
-	p.put(&OriginConn{Conn: a, key: originKey{"http", "a.test:80"}})
+	p.put(&OriginConn{Conn: a, key: OriginKey{Scheme: "http", HostPort: "a.test:80"}})
 	p.closeIdle()
 	if _, err := b.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("read after closeIdle: %v, want EOF", err)
 	}
 	if p.sweeper != nil {
 		t.Error("closeIdle left the sweeper running")
+	}
+}
+
+// TestOriginPoolBoundsIdleConnectionsPerExit: with connections kept per login and origin, an exit
+// serving many logins could hold a socket for each; past maxIdlePerExit the least recently released
+// one, whatever its key, is closed.
+func TestOriginPoolBoundsIdleConnectionsPerExit(t *testing.T) {
+	p := &originPool{timeout: time.Hour}
+	defer p.closeIdle()
+	peers := make([]net.Conn, maxIdlePerExit+1)
+	for i := range peers {
+		a, b := net.Pipe()
+		peers[i] = b
+		key := OriginKey{Login: Login{AccountID: int64(i)}, Scheme: "http", HostPort: "a.test:80"}
+		p.put(&OriginConn{Conn: a, key: key})
+	}
+	peers[0].SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := peers[0].Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("the least recently released connection: read %v, want EOF (closed)", err)
+	}
+	peers[1].SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := peers[1].Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the second connection: read %v, want it still open", err)
+	}
+	if p.lru.len != maxIdlePerExit || len(p.idle) != maxIdlePerExit {
+		t.Errorf("%d idle connections under %d keys, want %d", p.lru.len, len(p.idle), maxIdlePerExit)
+	}
+	if c := p.take(OriginKey{Login: Login{AccountID: 0}, Scheme: "http", HostPort: "a.test:80"}, time.Now()); c != nil {
+		t.Error("the evicted connection was handed out")
+	}
+	if c := p.take(OriginKey{Login: Login{AccountID: 1}, Scheme: "http", HostPort: "a.test:80"}, time.Now()); c == nil {
+		t.Error("login 1's connection is gone")
+	}
+}
+
+// TestOriginConnStateSeesAnswersBufferedByTLS: over TLS, bytes an origin sent behind its answer may
+// sit decrypted inside the TLS connection, out of sight of both the bufio.Reader and the socket. The
+// origin here writes its answer's body in two TLS records, the second followed by an unsolicited
+// answer; the proxy's way of reading the body leaves that answer inside the TLS layer, and the check
+// made before reuse must still find it.
+func TestOriginConnStateSeesAnswersBufferedByTLS(t *testing.T) {
+	cert, _, _, err := certs.SelfSigned("a.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, DynamicRecordSizingDisabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const first, second = 3000, 5000
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		http.ReadRequest(bufio.NewReader(c))
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", first+second, strings.Repeat("a", first))
+		io.WriteString(c, strings.Repeat("b", second)+"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned")
+		io.Copy(io.Discard, c)
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true})
+	defer tc.Close()
+	c := &OriginConn{Conn: tc, R: bufio.NewReader(tc), W: bufio.NewWriter(tc), tls: true, raw: socketOf(raw)}
+	io.WriteString(c.W, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	c.W.Flush()
+	resp, err := http.ReadResponse(c.R, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.CopyBuffer(io.Discard, resp.Body, make([]byte, 32<<10)) // as the proxy copies
+	if err != nil || n != first+second {
+		t.Fatalf("body: %d bytes, %v", n, err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := c.state(); got != stateUnsolicited {
+		t.Errorf("state of a connection with an answer left in its TLS layer: %d, want unsolicited (%d)", got, stateUnsolicited)
 	}
 }

@@ -28,6 +28,7 @@ type Metrics struct {
 	exitChecks    *prometheus.CounterVec
 	limitHits     *prometheus.CounterVec
 	clientConns   *prometheus.GaugeVec
+	unsolicited   *prometheus.CounterVec
 }
 
 // New returns a node's metrics, with the Go runtime and process collectors registered too.
@@ -71,9 +72,13 @@ func New() *Metrics {
 		clientConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "exitmesh_proxy_client_connections", Help: "Client connections open now, tunnels included, by proxy server.",
 		}, []string{"proxy"}),
+		unsolicited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exitmesh_origin_unsolicited_total",
+			Help: "Origin connections closed because the origin sent bytes no request asked for (behind an answer, or while idle), by proxy server.",
+		}, []string{"proxy"}),
 	}
 	m.reg.MustRegister(m.requests, m.tunnels, m.activeTunnels, m.bytes, m.errors, m.exitUses,
-		m.exitHealthy, m.exitActive, m.exitLatency, m.exitChecks, m.limitHits, m.clientConns,
+		m.exitHealthy, m.exitActive, m.exitLatency, m.exitChecks, m.limitHits, m.clientConns, m.unsolicited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -91,6 +96,7 @@ type Proxy struct {
 	ActiveTunnels     prometheus.Gauge
 	BytesIn, BytesOut prometheus.Counter
 	ClientConns       prometheus.Gauge
+	Unsolicited       prometheus.Counter // origin connections closed for bytes nobody asked for
 	Limits            *Limits
 	status            [6]prometheus.Counter // by status class 1xx…5xx; index 0 for anything else
 
@@ -108,6 +114,7 @@ func (m *Metrics) Proxy(name string) *Proxy {
 		BytesIn:       m.bytes.WithLabelValues(name, "in"),
 		BytesOut:      m.bytes.WithLabelValues(name, "out"),
 		ClientConns:   m.clientConns.WithLabelValues(name),
+		Unsolicited:   m.unsolicited.WithLabelValues(name),
 		Limits:        m.Limits(name, allLimits...),
 		exits:         make(map[netip.Addr]prometheus.Counter),
 	}

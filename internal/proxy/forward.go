@@ -37,8 +37,7 @@ type exchange struct {
 	cc       *clientConn
 	r        *http.Request
 	choice   exits.Choice
-	scheme   string
-	hostport string
+	key      exits.OriginKey // the login's own connections to the origin through the chosen exit
 	upgrade  string // the protocol the client asks to switch to, or ""
 	length   bool   // the client sent Content-Length: it is sent on, even when 0
 	deadline time.Time
@@ -51,8 +50,9 @@ type exchange struct {
 // the client connection may carry another request.
 func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration) bool {
 	_, length := r.Header["Content-Length"]
-	x := &exchange{cc: cc, r: r, choice: c, scheme: r.URL.Scheme, hostport: originAddr(r.URL.Scheme, r.URL.Host),
-		length: length, deadline: time.Now().Add(timeout)}
+	key := exits.OriginKey{Login: exits.Login{AccountID: p.AccountID, SubID: p.SubID},
+		Scheme: r.URL.Scheme, HostPort: originAddr(r.URL.Scheme, r.URL.Host)}
+	x := &exchange{cc: cc, r: r, choice: c, key: key, length: length, deadline: time.Now().Add(timeout)}
 	expect := r.ProtoAtLeast(1, 1) && r.Body != http.NoBody && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 	x.upgrade = cleanRequestHeader(r.Header)
 	resp, err := x.roundTrip(expect)
@@ -75,7 +75,7 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, c e
 	out, keep := x.relayResponse(resp)
 	in, bodyOK := x.finishBody()
 	keep = keep && !x.hungUp
-	x.oc.Release(keep && bodyOK)
+	x.release(keep && bodyOK)
 	// Counted before the answer's last bytes leave: a client that has read a whole answer finds it
 	// counted against its plan's bandwidth when it sends the next request.
 	s.account(p, in, out, resp.StatusCode)
@@ -83,6 +83,16 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, c e
 		return false
 	}
 	return keep && bodyOK && !r.Close && r.ProtoAtLeast(1, 1)
+}
+
+// release hands the origin connection back to its exit when reusable, else closes it; an origin
+// that sent more than the answer asked for is closed whatever reusable says, and counted.
+func (x *exchange) release(reusable bool) {
+	if x.oc.Release(reusable) {
+		x.cc.s.metrics.Unsolicited.Inc()
+		x.cc.s.log.Debug("origin sent bytes no request asked for; connection closed",
+			"origin", x.key.HostPort, "exit", x.choice.Exit.IP)
+	}
 }
 
 // account counts a request the origin answered; one it never answered is not billed.
@@ -129,9 +139,12 @@ func originForm(requestURI string) string {
 // once more on a new one: the origin may have closed the kept-alive connection as it was taken.
 func (x *exchange) roundTrip(expect bool) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		oc, err := x.choice.Exit.OriginConn(x.cc.ctx, x.deadline, x.scheme, x.hostport)
+		oc, err := x.choice.Exit.OriginConn(x.cc.ctx, x.deadline, x.key)
 		if err != nil {
 			return nil, err
+		}
+		if oc.Unsolicited > 0 {
+			x.cc.s.metrics.Unsolicited.Add(float64(oc.Unsolicited))
 		}
 		x.oc = oc
 		x.cc.setUpstream(oc.Conn)

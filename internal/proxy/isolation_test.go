@@ -1,0 +1,268 @@
+package proxy_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/exitmesh/exitmesh/internal/tcptest"
+)
+
+// Tenant isolation on the data plane, attacked as a customer with one valid account would: with raw
+// sockets, through a real proxy server, against an origin the attacker controls.
+
+// connOrigin is an HTTP/1.1 origin written by hand, so that it can misbehave as a hostile origin
+// does. Each answer names the request and the number of the TCP connection it arrived on, and the
+// origin records both:
+//   - /poison answers, and appends in the same write a second answer nobody asked for;
+//   - /late-poison answers, and 100 ms later writes a second one on the idle connection;
+//   - any other path gets "answer to GET <path>".
+type connOrigin struct {
+	ln   net.Listener
+	addr string // host:port
+
+	mu    sync.Mutex
+	conns int
+	open  []net.Conn // closed when the test ends
+	seen  []originRequest
+}
+
+type originRequest struct {
+	path string
+	conn int    // 1 for the origin's first connection, and so on
+	from string // the source IP it saw
+}
+
+func newConnOrigin(t *testing.T) *connOrigin {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &connOrigin{ln: ln, addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		o.mu.Lock()
+		for _, c := range o.open {
+			c.Close()
+		}
+		o.mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			o.mu.Lock()
+			o.conns++
+			n := o.conns
+			o.open = append(o.open, c)
+			o.mu.Unlock()
+			wg.Go(func() { o.serve(c, n) })
+		}
+	})
+	return o
+}
+
+func (o *connOrigin) serve(c net.Conn, n int) {
+	defer c.Close()
+	from, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	br := bufio.NewReader(c)
+	for {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		o.mu.Lock()
+		o.seen = append(o.seen, originRequest{path: r.URL.Path, conn: n, from: from})
+		o.mu.Unlock()
+		switch r.URL.Path {
+		case "/poison":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"+
+				"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned")
+		case "/late-poison":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			time.Sleep(100 * time.Millisecond)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned")
+		default:
+			body := fmt.Sprintf("answer to GET %s", r.URL.Path)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nX-Conn: %d\r\nContent-Length: %d\r\n\r\n%s", n, len(body), body)
+		}
+	}
+}
+
+// requests returns what the origin received so far.
+func (o *connOrigin) requests() []originRequest {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]originRequest(nil), o.seen...)
+}
+
+// connOf returns the connection number the origin saw path arrive on, or 0.
+func (o *connOrigin) connOf(t *testing.T, path string) originRequest {
+	t.Helper()
+	for _, r := range o.requests() {
+		if r.path == path {
+			return r
+		}
+	}
+	t.Fatalf("the origin never received %s", path)
+	return originRequest{}
+}
+
+// rawClient is one customer's connection to the proxy, written to and read from as bytes.
+type rawClient struct {
+	t     *testing.T
+	e     *env
+	conn  net.Conn
+	br    *bufio.Reader
+	login string
+}
+
+func dialRaw(t *testing.T, e *env, login, password string) *rawClient {
+	c := tcptest.DialFrom(t, e.proxyAddr, "127.0.0.1")
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return &rawClient{t: t, e: e, conn: c, br: bufio.NewReader(c), login: basic(login, password)}
+}
+
+// get sends GET http://host/path pinned to exit and returns the status and body of the answer.
+func (c *rawClient) get(host, path, exit string) (int, string) {
+	c.t.Helper()
+	fmt.Fprintf(c.conn, "GET http://%s%s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\nX-ProxyMesh-IP: %s\r\n\r\n",
+		host, path, host, c.login, exit)
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		c.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("GET %s: body: %v", path, err)
+	}
+	if got := resp.Header.Get("X-ProxyMesh-IP"); got != exit && resp.StatusCode == http.StatusOK {
+		c.t.Fatalf("GET %s went out through %s, want the pinned %s", path, got, exit)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// TestPoisonedOriginConnectionAnswersNobodyElse is issue 14's first reproduction: an origin appends
+// an answer nobody asked for behind its real one. Before the fix, the connection went back to the
+// exit's pool with those bytes in its reader: the next customer on that exit received "poisoned", and
+// the customer after that received the second one's answer. Now each request gets its own answer,
+// the attacker's own next request included, and the metric counts the origin's misbehaviour.
+func TestPoisonedOriginConnectionAnswersNobodyElse(t *testing.T) {
+	e := newEnv(t, withDave)
+	m := serveMetrics(t, e)
+	o := newConnOrigin(t)
+	const exit = "127.0.0.2"
+
+	attacker := dialRaw(t, e, "alice", alicePW)
+	if status, body := attacker.get(o.addr, "/poison", exit); status != http.StatusOK || body != "ok" {
+		t.Fatalf("attacker's /poison: %d %q, want 200 \"ok\"", status, body)
+	}
+	victims := []struct{ login, password, path string }{
+		{"dave", alicePW, "/victim-A"},    // another customer
+		{"alice-us", subPW, "/victim-B"},  // another login of the attacker's own account
+		{"dave", alicePW, "/victim-C"},    // and the one after them
+		{"alice", alicePW, "/attacker-D"}, // the attacker itself, on a new connection to the proxy
+	}
+	for _, v := range victims {
+		c := dialRaw(t, e, v.login, v.password)
+		status, body := c.get(o.addr, v.path, exit)
+		if want := "answer to GET " + v.path; status != http.StatusOK || body != want {
+			t.Errorf("%s asked for %s and received %d %q, want 200 %q", v.login, v.path, status, body, want)
+		}
+	}
+	// The attacker's own connection too.
+	if status, body := attacker.get(o.addr, "/attacker-E", exit); status != http.StatusOK || body != "answer to GET /attacker-E" {
+		t.Errorf("attacker's next request on its connection: %d %q", status, body)
+	}
+	if got := m.value(t, `exitmesh_origin_unsolicited_total{proxy="us-ca"}`); got != 1 {
+		t.Errorf("exitmesh_origin_unsolicited_total = %v, want 1 (the poisoned connection)", got)
+	}
+	if poisoned := o.connOf(t, "/poison").conn; o.connOf(t, "/attacker-D").conn == poisoned || o.connOf(t, "/attacker-E").conn == poisoned {
+		t.Error("the connection that carried the unsolicited answer was used again")
+	}
+}
+
+// TestLateUnsolicitedAnswerIsNotTakenForTheNext: an origin that writes its extra answer a moment
+// after the real one, once the connection is idle in the pool, is caught when the connection is next
+// taken: the login's next request goes out on a new connection and gets its own answer.
+func TestLateUnsolicitedAnswerIsNotTakenForTheNext(t *testing.T) {
+	e := newEnv(t)
+	m := serveMetrics(t, e)
+	o := newConnOrigin(t)
+	const exit = "127.0.0.3"
+	c := dialRaw(t, e, "alice", alicePW)
+	if status, body := c.get(o.addr, "/late-poison", exit); status != http.StatusOK || body != "ok" {
+		t.Fatalf("/late-poison: %d %q", status, body)
+	}
+	time.Sleep(300 * time.Millisecond) // the second answer reaches the idle connection
+	for _, path := range []string{"/next", "/after"} {
+		if status, body := c.get(o.addr, path, exit); status != http.StatusOK || body != "answer to GET "+path {
+			t.Errorf("%s: %d %q, want its own answer", path, status, body)
+		}
+	}
+	if o.connOf(t, "/next").conn == o.connOf(t, "/late-poison").conn {
+		t.Error("the connection holding the unsolicited answer carried the next request")
+	}
+	if o.connOf(t, "/after").conn != o.connOf(t, "/next").conn {
+		t.Error("a clean connection was not reused for the login's next request")
+	}
+	if got := m.value(t, `exitmesh_origin_unsolicited_total{proxy="us-ca"}`); got != 1 {
+		t.Errorf("exitmesh_origin_unsolicited_total = %v, want 1", got)
+	}
+}
+
+// TestOriginConnectionsAreNotSharedBetweenLogins: two accounts, and an account and its sub-account,
+// fetching from one origin through one exit arrive on different origin connections, so the origin
+// cannot link them by connection; each login's keep-alive requests still reuse its own.
+func TestOriginConnectionsAreNotSharedBetweenLogins(t *testing.T) {
+	e := newEnv(t, withDave)
+	o := newConnOrigin(t)
+	const exit = "127.0.0.4"
+	logins := []struct{ login, password string }{{"alice", alicePW}, {"dave", alicePW}, {"alice-us", subPW}}
+	connOfLogin := map[string]int{}
+	for round := range 3 {
+		for _, l := range logins {
+			// A new client connection each time: reuse comes from the exit's pool, not from the
+			// client's connection.
+			c := dialRaw(t, e, l.login, l.password)
+			path := fmt.Sprintf("/%s/%d", l.login, round)
+			if status, body := c.get(o.addr, path, exit); status != http.StatusOK || body != "answer to GET "+path {
+				t.Fatalf("%s: %d %q", path, status, body)
+			}
+			c.conn.Close()
+			seen := o.connOf(t, path)
+			if seen.from != exit {
+				t.Fatalf("%s reached the origin from %s, want the pinned exit %s", path, seen.from, exit)
+			}
+			if round == 0 {
+				connOfLogin[l.login] = seen.conn
+			} else if seen.conn != connOfLogin[l.login] {
+				t.Errorf("%s arrived on origin connection %d, want %s's own connection %d (keep-alive per login)",
+					path, seen.conn, l.login, connOfLogin[l.login])
+			}
+		}
+	}
+	owner := map[int]string{}
+	for login, conn := range connOfLogin {
+		if other, ok := owner[conn]; ok {
+			t.Errorf("%s and %s shared origin connection %d", login, other, conn)
+		}
+		owner[conn] = login
+	}
+	if got := len(o.requests()); got != 9 {
+		t.Errorf("the origin received %d requests, want 9", got)
+	}
+}
