@@ -38,8 +38,8 @@ type exchange struct {
 	r        *http.Request
 	choice   exits.Choice
 	key      exits.OriginKey // the login's own connections to the origin through the chosen exit
-	upgrade  string // the protocol the client asks to switch to, or ""
-	length   bool   // the client sent Content-Length: it is sent on, even when 0
+	upgrade  string          // the protocol the client asks to switch to, or ""
+	length   bool            // the client sent Content-Length: it is sent on, even when 0
 	deadline time.Time
 	oc       *exits.OriginConn
 	body     *bodyCopy // the request body on its way, or nil
