@@ -51,6 +51,9 @@ type Config struct {
 	// OnBan, if set, is called (outside the tracker's lock) with each ban Fail decides, so a node
 	// can share it with the others. It must not block.
 	OnBan func(Ban)
+	// Exempt, if set, names addresses whose failures are never counted: the node's own exits, from
+	// which any customer's traffic may arrive (banning one would punish the exit, not the client).
+	Exempt func(netip.Addr) bool
 }
 
 func (c *Config) applyDefaults() {
@@ -149,7 +152,7 @@ func (t *Tracker) Banned(ip netip.Addr) (retryAfter time.Duration, banned bool) 
 // that makes the count within the window exceed the kind's threshold. Failures from an IP already
 // banned neither count nor extend the ban. Callers never report successful requests.
 func (t *Tracker) Fail(ip netip.Addr, k Kind) bool {
-	if t == nil || !ip.IsValid() || k < 0 || k >= numKinds {
+	if t == nil || !ip.IsValid() || k < 0 || k >= numKinds || (t.cfg.Exempt != nil && t.cfg.Exempt(ip)) {
 		return false
 	}
 	b, banned := t.fail(normalize(ip), k)

@@ -19,14 +19,17 @@ var DefaultDenyPorts = []int{25, 465, 587}
 
 // DeniedError reports a destination the policy refuses.
 type DeniedError struct {
-	Dest   netip.AddrPort // zero when the port alone was refused before resolving
+	Dest   netip.AddrPort // zero when refused before resolving (the port, or the node's own name)
 	Host   string
-	Reason string // "port", or the address class: "loopback", "private", "link-local", …
+	Reason string // "port", ReasonSelf, or the address class: "loopback", "private", "link-local", …
 }
 
 func (e *DeniedError) Error() string {
-	if e.Reason == "port" {
+	switch e.Reason {
+	case "port":
 		return fmt.Sprintf("egress to %s denied: port is blocked", e.Host)
+	case ReasonSelf:
+		return fmt.Sprintf("egress to %s denied: %s", e.Host, ReasonSelf)
 	}
 	return fmt.Sprintf("egress to %s (%s) denied: %s address", e.Host, e.Dest.Addr(), e.Reason)
 }
@@ -35,6 +38,7 @@ func (e *DeniedError) Error() string {
 type Policy struct {
 	Allow     []netip.Prefix // internal ranges the operator allows anyway
 	DenyPorts []int
+	Self      *Self // the node's own addresses, refused whatever Allow says; nil: none known
 }
 
 // CheckPort returns a *DeniedError when port is one the operator blocks.
@@ -47,8 +51,12 @@ func (p *Policy) CheckPort(host string, port uint16) error {
 	return nil
 }
 
-// CheckAddr returns a *DeniedError when ip is internal and not in an allowed prefix.
+// CheckAddr returns a *DeniedError when dest is the node itself, or internal and not in an allowed
+// prefix.
 func (p *Policy) CheckAddr(host string, dest netip.AddrPort) error {
+	if p.Self.Contains(dest) {
+		return &DeniedError{Dest: dest, Host: host, Reason: ReasonSelf}
+	}
 	ip := dest.Addr().Unmap()
 	for _, a := range p.Allow {
 		if a.Contains(ip) {
@@ -155,6 +163,9 @@ func (d *Dialer) Dial(ctx context.Context, local netip.Addr, hostport string) (n
 	}
 	if err := d.Policy.CheckPort(hostport, port); err != nil {
 		return nil, err
+	}
+	if d.Policy.Self.Named(hostport) {
+		return nil, &DeniedError{Host: hostport, Reason: ReasonSelf}
 	}
 	addrs, err := d.resolve(ctx, host)
 	if err != nil {

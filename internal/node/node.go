@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,11 @@ type Node struct {
 	cfg      *config.Config
 	dialer   *egress.Dialer // the exits' egress policy
 	closed   bool
+
+	// self is the node's own addresses, which its egress policy refuses whatever the allow list says,
+	// and whose exits' failures its bans never count; updateSelf keeps it in step with the listeners
+	// and exits.
+	self egress.Self
 
 	proxiesMu sync.RWMutex   // guards proxies; Reload replaces entries, it never changes one
 	proxies   []*hostedProxy // in config order
@@ -106,12 +112,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	verifier := auth.NewVerifier()
 	sharing := &banSharing{log: log, out: make(chan localBan, banQueue)}
 	n := &Node{
-		cfg:      cfg,
-		log:      log,
-		verifier: verifier,
-		view:     auth.NewView(verifier),
-		bans: bans.New(bans.Config{AuthFailures: cfg.Bans.AuthFailures, NotFound: cfg.Bans.NotFound,
-			Window: cfg.Bans.Window.D(), Duration: cfg.Bans.Duration.D(), OnBan: sharing.publish}),
+		cfg:             cfg,
+		log:             log,
+		verifier:        verifier,
+		view:            auth.NewView(verifier),
 		metrics:         metrics.New(),
 		connsPerIP:      connlimit.NewPerIP(cfg.Limits.ConnectionsPerIP),
 		connsPerAccount: connlimit.NewPerAccount(cfg.Limits.ConnectionsPerAccount),
@@ -119,6 +123,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 		serveErr:        make(chan error, 1),
 		shutdownGrace:   cfg.Timeouts.Shutdown.D(),
 	}
+	n.bans = bans.New(bans.Config{AuthFailures: cfg.Bans.AuthFailures, NotFound: cfg.Bans.NotFound,
+		Window: cfg.Bans.Window.D(), Duration: cfg.Bans.Duration.D(), OnBan: sharing.publish, Exempt: n.self.IsExit})
 	n.drainCtx, n.stopDraining = context.WithCancel(context.WithoutCancel(ctx))
 	if n.store, err = store.Open(ctx, cfg.Store); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -135,7 +141,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 			n.store.Close()
 		}
 	}()
-	n.dialer = newDialer(cfg.Egress)
+	n.dialer = newDialer(cfg.Egress, &n.self)
 	for i, pc := range cfg.Proxies {
 		hp, err := prepareProxy(i, pc, n.dialer)
 		if err != nil {
@@ -163,6 +169,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 		return nil, fmt.Errorf("load month-to-date bandwidth: %w", err)
 	}
 
+	n.updateSelf()
 	serving = true
 	followCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stopFollowers = cancel
@@ -192,6 +199,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 			n.Close(ctx)
 			return nil, err
 		}
+		n.updateSelf()
 	}
 	return n, nil
 }
@@ -248,8 +256,32 @@ func listenProxy(i int, pc config.Proxy) (*proxyListener, error) {
 	return &proxyListener{Listener: ln}, nil
 }
 
-func newDialer(e config.Egress) *egress.Dialer {
-	return &egress.Dialer{Policy: &egress.Policy{Allow: e.Allow, DenyPorts: e.DenyPorts}}
+func newDialer(e config.Egress, self *egress.Self) *egress.Dialer {
+	return &egress.Dialer{Policy: &egress.Policy{Allow: e.Allow, DenyPorts: e.DenyPorts, Self: self}}
+}
+
+// updateSelf tells the egress policy and the bans the node's own addresses: its bound listeners,
+// the addresses its proxy servers are advertised at, and its exits. Start calls it once the
+// listeners are bound, a reload once it is committed.
+func (n *Node) updateSelf() {
+	var a egress.SelfAddrs
+	for _, hp := range n.hostedProxies() {
+		if ap, err := netip.ParseAddrPort(hp.ln.Addr().String()); err == nil {
+			a.Listeners = append(a.Listeners, ap)
+		}
+		if hp.cfg.Address != "" {
+			a.Advertised = append(a.Advertised, hp.cfg.Address)
+		}
+		for _, e := range hp.cfg.Exits {
+			a.Exits = append(a.Exits, e.IP)
+		}
+	}
+	for _, addr := range []string{n.metricsAddr, n.apiAddr, n.apiHTTPAddr} {
+		if ap, err := netip.ParseAddrPort(addr); err == nil {
+			a.Listeners = append(a.Listeners, ap)
+		}
+	}
+	n.self.Set(a)
 }
 
 // newProxyServer makes the server of a proxy server; every proxy server shares the node's accounts,

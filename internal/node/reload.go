@@ -112,7 +112,7 @@ func (n *Node) prepareReload(cfg *config.Config) (_ *reloadPlan, err error) {
 	changed := config.ChangedKeys(n.cfg, cfg)
 	egressChanged := slices.ContainsFunc(changed, func(k string) bool { return strings.HasPrefix(k, "egress.") })
 	if egressChanged {
-		p.dialer = newDialer(cfg.Egress) // every pool is rebuilt with the new policy
+		p.dialer = newDialer(cfg.Egress, &n.self) // every pool is rebuilt with the new policy
 	}
 	// New health settings rebuild every pool too: its checks start afresh with them.
 	rebuild := egressChanged || slices.ContainsFunc(changed, func(k string) bool { return strings.HasPrefix(k, "health.") })
@@ -209,6 +209,7 @@ func (n *Node) commitReload(p *reloadPlan) {
 	n.proxies = p.proxies
 	n.proxiesMu.Unlock()
 	n.dialer = p.dialer
+	n.updateSelf() // before the new listeners serve
 
 	for _, u := range p.updates {
 		name := u.next.cfg.Name

@@ -95,6 +95,8 @@ func failure(err error) *refusal {
 		return &refusal{Status: http.StatusBadRequest, Reason: "bad-request", Message: "Invalid destination: want host:port with a port from 1 to 65535."}
 	case errors.As(err, &denied) && denied.Reason == "port":
 		return &refusal{Status: http.StatusForbidden, Reason: "port-denied", Message: "Destination port is blocked on this proxy."}
+	case errors.As(err, &denied) && denied.Reason == egress.ReasonSelf:
+		return &refusal{Status: http.StatusForbidden, Reason: "egress-denied", Message: "Destination not allowed: the proxy itself."}
 	case errors.As(err, &denied):
 		return &refusal{Status: http.StatusForbidden, Reason: "egress-denied", Message: fmt.Sprintf("Destination not allowed: %s address.", denied.Reason)}
 	case errors.Is(err, exits.ErrNoCountryExit):
