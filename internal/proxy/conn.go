@@ -244,18 +244,26 @@ func (cc *clientConn) growReader() bool {
 }
 
 // badRequest answers a request head that was refused or could not be read, as net/http's server
-// does; a client that left or went silent gets nothing.
+// does; a client that left or went silent gets nothing. Anything else that stopped the parser, a
+// target the URL parser refused included, is the client's malformed request and gets a 400.
 func (cc *clientConn) badRequest(herr *httphead.Error, err error) {
 	cc.s.countHeadRefusal(herr, err)
-	var ne net.Error
 	switch {
 	case herr != nil:
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, os.ErrDeadlineExceeded),
-		errors.As(err, &ne), errors.Is(err, net.ErrClosed):
+	case readFailed(err):
 		return
 	default:
 		herr = errMalformed
 	}
 	cc.bw.Write(herr.AppendResponse(cc.bw.AvailableBuffer(), headerError+": bad-request\r\n")) // bounded by timeouts.write
 	cc.bw.Flush()
+}
+
+// readFailed reports whether err is the connection failing, not its bytes: the client left, reset
+// it, went silent past a deadline, or Shutdown closed it. A *url.Error is not one, although it
+// satisfies net.Error.
+func readFailed(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &op)
 }

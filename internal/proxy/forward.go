@@ -61,6 +61,12 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, c e
 		cc.setUpstream(nil)
 		x.finishBody() // a body still on its way is abandoned, and the connection closed after the answer
 		rf := failure(err)
+		if berr := x.bodyFailure(); berr != nil { // the origin's failure came from the client's body
+			if readFailed(berr) {
+				return false // the client left mid-body: nobody to answer
+			}
+			rf = errBadBody
+		}
 		if rf.Status == http.StatusBadGateway && isClientGone(err) {
 			return false
 		}
@@ -201,7 +207,8 @@ func (x *exchange) send(expect bool) (*http.Response, error) {
 				return nil, err
 			}
 		}
-		x.body = startBody(w, r.Body, chunked)
+		oc := x.oc
+		x.body = startBody(w, r.Body, chunked, func() { oc.Conn.Close() })
 	}
 	for range maxInformational {
 		resp, err := http.ReadResponse(x.oc.R, r)
@@ -335,23 +342,35 @@ type bodyCopy struct {
 	err  error         // how it ended; read after done
 	read atomic.Int64  // bytes read from the client
 	eof  atomic.Bool   // the client's body was read to its end
-	body io.Reader
+	// readErr is set when reading the client's body failed: its framing broke (a malformed chunk)
+	// or the client left before its end.
+	readErr atomic.Pointer[error]
+	body    io.Reader
 }
 
 func (b *bodyCopy) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
 	b.read.Add(int64(n))
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.eof.Store(true)
+	case err != nil:
+		b.readErr.Store(&err)
 	}
 	return n, err
 }
 
-func startBody(w *bufio.Writer, body io.Reader, chunked bool) *bodyCopy {
+// startBody copies body to the origin through w on a goroutine of its own. When the client's body
+// fails, abort ends the exchange at once: the origin would otherwise wait for the rest of a body
+// that will never come whole, and the proxy for its answer, until the origin timeout.
+func startBody(w *bufio.Writer, body io.Reader, chunked bool, abort func()) *bodyCopy {
 	b := &bodyCopy{done: make(chan struct{}), body: body}
 	go func() {
 		defer close(b.done)
 		if _, b.err = copyBody(w, b, chunked); b.err != nil {
+			if b.readErr.Load() != nil {
+				abort()
+			}
 			return
 		}
 		if chunked {
@@ -360,6 +379,21 @@ func startBody(w *bufio.Writer, body io.Reader, chunked bool) *bodyCopy {
 		b.err = w.Flush()
 	}()
 	return b
+}
+
+// errBadBody answers a request whose body broke its framing before the origin answered.
+var errBadBody = &refusal{Status: http.StatusBadRequest, Reason: "bad-request", Close: true,
+	Message: "Malformed request body: its framing broke before its end."}
+
+// bodyFailure returns the error that ended reading the client's body, or nil.
+func (x *exchange) bodyFailure() error {
+	if x.body == nil {
+		return nil
+	}
+	if err := x.body.readErr.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 // bodyDrain bounds waiting for the last bytes of a request body, already read from the client, to

@@ -6,11 +6,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/exitmesh/exitmesh/internal/egress"
+	"github.com/exitmesh/exitmesh/internal/proxy"
 	"github.com/exitmesh/exitmesh/internal/tcptest"
+	"github.com/exitmesh/exitmesh/internal/testwait"
 )
 
 // Tenant isolation on the data plane, attacked as a customer with one valid account would: with raw
@@ -21,6 +25,8 @@ import (
 // origin records both:
 //   - /poison answers, and appends in the same write a second answer nobody asked for;
 //   - /late-poison answers, and 100 ms later writes a second one on the idle connection;
+//   - /early answers at once, with a chunked body it finishes only once it has read the request's
+//     body;
 //   - any other path gets "answer to GET <path>".
 type connOrigin struct {
 	ln   net.Listener
@@ -29,13 +35,15 @@ type connOrigin struct {
 	mu    sync.Mutex
 	conns int
 	open  []net.Conn // closed when the test ends
+	ended int        // connections whose serving ended: the proxy closed them, or sent garbage
 	seen  []originRequest
 }
 
 type originRequest struct {
-	path string
-	conn int    // 1 for the origin's first connection, and so on
-	from string // the source IP it saw
+	path    string
+	conn    int    // 1 for the origin's first connection, and so on
+	from    string // the source IP it saw
+	bodyErr error  // how reading the request's body ended, when it did not end well
 }
 
 func newConnOrigin(t *testing.T) *connOrigin {
@@ -73,20 +81,35 @@ func newConnOrigin(t *testing.T) *connOrigin {
 }
 
 func (o *connOrigin) serve(c net.Conn, n int) {
-	defer c.Close()
+	defer func() {
+		c.Close()
+		o.mu.Lock()
+		o.ended++
+		o.mu.Unlock()
+	}()
 	from, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	br := bufio.NewReader(c)
 	for {
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		// Longer than a client's deadline (dialRaw): an exchange the proxy leaves hanging fails the
+		// test instead of ending when the origin gives up.
+		c.SetReadDeadline(time.Now().Add(time.Minute))
 		r, err := http.ReadRequest(br)
 		if err != nil {
 			return
 		}
-		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/early" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nearly\r\n")
+		}
+		_, bodyErr := io.Copy(io.Discard, r.Body)
 		o.mu.Lock()
-		o.seen = append(o.seen, originRequest{path: r.URL.Path, conn: n, from: from})
+		o.seen = append(o.seen, originRequest{path: r.URL.Path, conn: n, from: from, bodyErr: bodyErr})
 		o.mu.Unlock()
+		if bodyErr != nil {
+			return
+		}
 		switch r.URL.Path {
+		case "/early":
+			io.WriteString(c, "0\r\n\r\n")
 		case "/poison":
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"+
 				"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned")
@@ -99,6 +122,16 @@ func (o *connOrigin) serve(c net.Conn, n int) {
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nX-Conn: %d\r\nContent-Length: %d\r\n\r\n%s", n, len(body), body)
 		}
 	}
+}
+
+// allEnded reports whether every connection the origin accepted was closed.
+func (o *connOrigin) allEnded() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ended != o.conns {
+		return fmt.Errorf("%d of the origin's %d connections still open", o.conns-o.ended, o.conns)
+	}
+	return nil
 }
 
 // requests returns what the origin received so far.
@@ -265,4 +298,103 @@ func TestOriginConnectionsAreNotSharedBetweenLogins(t *testing.T) {
 	if got := len(o.requests()); got != 9 {
 		t.Errorf("the origin received %d requests, want 9", got)
 	}
+}
+
+// TestUnparsableRequestsGetA400: request targets that pass the head's byte-level check but not the
+// URL parser (a percent-encoded host, an invalid escape in the path) used to close the connection
+// without an answer, because the parser's *url.Error passes for a network error. Each now gets a 400
+// with X-ProxyMesh-Error: bad-request, and the connection is closed.
+func TestUnparsableRequestsGetA400(t *testing.T) {
+	e := newEnv(t)
+	originHost := strings.TrimPrefix(e.origin.URL, "http://")
+	_, port, _ := net.SplitHostPort(originHost)
+	for _, target := range []string{
+		"http://%31%32%37.0.0.9:" + port + "/",
+		"http://" + originHost + "/%zz",
+		"http://" + originHost + "/a%",
+	} {
+		host := strings.TrimPrefix(target, "http://")
+		host = host[:strings.IndexByte(host, '/')]
+		c := dialRaw(t, e, "alice", alicePW)
+		fmt.Fprintf(c.conn, "GET %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n", target, host, c.login)
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Errorf("GET %s: no answer: %v", target, err)
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("X-ProxyMesh-Error") != "bad-request" || !resp.Close {
+			t.Errorf("GET %s: %d %q close=%v, want 400 bad-request and Connection: close",
+				target, resp.StatusCode, resp.Header.Get("X-ProxyMesh-Error"), resp.Close)
+		}
+		if n, err := c.br.ReadByte(); err != io.EOF {
+			t.Errorf("GET %s: after the 400 the connection gave %q, %v; want it closed", target, n, err)
+		}
+	}
+	if dials := e.dials.list(); len(dials) != 0 {
+		t.Errorf("the proxy dialled %v for requests it could not parse", dials)
+	}
+}
+
+// withPatientOrigins makes the origin timeout longer than any test: a request that waits for it
+// fails the test on its own deadline.
+func withPatientOrigins(c *proxy.Config, _ *egress.Dialer) { c.OriginTimeout = time.Hour }
+
+// TestMalformedChunkedBodyIsRefusedAtOnce: a chunk size of "+5" used to leave the origin waiting for
+// a body and the proxy waiting for the origin's answer until the origin timeout, holding the origin
+// connection all along, then 504. Now the exchange ends at once: 400 bad-request, the client's
+// connection closed, and the origin's connection closed too.
+func TestMalformedChunkedBodyIsRefusedAtOnce(t *testing.T) {
+	e := newEnv(t, withPatientOrigins)
+	o := newConnOrigin(t)
+	c := dialRaw(t, e, "alice", alicePW)
+	fmt.Fprintf(c.conn, "POST http://%s/upload HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n", o.addr, o.addr, c.login)
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("X-ProxyMesh-Error") != "bad-request" || !resp.Close {
+		t.Errorf("answer %d %q close=%v, want 400 bad-request with Connection: close",
+			resp.StatusCode, resp.Header.Get("X-ProxyMesh-Error"), resp.Close)
+	}
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Errorf("after the 400: %v, want the connection closed", err)
+	}
+	testwait.For(t, "the origin's connection closed", o.allEnded)
+	for _, r := range o.requests() {
+		if r.bodyErr == nil {
+			t.Errorf("the origin received a whole request %s from a malformed body", r.path)
+		}
+	}
+}
+
+// TestBodyBreakingAfterTheAnswerStartedClosesBothSides: when the origin has begun answering, a
+// request body that then breaks its framing cannot get a 400; both connections are closed at once,
+// and the client sees the answer cut short.
+func TestBodyBreakingAfterTheAnswerStartedClosesBothSides(t *testing.T) {
+	e := newEnv(t, withPatientOrigins)
+	o := newConnOrigin(t)
+	c := dialRaw(t, e, "alice", alicePW)
+	fmt.Fprintf(c.conn, "POST http://%s/early HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", o.addr, o.addr, c.login)
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	first := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "early" {
+		t.Fatalf("the answer's first chunk: %q, %v", first, err)
+	}
+	io.WriteString(c.conn, "+5\r\nworld\r\n0\r\n\r\n")
+	rest, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Errorf("the answer ended well (%q more) after the request body broke; want it cut short", rest)
+	}
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Errorf("after the broken body: %v, want the connection closed", err)
+	}
+	testwait.For(t, "the origin's connection closed", o.allEnded)
 }
