@@ -18,18 +18,25 @@ import (
 const handshakeWrite = 10 * time.Second
 
 // serveConnect opens a tunnel to r.Host through the chosen exit, answers 200 with the exit's IP, and
-// starts relaying bytes both ways until the tunnel ends; it reports whether the tunnel started. The
-// connection carries nothing after a tunnel.
-func (s *Server) serveConnect(cc *clientConn, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration) bool {
+// starts relaying bytes both ways until the tunnel ends. tunnel reports whether the tunnel started
+// (the connection then carries nothing more); keep, whether a refused CONNECT's connection may carry
+// another request.
+func (s *Server) serveConnect(cc *clientConn, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration) (keep, tunnel bool) {
 	target := r.Host
 	ctx, cancel := context.WithTimeout(cc.ctx, timeout)
 	upstream, err := c.Exit.Dial(ctx, target)
 	cancel()
 	if err != nil {
 		s.log.Debug("connect failed", "target", target, "exit", c.Exit.IP, "err", err)
-		cc.refuse(r, failure(err), c.Exit, c.NotFound)
-		return false
+		return cc.refuse(r, failure(err), c.Exit, c.NotFound), false
 	}
+	return false, s.startTunnel(cc, upstream, r, p, c)
+}
+
+// startTunnel answers 200 to a CONNECT whose upstream connection is open and starts the relay; it
+// reports whether the tunnel started.
+func (s *Server) startTunnel(cc *clientConn, upstream net.Conn, r *http.Request, p *auth.Principal, c exits.Choice) bool {
+	target := r.Host
 	cc.setUpstream(upstream)            // Shutdown closes it with the client's, until the tunnel ends
 	if cc.state.Load() == stateClosed { // Shutdown gave up on the connection while it dialled
 		upstream.Close()

@@ -115,8 +115,10 @@ func failure(err error) *refusal {
 // was really used — it tried to reach the destination and failed (502, 504) — so clients can tell
 // the proxy's refusals from an origin's answers.
 func (cc *clientConn) refuse(r *http.Request, rf *refusal, exit *exits.Exit, notFound netip.Addr) bool {
-	// A request body the proxy did not read would be taken for the next request: close instead.
-	keep := !rf.Close && !r.Close && r.Body == http.NoBody && r.ProtoAtLeast(1, 1)
+	// A request body the proxy did not read would be taken for the next request: close instead. So
+	// would the bytes a client sent behind a CONNECT head for the tunnel that did not open.
+	keep := !rf.Close && !r.Close && r.Body == http.NoBody && r.ProtoAtLeast(1, 1) &&
+		(r.Method != http.MethodConnect || cc.br.Buffered() == 0)
 	text := http.StatusText(rf.Status)
 	if rf.Status == errClientGone.Status {
 		text = "Client Closed Request"

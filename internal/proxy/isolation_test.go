@@ -90,7 +90,7 @@ func (o *connOrigin) serve(c net.Conn, n int) {
 	from, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	br := bufio.NewReader(c)
 	for {
-		// Longer than a client's deadline (dialRaw): an exchange the proxy leaves hanging fails the
+		// Longer than a client's deadline (dialAs): an exchange the proxy leaves hanging fails the
 		// test instead of ending when the origin gives up.
 		c.SetReadDeadline(time.Now().Add(time.Minute))
 		r, err := http.ReadRequest(br)
@@ -162,7 +162,7 @@ type rawClient struct {
 	login string
 }
 
-func dialRaw(t *testing.T, e *env, login, password string) *rawClient {
+func dialAs(t *testing.T, e *env, login, password string) *rawClient {
 	c := tcptest.DialFrom(t, e.proxyAddr, "127.0.0.1")
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	return &rawClient{t: t, e: e, conn: c, br: bufio.NewReader(c), login: basic(login, password)}
@@ -199,7 +199,7 @@ func TestPoisonedOriginConnectionAnswersNobodyElse(t *testing.T) {
 	o := newConnOrigin(t)
 	const exit = "127.0.0.2"
 
-	attacker := dialRaw(t, e, "alice", alicePW)
+	attacker := dialAs(t, e, "alice", alicePW)
 	if status, body := attacker.get(o.addr, "/poison", exit); status != http.StatusOK || body != "ok" {
 		t.Fatalf("attacker's /poison: %d %q, want 200 \"ok\"", status, body)
 	}
@@ -210,7 +210,7 @@ func TestPoisonedOriginConnectionAnswersNobodyElse(t *testing.T) {
 		{"alice", alicePW, "/attacker-D"}, // the attacker itself, on a new connection to the proxy
 	}
 	for _, v := range victims {
-		c := dialRaw(t, e, v.login, v.password)
+		c := dialAs(t, e, v.login, v.password)
 		status, body := c.get(o.addr, v.path, exit)
 		if want := "answer to GET " + v.path; status != http.StatusOK || body != want {
 			t.Errorf("%s asked for %s and received %d %q, want 200 %q", v.login, v.path, status, body, want)
@@ -236,7 +236,7 @@ func TestLateUnsolicitedAnswerIsNotTakenForTheNext(t *testing.T) {
 	m := serveMetrics(t, e)
 	o := newConnOrigin(t)
 	const exit = "127.0.0.3"
-	c := dialRaw(t, e, "alice", alicePW)
+	c := dialAs(t, e, "alice", alicePW)
 	if status, body := c.get(o.addr, "/late-poison", exit); status != http.StatusOK || body != "ok" {
 		t.Fatalf("/late-poison: %d %q", status, body)
 	}
@@ -270,7 +270,7 @@ func TestOriginConnectionsAreNotSharedBetweenLogins(t *testing.T) {
 		for _, l := range logins {
 			// A new client connection each time: reuse comes from the exit's pool, not from the
 			// client's connection.
-			c := dialRaw(t, e, l.login, l.password)
+			c := dialAs(t, e, l.login, l.password)
 			path := fmt.Sprintf("/%s/%d", l.login, round)
 			if status, body := c.get(o.addr, path, exit); status != http.StatusOK || body != "answer to GET "+path {
 				t.Fatalf("%s: %d %q", path, status, body)
@@ -315,7 +315,7 @@ func TestUnparsableRequestsGetA400(t *testing.T) {
 	} {
 		host := strings.TrimPrefix(target, "http://")
 		host = host[:strings.IndexByte(host, '/')]
-		c := dialRaw(t, e, "alice", alicePW)
+		c := dialAs(t, e, "alice", alicePW)
 		fmt.Fprintf(c.conn, "GET %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n", target, host, c.login)
 		resp, err := http.ReadResponse(c.br, nil)
 		if err != nil {
@@ -348,7 +348,7 @@ func withPatientOrigins(c *proxy.Config, _ *egress.Dialer) { c.OriginTimeout = t
 func TestMalformedChunkedBodyIsRefusedAtOnce(t *testing.T) {
 	e := newEnv(t, withPatientOrigins)
 	o := newConnOrigin(t)
-	c := dialRaw(t, e, "alice", alicePW)
+	c := dialAs(t, e, "alice", alicePW)
 	fmt.Fprintf(c.conn, "POST http://%s/upload HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n"+
 		"Transfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n", o.addr, o.addr, c.login)
 	resp, err := http.ReadResponse(c.br, nil)
@@ -377,7 +377,7 @@ func TestMalformedChunkedBodyIsRefusedAtOnce(t *testing.T) {
 func TestBodyBreakingAfterTheAnswerStartedClosesBothSides(t *testing.T) {
 	e := newEnv(t, withPatientOrigins)
 	o := newConnOrigin(t)
-	c := dialRaw(t, e, "alice", alicePW)
+	c := dialAs(t, e, "alice", alicePW)
 	fmt.Fprintf(c.conn, "POST http://%s/early HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n"+
 		"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", o.addr, o.addr, c.login)
 	resp, err := http.ReadResponse(c.br, nil)
@@ -397,4 +397,108 @@ func TestBodyBreakingAfterTheAnswerStartedClosesBothSides(t *testing.T) {
 		t.Errorf("after the broken body: %v, want the connection closed", err)
 	}
 	testwait.For(t, "the origin's connection closed", o.allEnded)
+}
+
+// Bytes the proxy buffered must never outlive the exchange they belong to.
+
+// TestRefusedConnectDropsTheTunnelsEarlyBytes: bytes a client sent right behind a CONNECT head
+// belong to the tunnel; when the tunnel is refused they are not read as the connection's next
+// request (here one that would have reached the origin): the connection is closed after the refusal.
+// Without early bytes, a refused CONNECT keeps the connection (curl retries its 407 on it).
+func TestRefusedConnectDropsTheTunnelsEarlyBytes(t *testing.T) {
+	e := newEnv(t)
+	o := newConnOrigin(t)
+	good := basic("alice", alicePW)
+	early := fmt.Sprintf("GET http://%s/early-bytes HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n", o.addr, o.addr, good)
+	for _, tt := range []struct {
+		what, target, password string
+		status                 int
+	}{
+		{"wrong password", o.addr, "wrong", http.StatusProxyAuthRequired},
+		{"private destination", "10.1.2.3:443", alicePW, http.StatusForbidden},
+	} {
+		c := dialAs(t, e, "alice", tt.password)
+		fmt.Fprintf(c.conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n%s", tt.target, tt.target, c.login, early)
+		resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodConnect})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.what, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != tt.status || !resp.Close {
+			t.Errorf("%s: %d close=%v, want %d and Connection: close", tt.what, resp.StatusCode, resp.Close, tt.status)
+		}
+		if rest, _ := io.ReadAll(c.br); len(rest) > 0 {
+			t.Errorf("%s: after the refusal the proxy sent %q: the tunnel's bytes were served as a request", tt.what, rest)
+		}
+	}
+	if got := o.requests(); len(got) != 0 {
+		t.Errorf("the origin received %v", got)
+	}
+	c := dialAs(t, e, "alice", "wrong")
+	fmt.Fprintf(c.conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n", o.addr, o.addr, c.login)
+	if resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodConnect}); err != nil || resp.StatusCode != 407 || resp.Close {
+		t.Errorf("CONNECT with a wrong password and nothing behind it: %v %v, want 407 keeping the connection", resp, err)
+	}
+}
+
+// TestLeftoverBytesOfAClosedConnectionReachNobody: a client that leaves with half a request head in
+// the proxy's buffer (a pooled reader) must not have it completed by the next client's bytes.
+func TestLeftoverBytesOfAClosedConnectionReachNobody(t *testing.T) {
+	e := newEnv(t, withDave)
+	o := newConnOrigin(t)
+	for round := range 20 {
+		a := dialAs(t, e, "alice", alicePW)
+		fmt.Fprintf(a.conn, "GET http://%s/a-%d HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n"+
+			"GET http://%s/stolen HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\nX-Half: ",
+			o.addr, round, o.addr, a.login, o.addr, o.addr, a.login)
+		if resp, err := http.ReadResponse(a.br, nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("alice's request: %v %v", resp, err)
+		}
+		a.conn.Close()
+		b := dialAs(t, e, "dave", alicePW)
+		path := fmt.Sprintf("/b-%d", round)
+		if status, body := b.get(o.addr, path, "127.0.0.2"); status != http.StatusOK || body != "answer to GET "+path {
+			t.Fatalf("round %d: dave received %d %q, want his own answer", round, status, body)
+		}
+		b.conn.Close()
+	}
+	for _, r := range o.requests() {
+		if r.path == "/stolen" {
+			t.Fatal("the half request alice left behind reached the origin")
+		}
+	}
+}
+
+// TestPipelinedRequestsOfTwoLoginsGetTheirOwnAnswers: requests pipelined on one client connection,
+// under two logins, are answered in order, each with its own answer, over each login's own origin
+// connection.
+func TestPipelinedRequestsOfTwoLoginsGetTheirOwnAnswers(t *testing.T) {
+	e := newEnv(t, withDave)
+	o := newConnOrigin(t)
+	c := dialAs(t, e, "alice", alicePW)
+	logins := []string{basic("alice", alicePW), basic("dave", alicePW)}
+	var batch strings.Builder
+	for i := range 6 {
+		fmt.Fprintf(&batch, "GET http://%s/p%d HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\nX-ProxyMesh-IP: 127.0.0.2\r\n\r\n",
+			o.addr, i, o.addr, logins[i%2])
+	}
+	io.WriteString(c.conn, batch.String())
+	for i := range 6 {
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if want := fmt.Sprintf("answer to GET /p%d", i); string(body) != want {
+			t.Errorf("answer %d: %q, want %q", i, body, want)
+		}
+	}
+	for i := 2; i < 6; i++ {
+		if o.connOf(t, fmt.Sprintf("/p%d", i)).conn != o.connOf(t, fmt.Sprintf("/p%d", i%2)).conn {
+			t.Errorf("/p%d did not reuse its login's origin connection", i)
+		}
+	}
+	if o.connOf(t, "/p0").conn == o.connOf(t, "/p1").conn {
+		t.Error("alice's and dave's pipelined requests shared an origin connection")
+	}
 }

@@ -266,7 +266,7 @@ func (s *Server) dispatch(cc *clientConn, r *http.Request, p *auth.Principal, us
 	}
 	s.metrics.ExitUsed(choice.Exit.IP)
 	if connect {
-		return false, s.serveConnect(cc, r, p, choice, steer.Timeout)
+		return s.serveConnect(cc, r, p, choice, steer.Timeout)
 	}
 	return s.forward(cc, r, p, choice, steer.Timeout), false
 }
