@@ -23,7 +23,10 @@ type target struct {
 	name   string
 	server *server // nil: direct to the origin
 	auth   string  // Proxy-Authorization sent, if any
-	peer   bool    // one of the peers exitmesh is compared with
+	// logins are Proxy-Authorization values sent in turn, one per request, instead of auth: many
+	// customers' requests interleaved on the connections.
+	logins []string
+	peer   bool // one of the peers exitmesh is compared with
 	kinds  []string
 	origin originAddrs
 }
@@ -74,13 +77,14 @@ func newBench(ctx context.Context, o options) (_ *bench, err error) {
 			b.close()
 		}
 	}()
-	ports, err := freePorts(5 + 3*7)
+	const servers, columns = 5, 8 // the ports of the proxies, and the columns with an origin's three each
+	ports, err := freePorts(servers + 3*columns)
 	if err != nil {
 		return nil, err
 	}
 	all := []string{kindKeepAlive, kindNewConn, kindConnect, kindBulk}
 	proxyKinds := append(slices.Clone(all), kindIdle)
-	em, err := exitmeshServer(ctx, dir, o.bin, "exitmesh", ports[3], o.proxyCPU, 1, 1)
+	em, err := exitmeshServer(ctx, dir, o.bin, "exitmesh", ports[3], o.proxyCPU, manyLogins, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -96,13 +100,15 @@ func newBench(ctx context.Context, o options) (_ *bench, err error) {
 		{name: "exitmesh", server: em, kinds: proxyKinds},
 		{name: "exitmesh Basic", server: em, auth: basicAuth(benchUser, benchPassword),
 			kinds: []string{kindKeepAlive, kindNewConn, kindConnect}},
+		{name: "exitmesh, " + strconv.Itoa(manyLogins) + " logins", server: em, logins: benchLogins(manyLogins),
+			kinds: []string{kindKeepAlive}},
 		{name: "exitmesh, " + benchdoc.Thousands(int64(o.accounts)) + " accounts", server: emLarge,
 			kinds: []string{kindKeepAlive64}},
 	}
 	// Every target has origin ports of its own (see bench/origin).
 	var https, echos, sources []string
 	for i, t := range candidates {
-		p := ports[5+3*i:]
+		p := ports[servers+3*i:]
 		t.origin = originAddrs{http: loopback(p[0]), echo: loopback(p[1]), source: loopback(p[2])}
 		https, echos, sources = append(https, t.origin.http), append(echos, t.origin.echo), append(sources, t.origin.source)
 	}
@@ -150,10 +156,12 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 	rep := newReport(b.o, b.targets)
 	background.sample(2 * time.Second) // the servers are up and idle: what is busy is other work
 	progress := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
-	// Warm-up: connections, pools and the credential cache (its first check is an argon2id hash).
+	// Warm-up: connections, pools and the credential cache (its first check is an argon2id hash, a
+	// tenth of a second of the proxy's one CPU for each login).
 	for _, t := range b.targets {
 		if t.does(kindKeepAlive) || t.does(kindKeepAlive64) {
-			if _, err := b.wrk(ctx, t, 64, time.Second, false); err != nil {
+			warm := time.Second + time.Duration(len(t.logins))*200*time.Millisecond
+			if _, err := b.wrk(ctx, t, 64, warm, false); err != nil {
 				return nil, fmt.Errorf("warm-up %s: %w", t.name, err)
 			}
 		}
@@ -291,8 +299,8 @@ func (b *bench) wrk(ctx context.Context, t *target, conns int, dur time.Duration
 		h["Connection"] = "close"
 	}
 	defer pause()
-	return wrkRun{origin: t.origin.http, path: "/small", proxy: t.proxy(), headers: h, conns: conns, dur: dur,
-		cpu: b.o.loadCPU}.run(ctx, b.dir)
+	return wrkRun{origin: t.origin.http, path: "/small", proxy: t.proxy(), headers: h, logins: t.logins, conns: conns,
+		dur: dur, cpu: b.o.loadCPU}.run(ctx, b.dir)
 }
 
 // pause lets the previous run's connections finish closing before the next run.

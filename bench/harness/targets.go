@@ -50,6 +50,23 @@ func basicAuth(user, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
 }
 
+// manyLogins is how many of the store's accounts the many-logins column sends requests as: origin
+// connections are kept per login, so this measures the pool with as many customers as connections.
+const manyLogins = 64
+
+// benchLogins returns the Basic credentials of the first n accounts populate creates.
+func benchLogins(n int) []string {
+	logins := make([]string, n)
+	for i := range n {
+		user := benchUser
+		if i > 0 {
+			user = "account" + strconv.Itoa(i)
+		}
+		logins[i] = basicAuth(user, benchPassword)
+	}
+	return logins
+}
+
 // tinyproxyServer runs Debian's tinyproxy with its defaults, except: no log per connection, room
 // for the idle-tunnel figure's clients, CONNECT to any port, and a long idle timeout.
 func tinyproxyServer(dir string, port, cpu int) *server {
@@ -109,7 +126,8 @@ func goproxyServer(dir, bin string, port, cpu int) *server {
 	}}
 }
 
-// exitmeshServer runs exitmesh with one proxy server whose exit is 127.0.0.1, egress allowed to
+// exitmeshServer runs exitmesh with one proxy server whose exit is 127.0.0.2 (127.0.0.1, the origin's
+// address, cannot be an exit: the node never connects to its own exits' addresses), egress allowed to
 // 127.0.0.1 only, and no API or metrics listener. Its per-client limits are lifted: the harness is
 // one client at one address holding up to -tunnels tunnels, and the peers have no such limits. Its store holds accounts accounts with ipsEach
 // authorized IPs each; the first is benchUser, whose first IP is 127.0.0.1.
@@ -126,7 +144,7 @@ proxies:
   - name: bench
     listen: 127.0.0.1:%d
     exits:
-      - ip: 127.0.0.1
+      - ip: 127.0.0.2
 egress: {allow: [127.0.0.1/32]}
 plans:
   - {name: bench, proxies: 1, subs: 0, ips: %d, hostnames: 0, bandwidth: 0}

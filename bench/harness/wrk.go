@@ -57,6 +57,7 @@ type wrkRun struct {
 	path    string
 	proxy   string // host:port, or "" for direct
 	headers map[string]string
+	logins  []string // Proxy-Authorization values sent in turn, one per request
 	conns   int
 	dur     time.Duration
 	cpu     int
@@ -71,6 +72,16 @@ func (w wrkRun) run(ctx context.Context, dir string) (wrkResult, error) {
 	var extra strings.Builder
 	for k, v := range w.headers {
 		fmt.Fprintf(&extra, "wrk.headers[%q] = %q\n", k, v)
+	}
+	if len(w.logins) > 0 {
+		extra.WriteString("local logins = {")
+		for _, l := range w.logins {
+			fmt.Fprintf(&extra, "%q, ", l)
+		}
+		extra.WriteString("}\nlocal turn = 0\nfunction request()\n" +
+			"  turn = turn % #logins + 1\n" +
+			"  wrk.headers[\"Proxy-Authorization\"] = logins[turn]\n" +
+			"  return wrk.format()\nend\n")
 	}
 	script := filepath.Join(dir, "wrk-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".lua")
 	if err := os.WriteFile(script, fmt.Appendf(nil, wrkScript, path, w.origin, extra.String()), 0o644); err != nil {
