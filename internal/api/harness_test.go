@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/exitmesh/exitmesh/internal/testlog"
 	"io"
 	"log/slog"
 	"net"
@@ -17,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,23 +62,8 @@ plans:
   - {name: big, proxies: 3, subs: 10, ips: 10, hostnames: 10, bandwidth: 0}
 `
 
-// logBuffer collects the node's log for assertions (request ids, no passwords).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// logBuffer collects a log that goroutines write while the test reads it.
+type logBuffer = testlog.Buffer
 
 type env struct {
 	t      testing.TB

@@ -159,11 +159,11 @@ func TestViewCarriesThePlanBandwidth(t *testing.T) {
 		{"203.0.113.2", "alice-scraper", 10_000}, // a sub-account has its account's plan
 	} {
 		p, ok := v.ByIP(netip.MustParseAddr(tt.ip))
-		if !ok || p.Login != tt.login || p.Bandwidth != tt.want {
+		if !ok || p.Login != tt.login || p.Bandwidth() != tt.want {
 			t.Errorf("%s: %+v, %v; want %s with bandwidth %d", tt.ip, p, ok, tt.login, tt.want)
 		}
 	}
-	if p, err := v.Authenticate(t.Context(), "bob", "bob-password"); err != nil || p.Bandwidth != 0 {
+	if p, err := v.Authenticate(t.Context(), "bob", "bob-password"); err != nil || p.Bandwidth() != 0 {
 		t.Errorf("bob: %+v, %v; want bandwidth 0 (unlimited)", p, err)
 	}
 }

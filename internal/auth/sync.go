@@ -9,37 +9,117 @@ import (
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
-// Refresh rebuilds the view from the store if the store's version differs from the view's.
+// feedBatch is how many store versions one read of the change feed covers at most.
+const feedBatch = 1000
+
+// SetLog sets where the view reports full loads and feed faults; nil discards them.
+func (v *View) SetLog(log *slog.Logger) { v.log.Store(log) }
+
+func (v *View) logger() *slog.Logger {
+	if l := v.log.Load(); l != nil {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Refresh brings the view up to the store's current version: through the change feed, applying only
+// what changed, once the view has been loaded; by a full load the first time, when the view fell
+// behind what the feed keeps, or when an entry cannot be read (each full load is logged, with why).
+// Refreshes are serialized, and the view never goes back to an older version.
 func (v *View) Refresh(ctx context.Context, store domain.Store) error {
-	ver, err := store.Version(ctx)
+	v.applyMu.Lock()
+	defer v.applyMu.Unlock()
+	from := v.Version()
+	if from < 0 {
+		return v.fullLoad(ctx, store, "first load")
+	}
+	head, err := store.Version(ctx)
 	if err != nil {
 		return fmt.Errorf("read store version: %w", err)
 	}
-	if ver == v.Version() {
+	if head == from {
 		return nil
 	}
+	for {
+		d, err := store.ChangesSince(ctx, from, feedBatch)
+		if err != nil {
+			return fmt.Errorf("read the change feed: %w", err)
+		}
+		if d.Gap {
+			return v.fullLoad(ctx, store, fmt.Sprintf("the view (version %d) is older than the change feed keeps", from))
+		}
+		if err := checkDelta(d, from); err != nil {
+			v.logger().Error("change feed entry unreadable; loading every account instead", "err", err)
+			return v.fullLoad(ctx, store, "unreadable change feed entry")
+		}
+		v.apply(d)
+		if d.To >= d.Head {
+			return nil
+		}
+		from = d.To
+	}
+}
+
+// checkDelta refuses a delta that does not follow from, or whose entries are out of order, out of
+// its range, or of an unknown kind: applying it could leave the view silently wrong.
+func checkDelta(d domain.Delta, from int64) error {
+	if d.From != from || d.To < d.From || d.Head < d.To {
+		return fmt.Errorf("delta %d→%d (head %d) does not follow version %d", d.From, d.To, d.Head, from)
+	}
+	last := from
+	for _, c := range d.Changes {
+		switch {
+		case c.Seq <= from || c.Seq > d.To || c.Seq < last:
+			return fmt.Errorf("entry %d out of order in delta %d→%d", c.Seq, d.From, d.To)
+		case c.Kind == domain.ChangeAccount && c.Ref <= 0:
+			return fmt.Errorf("entry %d names account %d", c.Seq, c.Ref)
+		case c.Kind != domain.ChangeAccount && c.Kind != domain.ChangePlans:
+			return fmt.Errorf("entry %d has unknown kind %q", c.Seq, c.Kind)
+		}
+		last = c.Seq
+	}
+	return nil
+}
+
+// fullLoad replaces the view with the store's snapshot. The caller holds applyMu.
+func (v *View) fullLoad(ctx context.Context, store domain.Store, why string) error {
+	start := time.Now()
 	snap, err := store.Snapshot(ctx)
 	if err != nil {
 		return fmt.Errorf("read store snapshot: %w", err)
 	}
-	v.Load(snap)
+	v.load(snap)
+	v.logger().Info("account view loaded in full", "why", why, "version", snap.Version,
+		"logins", v.Len(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// Follow refreshes the view every interval until ctx ends. While the store is unreachable the view
-// keeps serving what it knows; the failure is logged once, and so is the recovery.
-func (v *View) Follow(ctx context.Context, store domain.Store, interval time.Duration, log *slog.Logger) {
+// Follow refreshes the view every interval, and at once whenever wake delivers (nil: no wake-ups),
+// until ctx ends. While the store is unreachable the view keeps serving what it knows; the failure is
+// logged once, and so is the recovery. Every pruneEvery it also prunes the store's change feed of
+// entries older than retention (0: never).
+func (v *View) Follow(ctx context.Context, store domain.Store, interval time.Duration, wake <-chan struct{}, retention time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failing := false
+	var pruned time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-wake:
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := v.Refresh(rctx, store)
+		if err == nil && retention > 0 && time.Since(pruned) >= pruneEvery {
+			pruned = time.Now()
+			if n, perr := store.PruneChanges(rctx, pruned.Add(-retention)); perr != nil {
+				log.Warn("change feed not pruned", "err", perr)
+			} else if n > 0 {
+				log.Debug("change feed pruned", "entries", n, "older_than", retention)
+			}
+		}
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
@@ -51,3 +131,6 @@ func (v *View) Follow(ctx context.Context, store domain.Store, interval time.Dur
 		}
 	}
 }
+
+// pruneEvery is how often a following node prunes the change feed.
+const pruneEvery = time.Hour

@@ -1,12 +1,17 @@
 // Package auth decides who a proxy client is — an account or sub-account by Basic credentials, or an
-// account by its authorized source IP — from an in-memory view of the store. The view is rebuilt
-// whenever the store's version changes, so the proxy hot path never waits for the database.
+// account by its authorized source IP — from an in-memory view of the store. The view follows the
+// store's change feed and applies each change to the accounts it names, so a change costs work in
+// proportion to what it changed, not to the size of the network, and the proxy hot path never waits
+// for the database.
 package auth
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -15,34 +20,72 @@ import (
 // ErrBadCredentials means the username is unknown or the password does not match.
 var ErrBadCredentials = errors.New("invalid proxy credentials")
 
-// Principal is who a proxy request acts for: an account, or one of its sub-accounts.
+// Principal is who a proxy request acts for: an account, or one of its sub-accounts. A Principal is
+// never changed once the view publishes it; a change publishes a new one.
 type Principal struct {
 	AccountID int64
 	SubID     int64  // 0 when the account itself
 	Login     string // the username that authenticated
 	Account   string // the account's username
 	Disabled  bool   // account disabled, or sub-account inactive
-	Bandwidth int64  // the account's plan's monthly bandwidth in bytes; 0 = unlimited
-	proxies   map[string]struct{}
+	plan      *planLimits
+	proxies   []string // sorted; the strings are shared through the view's interning
 	hash      string
 }
 
 // MayUse reports whether the principal has authorized the proxy server named proxy.
 func (p *Principal) MayUse(proxy string) bool {
-	_, ok := p.proxies[proxy]
+	_, ok := slices.BinarySearch(p.proxies, proxy)
 	return ok
 }
 
-type index struct {
-	version int64
-	logins  map[string]*Principal
-	ips     map[netip.Addr]*Principal
+// Bandwidth returns the monthly bandwidth of the account's plan in bytes; 0 = unlimited. It follows
+// changes to the plan.
+func (p *Principal) Bandwidth() int64 {
+	if p.plan == nil {
+		return 0
+	}
+	return p.plan.bandwidth.Load()
+}
+
+// planLimits is what the proxies read of a plan, shared by every principal on it, so a plan's
+// change is one store, whatever the number of its accounts.
+type planLimits struct {
+	bandwidth atomic.Int64
+}
+
+// accountState is what one account contributes to the view, kept to take it out again when the
+// account changes.
+type accountState struct {
+	principal *Principal
+	subs      []subState
+	ips       []netip.Addr // the account's authorized IPs (unique network-wide)
+	hostIPs   []netip.Addr // the current addresses of its authorized hostnames
+}
+
+type subState struct {
+	principal *Principal
+	ips       []netip.Addr
 }
 
 // View is the proxy's read-only picture of accounts. The zero View is not usable; call NewView.
 type View struct {
-	idx      atomic.Pointer[index]
 	verifier *Verifier
+	log      atomic.Pointer[slog.Logger]
+
+	// applyMu serializes what changes the view (Load, Refresh), so that a newer state is never
+	// replaced by an older one. The readers never take it.
+	applyMu sync.Mutex
+
+	mu       sync.RWMutex // guards the fields below; writers hold it for one account at a time
+	seq      int64        // the store version the view reflects; -1 before the first load
+	logins   map[string]*Principal
+	ips      map[netip.Addr]*Principal // each address's winner (see resolve)
+	accounts map[int64]*accountState
+	owner    map[netip.Addr]int64   // an authorized IP's account
+	hosts    map[netip.Addr][]int64 // accounts one of whose hostnames resolves to the address
+	plans    map[string]*planLimits
+	names    map[string]string // interned proxy server names
 }
 
 // NewView returns an empty view that checks passwords with verifier (nil: a new one).
@@ -51,83 +94,232 @@ func NewView(verifier *Verifier) *View {
 		verifier = NewVerifier()
 	}
 	v := &View{verifier: verifier}
-	v.idx.Store(&index{version: -1})
+	v.reset(-1, 0)
 	return v
 }
 
-// Version returns the store version the view was built from (-1 before the first Load).
-func (v *View) Version() int64 { return v.idx.Load().version }
-
-// Load replaces the view with one built from s.
-func (v *View) Load(s domain.Snapshot) {
-	idx := &index{
-		version: s.Version,
-		logins:  make(map[string]*Principal, len(s.Accounts)+len(s.Subs)),
-		ips:     make(map[netip.Addr]*Principal),
-	}
-	bandwidth := make(map[string]int64, len(s.Plans))
-	for _, p := range s.Plans {
-		bandwidth[p.Name] = p.MonthlyBandwidth
-	}
-	byID := make(map[int64]*Principal, len(s.Accounts))
-	for _, a := range s.Accounts {
-		p := &Principal{AccountID: a.ID, Login: a.Username, Account: a.Username, Disabled: a.Disabled,
-			Bandwidth: bandwidth[a.Plan], proxies: set(a.Proxies), hash: a.PasswordHash}
-		idx.logins[a.Username] = p
-		byID[a.ID] = p
-		for _, ip := range a.IPs {
-			idx.ips[ip] = p
-		}
-	}
-	// An authorized hostname's current address authenticates its account, unless that address is
-	// some account's authorized IP: an explicit IP is the stronger claim.
-	for i, a := range s.Accounts {
-		for _, h := range a.Hostnames {
-			if _, taken := idx.ips[h.IP]; h.IP.IsValid() && !taken {
-				idx.ips[h.IP] = byID[s.Accounts[i].ID]
-			}
-		}
-	}
-	subIPs := make(map[netip.Addr][]*Principal)
-	for _, s := range s.Subs {
-		parent, ok := byID[s.AccountID]
-		if !ok {
-			continue
-		}
-		p := &Principal{AccountID: s.AccountID, SubID: s.ID, Login: s.Username, Account: parent.Account,
-			Disabled: parent.Disabled || !s.Active, Bandwidth: parent.Bandwidth, proxies: set(s.Proxies), hash: s.PasswordHash}
-		idx.logins[s.Username] = p
-		for _, ip := range s.IPs {
-			subIPs[ip] = append(subIPs[ip], p)
-		}
-	}
-	// An IP listed by exactly one sub-account authenticates as that sub-account (its proxy subset and
-	// its usage); listed by several, it stays the account's.
-	for ip, subs := range subIPs {
-		if len(subs) == 1 {
-			idx.ips[ip] = subs[0]
-		}
-	}
-	v.idx.Store(idx)
+func (v *View) reset(seq int64, size int) {
+	v.seq = seq
+	v.logins = make(map[string]*Principal, size)
+	v.ips = make(map[netip.Addr]*Principal, size)
+	v.accounts = make(map[int64]*accountState, size)
+	v.owner = make(map[netip.Addr]int64, size)
+	v.hosts = make(map[netip.Addr][]int64)
+	v.plans = make(map[string]*planLimits)
+	v.names = make(map[string]string)
 }
 
-func set(names []string) map[string]struct{} {
-	m := make(map[string]struct{}, len(names))
-	for _, n := range names {
-		m[n] = struct{}{}
+// Version returns the store version the view reflects (-1 before the first Load).
+func (v *View) Version() int64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.seq
+}
+
+// Len returns how many logins (accounts and sub-accounts) the view holds.
+func (v *View) Len() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.logins)
+}
+
+// Load replaces the whole view with one built from s.
+func (v *View) Load(s domain.Snapshot) {
+	v.applyMu.Lock()
+	defer v.applyMu.Unlock()
+	v.load(s)
+}
+
+func (v *View) load(s domain.Snapshot) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.reset(s.Version, len(s.Accounts)+len(s.Subs))
+	v.setPlans(s.Plans)
+	subs := subsByAccount(s.Subs)
+	for _, a := range s.Accounts {
+		v.putAccount(a, subs[a.ID])
+	}
+	for ip := range v.owner {
+		v.resolve(ip)
+	}
+	for ip := range v.hosts {
+		v.resolve(ip)
+	}
+}
+
+// apply brings the view from d.From to d.To. The caller holds applyMu and has checked d.From is
+// where the view stands.
+func (v *View) apply(d domain.Delta) {
+	if d.Plans != nil {
+		v.mu.Lock()
+		v.setPlans(d.Plans)
+		v.mu.Unlock()
+	}
+	current := make(map[int64]*domain.Account, len(d.Accounts))
+	for i := range d.Accounts {
+		current[d.Accounts[i].ID] = &d.Accounts[i]
+	}
+	subs := subsByAccount(d.Subs)
+	done := make(map[int64]bool, len(d.Changes))
+	for _, c := range d.Changes {
+		if c.Kind != domain.ChangeAccount || done[c.Ref] {
+			continue
+		}
+		done[c.Ref] = true
+		v.mu.Lock()
+		v.replaceAccount(c.Ref, current[c.Ref], subs[c.Ref])
+		v.mu.Unlock()
+	}
+	v.mu.Lock()
+	v.seq = d.To
+	v.mu.Unlock()
+}
+
+func subsByAccount(subs []domain.SubAccount) map[int64][]domain.SubAccount {
+	m := make(map[int64][]domain.SubAccount)
+	for _, s := range subs {
+		m[s.AccountID] = append(m[s.AccountID], s)
 	}
 	return m
 }
 
+// setPlans updates the limits of every plan in place. A plan no longer listed keeps its last limits
+// (an account cannot be on it).
+func (v *View) setPlans(plans []domain.Plan) {
+	for _, p := range plans {
+		v.plan(p.Name).bandwidth.Store(p.MonthlyBandwidth)
+	}
+}
+
+func (v *View) plan(name string) *planLimits {
+	pl, ok := v.plans[name]
+	if !ok {
+		pl = &planLimits{}
+		v.plans[name] = pl
+	}
+	return pl
+}
+
+// replaceAccount takes the account id out of the view and puts a (its current state, nil when it is
+// gone) in, then settles every address either state touched.
+func (v *View) replaceAccount(id int64, a *domain.Account, subs []domain.SubAccount) {
+	touched := v.removeAccount(id)
+	if a != nil {
+		v.putAccount(*a, subs)
+		st := v.accounts[id]
+		touched = append(append(touched, st.ips...), st.hostIPs...)
+	}
+	for _, ip := range touched {
+		v.resolve(ip)
+	}
+}
+
+// removeAccount takes an account and its sub-accounts out, and returns the addresses it held.
+func (v *View) removeAccount(id int64) []netip.Addr {
+	st, ok := v.accounts[id]
+	if !ok {
+		return nil
+	}
+	delete(v.accounts, id)
+	delete(v.logins, st.principal.Login)
+	for _, s := range st.subs {
+		delete(v.logins, s.principal.Login)
+	}
+	for _, ip := range st.ips {
+		if v.owner[ip] == id {
+			delete(v.owner, ip)
+		}
+	}
+	for _, ip := range st.hostIPs {
+		if rest := slices.DeleteFunc(v.hosts[ip], func(x int64) bool { return x == id }); len(rest) > 0 {
+			v.hosts[ip] = rest
+		} else {
+			delete(v.hosts, ip)
+		}
+	}
+	return append(slices.Clone(st.ips), st.hostIPs...)
+}
+
+// putAccount adds an account and its sub-accounts; the addresses they hold are settled by the caller.
+func (v *View) putAccount(a domain.Account, subs []domain.SubAccount) {
+	p := &Principal{AccountID: a.ID, Login: a.Username, Account: a.Username, Disabled: a.Disabled,
+		plan: v.plan(a.Plan), proxies: v.intern(a.Proxies), hash: a.PasswordHash}
+	st := &accountState{principal: p, ips: slices.Clip(slices.Clone(a.IPs))}
+	v.logins[a.Username] = p
+	for _, ip := range a.IPs {
+		v.owner[ip] = a.ID
+	}
+	for _, h := range a.Hostnames {
+		if h.IP.IsValid() && !slices.Contains(st.hostIPs, h.IP) {
+			st.hostIPs = append(st.hostIPs, h.IP)
+			v.hosts[h.IP] = append(v.hosts[h.IP], a.ID)
+		}
+	}
+	for _, s := range subs {
+		sp := &Principal{AccountID: a.ID, SubID: s.ID, Login: s.Username, Account: a.Username,
+			Disabled: a.Disabled || !s.Active, plan: p.plan, proxies: v.intern(s.Proxies), hash: s.PasswordHash}
+		v.logins[s.Username] = sp
+		st.subs = append(st.subs, subState{principal: sp, ips: slices.Clip(slices.Clone(s.IPs))})
+	}
+	v.accounts[a.ID] = st
+}
+
+// resolve settles who the address ip authenticates as:
+//   - an authorized IP is its account's (IPs are unique network-wide), unless exactly one of that
+//     account's sub-accounts lists it: then that sub-account's (its proxy subset and its usage);
+//   - otherwise the current address of an authorized hostname is its account's (the lowest account
+//     id, when several hostnames resolve to it): an explicit IP is the stronger claim.
+func (v *View) resolve(ip netip.Addr) {
+	if id, ok := v.owner[ip]; ok {
+		st := v.accounts[id]
+		winner, listed := st.principal, 0
+		for _, s := range st.subs {
+			if slices.Contains(s.ips, ip) {
+				winner, listed = s.principal, listed+1
+			}
+		}
+		if listed > 1 {
+			winner = st.principal
+		}
+		v.ips[ip] = winner
+		return
+	}
+	if ids := v.hosts[ip]; len(ids) > 0 {
+		v.ips[ip] = v.accounts[slices.Min(ids)].principal
+		return
+	}
+	delete(v.ips, ip)
+}
+
+// intern returns names sorted, each string shared with every other principal naming the same proxy
+// server: a million logins on a few proxy servers keep a few strings.
+func (v *View) intern(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		s, ok := v.names[n]
+		if !ok {
+			s = n
+			v.names[n] = s
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // ByIP returns the principal whose authorized IP is ip.
 func (v *View) ByIP(ip netip.Addr) (*Principal, bool) {
-	p, ok := v.idx.Load().ips[ip.Unmap()]
+	v.mu.RLock()
+	p, ok := v.ips[ip.Unmap()]
+	v.mu.RUnlock()
 	return p, ok
 }
 
 // Authenticate checks a login and password against the view.
 func (v *View) Authenticate(ctx context.Context, login, password string) (*Principal, error) {
-	p := v.idx.Load().logins[login]
+	v.mu.RLock()
+	p := v.logins[login]
+	v.mu.RUnlock()
 	hash := ""
 	if p != nil {
 		hash = p.hash

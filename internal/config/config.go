@@ -244,6 +244,9 @@ const MaxConnectionsLimit = 1_000_000
 // Sync is how a node follows changes other nodes make to the store.
 type Sync struct {
 	Interval Duration `yaml:"interval"`
+	// FeedRetention is how long the store keeps change feed entries: a node down for longer loads
+	// every account at its next start instead of the changes it missed.
+	FeedRetention Duration `yaml:"feed_retention"`
 }
 
 // Usage is how traffic counters reach the store.
@@ -306,6 +309,7 @@ func (c *Config) ApplyDefaults() {
 	setInt(&c.Limits.ConnectionsPerIP, 1024)
 	setInt(&c.Limits.ConnectionsPerAccount, 1024)
 	setDuration(&c.Sync.Interval, Duration(500*time.Millisecond))
+	setDuration(&c.Sync.FeedRetention, Duration(24*time.Hour))
 	setDuration(&c.Usage.FlushInterval, Duration(10*time.Second))
 	setString(&c.Log.Level, "info")
 	setString(&c.Log.Format, "text")

@@ -58,6 +58,7 @@ func (c *Config) Validate() error {
 		p.add("sessions.max", "must be positive")
 	}
 	positive(&p, "sync.interval", c.Sync.Interval)
+	positive(&p, "sync.feed_retention", c.Sync.FeedRetention)
 	positive(&p, "usage.flush_interval", c.Usage.FlushInterval)
 	oneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(&p, "log.format", c.Log.Format, "text", "json")

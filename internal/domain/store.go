@@ -3,6 +3,7 @@ package domain
 import (
 	"context"
 	"net/netip"
+	"time"
 )
 
 // Store is the persistent state of an exitmesh network. Implementations must be safe for concurrent
@@ -87,9 +88,14 @@ type Store interface {
 	PutExitStatuses(ctx context.Context, node string, s []ExitStatus) error
 	ListExitStatuses(ctx context.Context) ([]ExitStatus, error)
 
-	// Change tracking for in-memory views.
+	// Change tracking for in-memory views. Every write that changes what Snapshot returns records
+	// entries in the change feed under the version it sets; ChangesSince reads them in order with the
+	// state they name (at most limit versions at a time), and PruneChanges forgets those written
+	// before a time (returning how many). Snapshot's Version is where a reader of the feed starts.
 	Version(ctx context.Context) (int64, error)
 	Snapshot(ctx context.Context) (Snapshot, error)
+	ChangesSince(ctx context.Context, after int64, limit int) (Delta, error)
+	PruneChanges(ctx context.Context, before time.Time) (int64, error)
 
 	Close() error
 }

@@ -1,9 +1,9 @@
 package hostnames_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"github.com/exitmesh/exitmesh/internal/testlog"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -130,24 +130,8 @@ func host(account, name string) domain.AccountHostname {
 	return domain.AccountHostname{Account: account, Hostname: domain.Hostname{Name: name}}
 }
 
-// logBuffer collects log lines; slog handlers may write concurrently.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// count returns how many lines contain s.
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
+// logBuffer collects a log that goroutines write while the test reads it.
+type logBuffer = testlog.Buffer
 
 func newLogger(l *logBuffer) *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
@@ -236,9 +220,9 @@ func TestLookupFailuresKeepAddressAndLogOnce(t *testing.T) {
 		if got := st.takeSets(); !reflect.DeepEqual(got, round.want) {
 			t.Errorf("%s: SetHostnameIP calls\n got %v\nwant %v", round.name, got, round.want)
 		}
-		got := []int{logs.count(failed), logs.count(vanished), logs.count(back)}
+		got := []int{logs.Count(failed), logs.Count(vanished), logs.Count(back)}
 		if want := []int{round.failed, round.vanished, round.back}; !slices.Equal(got, want) {
-			t.Errorf("%s: log lines (failed, vanished, back) = %v, want %v\n%s", round.name, got, want, logs.buf.String())
+			t.Errorf("%s: log lines (failed, vanished, back) = %v, want %v\n%s", round.name, got, want, logs.String())
 		}
 	}
 }

@@ -123,6 +123,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 		serveErr:        make(chan error, 1),
 		shutdownGrace:   cfg.Timeouts.Shutdown.D(),
 	}
+	n.view.SetLog(log)
 	n.bans = bans.New(bans.Config{AuthFailures: cfg.Bans.AuthFailures, NotFound: cfg.Bans.NotFound,
 		Window: cfg.Bans.Window.D(), Duration: cfg.Bans.Duration.D(), OnBan: sharing.publish, Exempt: n.self.IsExit})
 	n.drainCtx, n.stopDraining = context.WithCancel(context.WithoutCancel(ctx))
@@ -173,7 +174,18 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	serving = true
 	followCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stopFollowers = cancel
-	n.goServe(func() { n.view.Follow(followCtx, n.store, cfg.Sync.Interval.D(), log) })
+	wake := make(chan struct{}, 1)
+	n.goServe(func() {
+		store.Watch(followCtx, cfg.Store, func() {
+			select {
+			case wake <- struct{}{}:
+			default: // a wake-up is pending already
+			}
+		}, log)
+	})
+	n.goServe(func() {
+		n.view.Follow(followCtx, n.store, cfg.Sync.Interval.D(), wake, cfg.Sync.FeedRetention.D(), log)
+	})
 	n.goServe(func() {
 		n.usage.Run(followCtx, cfg.Usage.FlushInterval.D(), cfg.Sync.Interval.D(), 10*time.Second, log)
 	})

@@ -43,8 +43,15 @@ const tinyBandwidth = 10_000
 // returned stop closes it; it runs at cleanup too, and only once.
 func startProxyNode(t *testing.T, storeURL, name, proxyName, exitIP string) (n *node.Node, stop func()) {
 	t.Helper()
+	return startNodeFrom(t, name, fmt.Sprintf(quotaNodeConfig, storeURL, name, proxyName, exitIP))
+}
+
+// startNodeFrom starts a node called name from the config text. The returned stop closes it; it
+// runs at cleanup too, and only once.
+func startNodeFrom(t *testing.T, name, text string) (n *node.Node, stop func()) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "exitmesh.yaml")
-	if err := os.WriteFile(path, fmt.Appendf(nil, quotaNodeConfig, storeURL, name, proxyName, exitIP), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(path)

@@ -2,10 +2,10 @@ package node_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/exitmesh/exitmesh/internal/testlog"
 	"io"
 	"log/slog"
 	"net"
@@ -318,30 +318,8 @@ func TestReloadFailureChangesNothing(t *testing.T) {
 	requireExits(t, "us-ca after a good reload", alice, f.origin.URL, "127.0.0.4", "127.0.0.5")
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// Len returns how many bytes were written so far.
-func (b *syncBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects a log that goroutines write while the test reads it.
+type syncBuffer = testlog.Buffer
 
 func TestReloadKeepsKeysThatNeedARestart(t *testing.T) {
 	var logs syncBuffer

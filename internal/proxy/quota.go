@@ -12,8 +12,9 @@ import (
 // its size is not known in advance, and the next one is refused. Without a usage recorder nothing
 // is counted, so nothing is refused.
 func (s *Server) checkBandwidth(p *auth.Principal) *refusal {
-	if p.Bandwidth <= 0 || s.cfg.Usage.MonthToDate(p.AccountID) < p.Bandwidth {
+	limit := p.Bandwidth()
+	if limit <= 0 || s.cfg.Usage.MonthToDate(p.AccountID) < limit {
 		return nil
 	}
-	return errBandwidthExceeded(p.Bandwidth, time.Now())
+	return errBandwidthExceeded(limit, time.Now())
 }

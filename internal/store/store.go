@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -27,4 +28,15 @@ func Open(ctx context.Context, dsn string) (domain.Store, error) {
 	}
 	// Only the scheme is repeated: the rest may hold a password.
 	return nil, domain.Errorf(domain.EINVALID, "Unsupported store type %q: %s.", scheme, forms)
+}
+
+// Watch calls wake whenever another process commits a change to the store named by dsn, until ctx
+// ends. PostgreSQL notifies listeners at commit; SQLite cannot, so Watch returns at once and the
+// caller's polling is what follows a SQLite file (which other processes, such as admin, write to).
+func Watch(ctx context.Context, dsn string, wake func(), log *slog.Logger) {
+	scheme, _, _ := strings.Cut(dsn, ":")
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql":
+		postgres.Listen(ctx, dsn, wake, log)
+	}
 }

@@ -6,13 +6,13 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"github.com/exitmesh/exitmesh/internal/testlog"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,23 +24,8 @@ import (
 	"github.com/exitmesh/exitmesh/internal/smtptest"
 )
 
-// logBuffer collects a node's log; the node's goroutines write while the test reads.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// logBuffer collects a log that goroutines write while the test reads it.
+type logBuffer = testlog.Buffer
 
 // signupNetwork starts a node with sign-up open (plan small, proxy server us-ca), emailing through
 // mail when it is not nil (a loopback server without TLS, so starttls is off), and logging into the

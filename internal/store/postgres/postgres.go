@@ -19,6 +19,10 @@ import (
 	"github.com/exitmesh/exitmesh/internal/store/sqldb"
 )
 
+// NotifyChannel is the channel every write that records feed entries notifies, with its version as
+// the payload, at commit.
+const NotifyChannel = "exitmesh_changes"
+
 // migrationLockKey is the advisory lock nodes take to apply migrations one at a time.
 const migrationLockKey = 0x657869746d657368 // "exitmesh"
 
@@ -30,6 +34,7 @@ func Dialect() sqldb.Dialect {
 		MigrationLock:     fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
 		IsUniqueViolation: func(err error) bool { return sqlState(err) == "23505" },
 		IsUnavailable:     isUnavailable,
+		Notify:            "SELECT pg_notify('" + NotifyChannel + "', $1)",
 	}
 }
 

@@ -26,7 +26,7 @@ func (db *DB) createAccount(ctx context.Context, a domain.NewAccount) (domain.Ac
 		return domain.Account{}, err
 	}
 	var acc domain.Account
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
 		if err := db.insertLogin(ctx, tx, a.Username); err != nil {
 			return err
 		}
@@ -63,6 +63,7 @@ func (db *DB) createAccount(ctx context.Context, a domain.NewAccount) (domain.Ac
 				return err
 			}
 		}
+		feed.account(id)
 		acc, err = loadAccount(ctx, tx, id)
 		return err
 	})
@@ -271,13 +272,15 @@ type accountRef struct {
 	plan domain.Plan
 }
 
-// writeAccount runs fn in a write transaction on the account called username, which must exist.
+// writeAccount runs fn in a write transaction on the account called username, which must exist,
+// and records the account's change in the feed.
 func (db *DB) writeAccount(ctx context.Context, username string, fn func(tx *sql.Tx, ref accountRef) error) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
 		ref, err := lookupAccount(ctx, tx, username)
 		if err != nil {
 			return err
 		}
+		feed.account(ref.id)
 		return fn(tx, ref)
 	})
 }

@@ -48,7 +48,7 @@ func (db *DB) CreateConfirmToken(ctx context.Context, t domain.ConfirmToken) err
 // succeeds.
 func (db *DB) ConfirmAccount(ctx context.Context, id string) (domain.Account, error) {
 	var acc domain.Account
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
 		var account, expires, used int64
 		now := db.now().Unix()
 		err := tx.QueryRowContext(ctx, `SELECT account_id, expires, used FROM confirm_tokens WHERE id = $1`, id).
@@ -67,6 +67,7 @@ func (db *DB) ConfirmAccount(ctx context.Context, id string) (domain.Account, er
 			return err
 		}
 		confirmed := true
+		feed.account(account)
 		if err := updateAccount(ctx, tx, account, domain.AccountUpdate{Confirmed: &confirmed}); err != nil {
 			return err
 		}

@@ -34,6 +34,9 @@ type Dialect struct {
 	// IsUnavailable, if set, reports whether err means the database is unreachable or too busy,
 	// which callers see as domain.EUNAVAILABLE.
 	IsUnavailable func(error) bool
+	// Notify, if not empty, is executed with the new version ($1) in every write that records feed
+	// entries, so that listening nodes wake up at its commit (PostgreSQL: SELECT pg_notify(…)).
+	Notify string
 }
 
 // DB is a domain.Store over a database/sql handle.
@@ -81,13 +84,19 @@ var errUnavailable = domain.Errorf(domain.EUNAVAILABLE, "The database is busy or
 // mode is a snapshot anyway); PostgreSQL needs REPEATABLE READ for several queries to agree.
 var readOnly = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
 
-// write runs fn in a transaction that first increments the store version.
-func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// write runs fn in a transaction that first increments the store version, then records under that
+// version the feed entries fn noted (see feed.go).
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx, feed *changeLog) error) error {
 	err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
-		if err := bumpVersion(ctx, tx); err != nil {
+		seq, err := bumpVersion(ctx, tx)
+		if err != nil {
 			return err
 		}
-		return fn(tx)
+		feed := &changeLog{seq: seq}
+		if err := fn(tx, feed); err != nil {
+			return err
+		}
+		return db.recordChanges(ctx, tx, feed)
 	})
 	if errors.Is(err, errUnchanged) {
 		return nil
@@ -126,15 +135,18 @@ func (db *DB) classify(err error) error {
 	return fmt.Errorf("%w: %w", errUnavailable, err)
 }
 
-func bumpVersion(ctx context.Context, tx *sql.Tx) error {
-	res, err := tx.ExecContext(ctx, `UPDATE meta SET value = value + 1 WHERE key = 'version'`)
+// bumpVersion increments the store version and returns the new one. The row stays locked until the
+// transaction ends, so versions commit in order: a reader that sees version n sees every write up to n.
+func bumpVersion(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var v int64
+	err := tx.QueryRowContext(ctx, `UPDATE meta SET value = value + 1 WHERE key = 'version' RETURNING value`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, errors.New("increment version: meta row missing")
+	}
 	if err != nil {
-		return fmt.Errorf("increment version: %w", err)
+		return 0, fmt.Errorf("increment version: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return fmt.Errorf("increment version: meta row missing (%d rows, %v)", n, err)
-	}
-	return nil
+	return v, nil
 }
 
 // Version returns the store version, which every change to what Snapshot returns increments.

@@ -36,7 +36,8 @@ func (db *DB) CreatePlan(ctx context.Context, p domain.Plan) error {
 	if err := checkPlan(p); err != nil {
 		return fmt.Errorf("create plan: %w", err)
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
+		feed.plans()
 		_, err := tx.ExecContext(ctx, `INSERT INTO plans (name, max_proxies, max_subs, max_ips, max_hostnames, monthly_bandwidth)
 			VALUES ($1, $2, $3, $4, $5, $6)`, planArgs(p)...)
 		if db.dialect.IsUniqueViolation(err) {
@@ -55,7 +56,8 @@ func (db *DB) UpdatePlan(ctx context.Context, p domain.Plan) error {
 	if err := checkPlan(p); err != nil {
 		return fmt.Errorf("update plan: %w", err)
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
+		feed.plans()
 		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE plans SET max_proxies = $2, max_subs = $3, max_ips = $4,
 			max_hostnames = $5, monthly_bandwidth = $6 WHERE name = $1`, planArgs(p)...))
 		if err == nil && n == 0 {
@@ -75,7 +77,8 @@ func (db *DB) PutPlan(ctx context.Context, p domain.Plan) error {
 	if err := checkPlan(p); err != nil {
 		return fmt.Errorf("put plan: %w", err)
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
+		feed.plans()
 		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO plans (name, max_proxies, max_subs, max_ips, max_hostnames, monthly_bandwidth)
 			VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (name) DO UPDATE SET max_proxies = excluded.max_proxies, max_subs = excluded.max_subs,

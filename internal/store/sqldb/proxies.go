@@ -34,7 +34,7 @@ func (db *DB) PutProxyServer(ctx context.Context, p domain.ProxyServer) error {
 	if err != nil {
 		return fmt.Errorf("put proxy server: %w", err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx *sql.Tx, _ *changeLog) error { // the accounts view does not read the catalogue
 		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO proxy_servers (name, address, country) VALUES ($1, $2, $3)
 			ON CONFLICT (name) DO UPDATE SET address = excluded.address, country = excluded.country
 			WHERE proxy_servers.address <> excluded.address OR proxy_servers.country <> excluded.country`,

@@ -84,11 +84,12 @@ func (db *DB) ListSubAccounts(ctx context.Context, account string) ([]domain.Sub
 // lists and must be subsets of the account's.
 func (db *DB) UpdateSubAccount(ctx context.Context, account, sub string, u domain.SubAccountUpdate) (domain.SubAccount, error) {
 	var s domain.SubAccount
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
 		accountID, id, err := lookupSub(ctx, tx, account, sub)
 		if err != nil {
 			return err
 		}
+		feed.account(accountID)
 		if err := updateSub(ctx, tx, accountID, id, u); err != nil {
 			return err
 		}
@@ -150,11 +151,12 @@ func updateSub(ctx context.Context, tx *sql.Tx, accountID, id int64, u domain.Su
 
 // DeleteSubAccount removes the sub-account and frees its username. Its usage stays recorded.
 func (db *DB) DeleteSubAccount(ctx context.Context, account, sub string) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, id, err := lookupSub(ctx, tx, account, sub)
+	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
+		accountID, id, err := lookupSub(ctx, tx, account, sub)
 		if err != nil {
 			return err
 		}
+		feed.account(accountID)
 		// The sub-account's proxy servers and IPs go with it (ON DELETE CASCADE).
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sub_accounts WHERE id = $1`, id); err != nil {
 			return err

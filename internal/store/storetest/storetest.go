@@ -49,6 +49,9 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"WebSessions", testWebSessions},
 		{"ConfirmTokens", testConfirmTokens},
 		{"ConcurrentConfirm", testConcurrentConfirm},
+		{"ChangeFeed", testChangeFeed},
+		{"PruneChanges", testPruneChanges},
+		{"ConcurrentFeed", testConcurrentFeed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
