@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/loop"
 )
 
 // feedBatch is how many store versions one read of the change feed covers at most.
@@ -99,37 +100,26 @@ func (v *View) fullLoad(ctx context.Context, store domain.Store, why string) err
 // logged once, and so is the recovery. Every pruneEvery it also prunes the store's change feed of
 // entries older than retention (0: never).
 func (v *View) Follow(ctx context.Context, store domain.Store, interval time.Duration, wake <-chan struct{}, retention time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	failing := false
 	var pruned time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-wake:
-		}
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := v.Refresh(rctx, store)
-		if err == nil && retention > 0 && time.Since(pruned) >= pruneEvery {
-			pruned = time.Now()
-			if n, perr := store.PruneChanges(rctx, pruned.Add(-retention)); perr != nil {
-				log.Warn("change feed not pruned", "err", perr)
-			} else if n > 0 {
-				log.Debug("change feed pruned", "entries", n, "older_than", retention)
+	loop.Loop{
+		Interval: interval, Timeout: 5 * time.Second, Wake: wake, Log: log,
+		Failing:   "account view not refreshed; serving the last known accounts",
+		Recovered: "account view refreshed again",
+		Step: func(ctx context.Context) error {
+			if err := v.Refresh(ctx, store); err != nil {
+				return err
 			}
-		}
-		cancel()
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			failing = true
-			log.Warn("account view not refreshed; serving the last known accounts", "err", err)
-		case err == nil && failing:
-			failing = false
-			log.Info("account view refreshed again", "version", v.Version())
-		}
-	}
+			if retention > 0 && time.Since(pruned) >= pruneEvery {
+				pruned = time.Now()
+				if n, err := store.PruneChanges(ctx, pruned.Add(-retention)); err != nil {
+					log.Warn("change feed not pruned", "err", err)
+				} else if n > 0 {
+					log.Debug("change feed pruned", "entries", n, "older_than", retention)
+				}
+			}
+			return nil
+		},
+	}.Run(ctx)
 }
 
 // pruneEvery is how often a following node prunes the change feed.

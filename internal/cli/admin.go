@@ -359,19 +359,34 @@ func accountCreate(fs *flag.FlagSet) func(*admin, []string) error {
 	}
 }
 
-func accountList(*flag.FlagSet) func(*admin, []string) error {
+func accountList(fs *flag.FlagSet) func(*admin, []string) error {
+	prefix := fs.String("prefix", "", "only usernames that start with this, in any case")
+	after := fs.String("after", "", "start after this username (the previous page's last)")
+	limit := fs.Int("limit", 100, fmt.Sprintf("accounts per page, at most %d", domain.MaxAccountPage))
 	return func(a *admin, pos []string) error {
 		if err := wantArgs(pos, 0, "no arguments"); err != nil {
 			return err
 		}
-		accts, err := a.store.ListAccounts(a.ctx)
+		if *limit < 1 || *limit > domain.MaxAccountPage {
+			return usagef("--limit must be from 1 to %d", domain.MaxAccountPage)
+		}
+		page, err := a.store.ListAccounts(a.ctx, domain.AccountQuery{Prefix: *prefix, After: *after, Limit: *limit})
 		if err != nil {
 			return err
 		}
-		return table(a.io.Stdout, []string{"USERNAME", "PLAN", "STATUS", "PROXIES", "IPS", "CREATED"}, len(accts), func(i int) []any {
+		accts := page.Accounts
+		err = table(a.io.Stdout, []string{"USERNAME", "PLAN", "STATUS", "PROXIES", "IPS", "CREATED"}, len(accts), func(i int) []any {
 			ac := accts[i]
 			return []any{ac.Username, ac.Plan, operator.AccountStatus(ac), dash(strings.Join(ac.Proxies, ",")), len(ac.IPs), ac.CreatedAt.UTC().Format(time.DateOnly)}
 		})
+		if err == nil && page.Next != "" {
+			next := "--after " + page.Next
+			if *prefix != "" {
+				next = "--prefix " + *prefix + " " + next
+			}
+			fmt.Fprintf(a.io.Stderr, "more accounts follow: exitmesh admin account list %s\n", next)
+		}
+		return err
 	}
 }
 
@@ -443,14 +458,19 @@ func (a *admin) bandwidthReport(username string) error {
 		fmt.Fprintf(w, "\nbandwidth this month (%s, UTC): %s\n", month.Month, operator.BandwidthUsed(month.Bytes[ac.ID], limits[ac.Plan]))
 		return nil
 	}
-	accts, err := a.store.ListAccounts(a.ctx)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(w, "\nbandwidth this month (%s, UTC):\n", month.Month)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, ac := range accts {
-		fmt.Fprintf(tw, "  %s\t%s\n", ac.Username, operator.BandwidthUsed(month.Bytes[ac.ID], limits[ac.Plan]))
+	for q := (domain.AccountQuery{}); ; {
+		page, err := a.store.ListAccounts(a.ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, ac := range page.Accounts {
+			fmt.Fprintf(tw, "  %s\t%s\n", ac.Username, operator.BandwidthUsed(month.Bytes[ac.ID], limits[ac.Plan]))
+		}
+		if q.After = page.Next; q.After == "" {
+			break
+		}
 	}
 	return tw.Flush()
 }

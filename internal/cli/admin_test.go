@@ -429,8 +429,8 @@ func TestAccountCreateRefused(t *testing.T) {
 		e := newEnv(t)
 		code, _, stderr := e.admin(t, "", "account", "create", "al/ice", "--plan", "starter", "--password", pw)
 		wantFailure(t, code, stderr, 3, "username")
-		if accts, err := e.store(t).ListAccounts(t.Context()); err != nil || len(accts) != 0 {
-			t.Errorf("accounts after a failed create: %+v, %v; want none", accts, err)
+		if page, err := e.store(t).ListAccounts(t.Context(), domain.AccountQuery{}); err != nil || len(page.Accounts) != 0 {
+			t.Errorf("accounts after a failed create: %+v, %v; want none", page.Accounts, err)
 		}
 	})
 
@@ -470,6 +470,33 @@ func TestAccountListAndShow(t *testing.T) {
 			t.Errorf("account list line %v, want %v followed by the creation date", got, want)
 		}
 	}
+
+	// A page at a time: the rest follows with --after; --prefix finds by the start of a name.
+	for _, tt := range []struct {
+		args     []string
+		want     []string
+		nextHint string
+	}{
+		{[]string{"--limit", "2"}, []string{"alice", "bob"}, "--after bob"},
+		{[]string{"--limit", "2", "--after", "bob"}, []string{"carol"}, ""},
+		{[]string{"--prefix", "CA"}, []string{"carol"}, ""},
+		{[]string{"--prefix", "A", "--limit", "1"}, []string{"alice"}, ""}, // the only match: no next page
+	} {
+		code, stdout, stderr := e.admin(t, "", append([]string{"account", "list"}, tt.args...)...)
+		if code != 0 {
+			t.Fatalf("account list %v: exit status %d, stderr %q", tt.args, code, stderr)
+		}
+		var got []string
+		for _, r := range rows(stdout)[1:] {
+			got = append(got, r[0])
+		}
+		if !slices.Equal(got, tt.want) || (tt.nextHint == "") != !strings.Contains(stderr, "more accounts follow") ||
+			!strings.Contains(stderr, tt.nextHint) {
+			t.Errorf("account list %v: %v, stderr %q; want %v and next %q", tt.args, got, stderr, tt.want, tt.nextHint)
+		}
+	}
+	code, _, stderr := e.admin(t, "", "account", "list", "--limit", "0")
+	wantFailure(t, code, stderr, 2, "--limit")
 
 	tests := []struct {
 		username string

@@ -87,6 +87,29 @@ type NewAccount struct {
 	IPs          []netip.Addr
 }
 
+// AccountQuery selects a page of accounts, in the order of their usernames ignoring case (then
+// exactly, for names that differ only in case).
+type AccountQuery struct {
+	Prefix string // only usernames that start with it, in any case ("" for all)
+	After  string // only usernames after it: the previous page's Next ("" for the first page)
+	Limit  int    // at most this many; 0, or more than MaxAccountPage, means MaxAccountPage
+}
+
+// MaxAccountPage is the most accounts one page holds.
+const MaxAccountPage = 1000
+
+// AccountPage is one page of accounts, and where the next one starts ("" after the last).
+type AccountPage struct {
+	Accounts []Account
+	Next     string
+}
+
+// BulkAccount is an account to import with its sub-accounts (Store.ImportAccounts).
+type BulkAccount struct {
+	Account NewAccount
+	Subs    []NewSubAccount
+}
+
 // AccountUpdate changes the fields that are non-nil.
 type AccountUpdate struct {
 	PasswordHash *string

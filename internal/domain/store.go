@@ -23,8 +23,14 @@ type Store interface {
 
 	// Accounts.
 	CreateAccount(ctx context.Context, a NewAccount) (Account, error)
+	// ImportAccounts creates many accounts and their sub-accounts, in batches of a thousand per
+	// transaction, each within its plan's limits; the batches before a failing one stay.
+	ImportAccounts(ctx context.Context, accounts []BulkAccount) error
 	GetAccount(ctx context.Context, username string) (Account, error)
-	ListAccounts(ctx context.Context) ([]Account, error)
+	// ListAccounts returns a page of accounts (see AccountQuery); nothing lists every account at
+	// once.
+	ListAccounts(ctx context.Context, q AccountQuery) (AccountPage, error)
+	CountAccountsByPlan(ctx context.Context) (map[string]int, error)
 	UpdateAccount(ctx context.Context, username string, u AccountUpdate) (Account, error)
 	AuthorizeProxy(ctx context.Context, username, proxy string) error
 	RevokeProxy(ctx context.Context, username, proxy string) error

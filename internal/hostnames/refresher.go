@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/exitmesh/exitmesh/internal/loop"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -51,21 +52,11 @@ const (
 	notFound                            // the name has no address
 )
 
-// Run refreshes at once, then every Interval, until ctx ends. Store errors are logged each round;
-// lookup failures once per hostname until it resolves again.
+// Run refreshes at once, then every Interval, until ctx ends. A store failure is logged once until
+// a refresh works again; lookup failures once per hostname until it resolves again.
 func (r *Refresher) Run(ctx context.Context) {
-	tick := time.NewTicker(r.interval())
-	defer tick.Stop()
-	for {
-		if err := r.RefreshOnce(ctx); err != nil && ctx.Err() == nil {
-			r.log().Warn("hostname refresh failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	loop.Loop{Interval: r.interval(), Now: true, Step: r.RefreshOnce, Log: r.log(),
+		Failing: "hostname refresh failed", Recovered: "hostname refresh works again"}.Run(ctx)
 }
 
 // RefreshOnce re-resolves every hostname once, at most 8 at a time, and records the results. It

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"github.com/exitmesh/exitmesh/internal/loop"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/bans"
@@ -41,11 +43,14 @@ func (b *banSharing) publish(ban bans.Ban) {
 	}
 }
 
-// run writes queued bans and imports the network's bans every interval until ctx ends.
+// run writes queued bans as they come and imports the network's bans every interval until ctx ends.
 func (b *banSharing) run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	failing := false
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		loop.Loop{Interval: interval, Timeout: 5 * time.Second, Step: b.importBans, Log: b.log,
+			Failing: "network bans not read; keeping this node's", Recovered: "network bans read again"}.Run(ctx)
+	})
 	for {
 		select {
 		case <-ctx.Done():
@@ -60,27 +65,25 @@ func (b *banSharing) run(ctx context.Context, interval time.Duration) {
 			case ctx.Err() == nil:
 				b.log.Warn("ban not shared with other nodes", "ip", ban.IP, "err", err)
 			}
-		case <-t.C:
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			active, err := b.store.ListBans(rctx)
-			cancel()
-			if err != nil {
-				if !failing && ctx.Err() == nil {
-					b.log.Warn("network bans not read; keeping this node's", "err", err)
-				}
-				failing = true
-				continue
-			}
-			failing = false
-			network := make([]bans.Ban, len(active))
-			for i, ban := range active {
-				network[i] = bans.Ban{IP: ban.IP, Until: ban.Until, Reason: reasonKind(ban.Reason)}
-			}
-			if n := b.tracker.Reconcile(network); n > 0 {
-				b.log.Debug("bans lifted or ended on the network", "count", n)
-			}
 		}
 	}
+}
+
+// importBans makes the tracker's bans the network's: new ones are imported, lifted or ended ones
+// lifted.
+func (b *banSharing) importBans(ctx context.Context) error {
+	active, err := b.store.ListBans(ctx)
+	if err != nil {
+		return err
+	}
+	network := make([]bans.Ban, len(active))
+	for i, ban := range active {
+		network[i] = bans.Ban{IP: ban.IP, Until: ban.Until, Reason: reasonKind(ban.Reason)}
+	}
+	if n := b.tracker.Reconcile(network); n > 0 {
+		b.log.Debug("bans lifted or ended on the network", "count", n)
+	}
+	return nil
 }
 
 func reasonKind(reason string) bans.Kind {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"github.com/exitmesh/exitmesh/internal/loop"
 	"sync"
 	"time"
 
@@ -49,20 +50,10 @@ func healthConfig(h config.Health) exits.HealthConfig {
 // publishExitStatus reports the health of this node's exits to the store every interval until ctx
 // ends, so operators see every node's exits in one place.
 func (n *Node) publishExitStatus(ctx context.Context, node string, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		wctx, cancel := context.WithTimeout(ctx, interval)
-		if err := n.store.PutExitStatuses(wctx, node, n.exitStatuses(node)); err != nil && ctx.Err() == nil {
-			n.log.Warn("cannot report exit health to the store", "err", err)
-		}
-		cancel()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	loop.Loop{Interval: interval, Now: true, Log: n.log,
+		Failing: "cannot report exit health to the store", Recovered: "exit health reported to the store again",
+		Step: func(ctx context.Context) error { return n.store.PutExitStatuses(ctx, node, n.exitStatuses(node)) },
+	}.Run(ctx)
 }
 
 // exitStatuses returns the health of every exit of this node's proxy servers now.

@@ -3,10 +3,8 @@ package usage
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
@@ -160,20 +158,4 @@ func (r *Recorder) Refresh(ctx context.Context) error {
 		delete(r.written, k)
 	}
 	return nil
-}
-
-// refreshLogged refreshes within a bounded time and reports whether it failed. failing says whether
-// the previous one failed: an outage is logged once, when it begins, and so is the recovery.
-// Meanwhile the figures go on counting this node's traffic.
-func (r *Recorder) refreshLogged(ctx context.Context, failing bool, log *slog.Logger) bool {
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	err := r.Refresh(rctx)
-	switch {
-	case err != nil && ctx.Err() == nil && !failing:
-		log.Warn("month-to-date bandwidth not refreshed; counting this node's traffic only", "err", err)
-	case err == nil && failing:
-		log.Info("month-to-date bandwidth refreshed again")
-	}
-	return err != nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/exitmesh/exitmesh/internal/loop"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -105,27 +106,23 @@ func (r *Recorder) Flush(ctx context.Context) error {
 }
 
 // Run flushes every flushEvery and refreshes the month-to-date figures every refreshEvery until ctx
-// ends, then flushes once more within finalWait.
+// ends, then flushes once more within finalWait. A flush that fails keeps its counters for the next
+// one; a refresh that fails leaves the figures counting this node's traffic meanwhile.
 func (r *Recorder) Run(ctx context.Context, flushEvery, refreshEvery, finalWait time.Duration, log *slog.Logger) {
-	flush, refresh := time.NewTicker(flushEvery), time.NewTicker(refreshEvery)
-	defer flush.Stop()
-	defer refresh.Stop()
-	refreshFailing := false
-	for {
-		select {
-		case <-flush.C:
-			if err := r.Flush(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("usage not flushed", "err", err)
-			}
-		case <-refresh.C:
-			refreshFailing = r.refreshLogged(ctx, refreshFailing, log)
-		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWait)
-			defer cancel()
-			if err := r.Flush(fctx); err != nil {
-				log.Error("usage lost at shutdown", "err", err)
-			}
-			return
-		}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		loop.Loop{Interval: flushEvery, Step: r.Flush, Log: log,
+			Failing: "usage not flushed; the counters are kept for the next try", Recovered: "usage flushed again"}.Run(ctx)
+	})
+	wg.Go(func() {
+		loop.Loop{Interval: refreshEvery, Timeout: 5 * time.Second, Step: r.Refresh, Log: log,
+			Failing:   "month-to-date bandwidth not refreshed; counting this node's traffic only",
+			Recovered: "month-to-date bandwidth refreshed again"}.Run(ctx)
+	})
+	wg.Wait()
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWait)
+	defer cancel()
+	if err := r.Flush(fctx); err != nil {
+		log.Error("usage lost at shutdown", "err", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/operator"
 )
 
-// opsListMax bounds the accounts one page lists; a search narrows a larger network.
+// opsListMax is how many accounts one page lists; the next page follows a link.
 const opsListMax = 200
 
 // opsAccountRow is one account as the accounts page lists it.
@@ -109,12 +109,14 @@ func (s *Server) createAccount(r *http.Request, f opsAccountForm, password strin
 		Plan: f.Plan, Confirmed: f.Confirmed, Proxies: f.Proxies, IPs: ips})
 }
 
-// showOpsAccounts renders the accounts matching the search q (a part of the username, any case).
+// showOpsAccounts renders a page of the accounts whose username starts with the search q (any case),
+// from after the username in after.
 func (s *Server) showOpsAccounts(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int, form opsAccountForm) {
 	ctx := r.Context()
 	p.Title, p.Nav = "Accounts", "ops-accounts"
 	q := strings.TrimSpace(r.FormValue("q"))
-	accts, err := s.cfg.Store.ListAccounts(ctx)
+	after := r.FormValue("after")
+	accts, err := s.cfg.Store.ListAccounts(ctx, domain.AccountQuery{Prefix: q, After: after, Limit: opsListMax})
 	var plans []domain.Plan
 	if err == nil {
 		plans, err = s.cfg.Store.ListPlans(ctx)
@@ -136,29 +138,23 @@ func (s *Server) showOpsAccounts(w http.ResponseWriter, r *http.Request, v *visi
 		limits[pl.Name] = pl.MonthlyBandwidth
 	}
 	var rows []opsAccountRow
-	matches := 0
-	for _, a := range accts {
-		if !strings.Contains(strings.ToLower(a.Username), strings.ToLower(q)) {
-			continue
-		}
-		if matches++; len(rows) < opsListMax {
-			rows = append(rows, opsAccountRow{Account: a, Status: operator.AccountStatus(a),
-				Bandwidth: operator.BandwidthUsed(month.Bytes[a.ID], limits[a.Plan])})
-		}
+	for _, a := range accts.Accounts {
+		rows = append(rows, opsAccountRow{Account: a, Status: operator.AccountStatus(a),
+			Bandwidth: operator.BandwidthUsed(month.Bytes[a.ID], limits[a.Plan])})
 	}
 	choices := make([]opsChoice, len(catalogue))
 	for i, ps := range catalogue {
 		choices[i] = opsChoice{Name: ps.Name, Checked: slices.Contains(form.Proxies, ps.Name)}
 	}
 	p.Data = struct {
-		Query          string
-		Accounts       []opsAccountRow
-		Matches, Total int
-		Month          string
-		Plans          []domain.Plan
-		Proxies        []opsChoice
-		Form           opsAccountForm
-		MinPassword    int
-	}{q, rows, matches, len(accts), month.Month, plans, choices, form, domain.MinPasswordLength}
+		Query, After string
+		Accounts     []opsAccountRow
+		Next         string
+		Month        string
+		Plans        []domain.Plan
+		Proxies      []opsChoice
+		Form         opsAccountForm
+		MinPassword  int
+	}{q, after, rows, accts.Next, month.Month, plans, choices, form, domain.MinPasswordLength}
 	s.render(w, status, "ops_accounts", v, p)
 }

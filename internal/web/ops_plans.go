@@ -97,17 +97,13 @@ func fieldSentence(fields map[string][]string) string {
 func (s *Server) showOpsPlans(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int, sent *opsPlanRow) {
 	p.Title, p.Nav = "Plans", "ops-plans"
 	plans, err := s.cfg.Store.ListPlans(r.Context())
-	var accts []domain.Account
+	var onPlan map[string]int
 	if err == nil {
-		accts, err = s.cfg.Store.ListAccounts(r.Context())
+		onPlan, err = s.cfg.Store.CountAccountsByPlan(r.Context())
 	}
 	if err != nil {
 		s.opsPageFailed(w, r, v, err)
 		return
-	}
-	onPlan := make(map[string]int)
-	for _, a := range accts {
-		onPlan[a.Plan]++
 	}
 	rows := make([]opsPlanRow, len(plans))
 	for i, pl := range plans {

@@ -1,11 +1,15 @@
 package sqldb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
@@ -27,47 +31,99 @@ func (db *DB) createAccount(ctx context.Context, a domain.NewAccount) (domain.Ac
 	}
 	var acc domain.Account
 	err = db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
-		if err := db.insertLogin(ctx, tx, a.Username); err != nil {
-			return err
-		}
-		planID, plan, err := lookupPlan(ctx, tx, a.Plan)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errUnknownPlan(a.Plan)
-		} else if err != nil {
-			return err
-		}
-		proxies, err := proxyIDs(ctx, tx, uniqueSorted(a.Proxies))
+		ref, err := db.insertAccount(ctx, tx, a, ips)
 		if err != nil {
 			return err
 		}
-		if len(proxies) > plan.MaxProxies {
-			return errProxyLimit(plan)
-		}
-		if len(ips) > plan.MaxIPs {
-			return errIPLimit(plan)
-		}
-		var id int64
-		err = tx.QueryRowContext(ctx, `INSERT INTO accounts (username, password_hash, plan_id, confirmed, disabled, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-			a.Username, a.PasswordHash, planID, a.Confirmed, false, db.now().Unix()).Scan(&id)
-		if err != nil {
-			return err
-		}
-		for _, p := range proxies {
-			if err := insertAccountProxy(ctx, tx, id, p); err != nil {
-				return err
-			}
-		}
-		for _, ip := range ips {
-			if err := db.insertAccountIP(ctx, tx, id, ip); err != nil {
-				return err
-			}
-		}
-		feed.account(id)
-		acc, err = loadAccount(ctx, tx, id)
+		feed.account(ref.id)
+		acc, err = loadAccount(ctx, tx, ref.id)
 		return err
 	})
 	return acc, err
+}
+
+// insertAccount inserts a checked new account (ips are checkNewLogin's) within its plan's limits.
+func (db *DB) insertAccount(ctx context.Context, tx *sql.Tx, a domain.NewAccount, ips []netip.Addr) (accountRef, error) {
+	if err := db.insertLogin(ctx, tx, a.Username); err != nil {
+		return accountRef{}, err
+	}
+	planID, plan, err := lookupPlan(ctx, tx, a.Plan)
+	if errors.Is(err, sql.ErrNoRows) {
+		return accountRef{}, errUnknownPlan(a.Plan)
+	} else if err != nil {
+		return accountRef{}, err
+	}
+	proxies, err := proxyIDs(ctx, tx, uniqueSorted(a.Proxies))
+	if err != nil {
+		return accountRef{}, err
+	}
+	if len(proxies) > plan.MaxProxies {
+		return accountRef{}, errProxyLimit(plan)
+	}
+	if len(ips) > plan.MaxIPs {
+		return accountRef{}, errIPLimit(plan)
+	}
+	ref := accountRef{plan: plan}
+	err = tx.QueryRowContext(ctx, `INSERT INTO accounts (username, password_hash, plan_id, confirmed, disabled, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		a.Username, a.PasswordHash, planID, a.Confirmed, false, db.now().Unix()).Scan(&ref.id)
+	if err != nil {
+		return accountRef{}, err
+	}
+	for _, p := range proxies {
+		if err := insertAccountProxy(ctx, tx, ref.id, p); err != nil {
+			return accountRef{}, err
+		}
+	}
+	for _, ip := range ips {
+		if err := db.insertAccountIP(ctx, tx, ref.id, ip); err != nil {
+			return accountRef{}, err
+		}
+	}
+	return ref, nil
+}
+
+// ImportAccounts creates many accounts with their sub-accounts, each within its plan's limits, in
+// transactions of importBatch accounts: one version and one feed entry per account for each. A batch
+// that fails is rolled back whole and ends the import; the batches before it stay.
+func (db *DB) ImportAccounts(ctx context.Context, accounts []domain.BulkAccount) error {
+	for start := 0; start < len(accounts); start += importBatch {
+		batch := accounts[start:min(start+importBatch, len(accounts))]
+		err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
+			for _, b := range batch {
+				if err := db.importOne(ctx, tx, feed, b); err != nil {
+					return fmt.Errorf("account %q: %w", b.Account.Username, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("import accounts %d to %d: %w", start+1, start+len(batch), err)
+		}
+	}
+	return nil
+}
+
+// importBatch is how many accounts one transaction of ImportAccounts creates: large enough for the
+// database to write fast, small enough not to hold the write lock for long.
+const importBatch = 1000
+
+func (db *DB) importOne(ctx context.Context, tx *sql.Tx, feed *changeLog, b domain.BulkAccount) error {
+	ips, err := checkNewLogin(b.Account.Username, b.Account.PasswordHash, b.Account.IPs)
+	if err != nil {
+		return err
+	}
+	ref, err := db.insertAccount(ctx, tx, b.Account, ips)
+	if err != nil {
+		return err
+	}
+	feed.account(ref.id)
+	for _, s := range b.Subs {
+		if _, err := db.insertSub(ctx, tx, ref, s); err != nil {
+			return fmt.Errorf("sub-account %q: %w", s.Username, err)
+		}
+	}
+	return nil
 }
 
 // GetAccount returns the account called username.
@@ -90,17 +146,72 @@ func (db *DB) GetAccount(ctx context.Context, username string) (domain.Account, 
 }
 
 // ListAccounts returns every account, sorted by username.
-func (db *DB) ListAccounts(ctx context.Context) ([]domain.Account, error) {
-	var as []domain.Account
+func (db *DB) ListAccounts(ctx context.Context, q domain.AccountQuery) (domain.AccountPage, error) {
+	limit := q.Limit
+	if limit <= 0 || limit > domain.MaxAccountPage {
+		limit = domain.MaxAccountPage
+	}
+	// The page's ids come from the index on (lower(username), username), one more than asked to
+	// know whether a next page follows; then the accounts are loaded whole.
+	lower, name := "lower(username)"+db.dialect.ByteOrder, "username"+db.dialect.ByteOrder
+	var conds []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	if q.After != "" {
+		conds = append(conds, "("+lower+", "+name+") > ("+arg(strings.ToLower(q.After))+", "+arg(q.After)+")")
+	}
+	if p := strings.ToLower(q.Prefix); p != "" { // usernames are ASCII: nothing sorts above this
+		conds = append(conds, lower+" >= "+arg(p), lower+" < "+arg(p+"\x7f"))
+	}
+	page := domain.AccountPage{Accounts: []domain.Account{}}
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		as, err = loadAccounts(ctx, tx, "")
-		return err
+		var ids []int64
+		err := queryEach(ctx, tx, `SELECT id FROM accounts`+whereClause(strings.Join(conds, " AND "))+
+			` ORDER BY `+lower+`, `+name+` LIMIT `+strconv.Itoa(limit+1), args, func(r *sql.Rows) error {
+			var id int64
+			err := r.Scan(&id)
+			ids = append(ids, id)
+			return err
+		})
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		more := len(ids) > limit
+		in, inArgs := inList(ids[:min(len(ids), limit)])
+		if page.Accounts, err = loadAccounts(ctx, tx, "a.id IN "+in, inArgs...); err != nil {
+			return err
+		}
+		slices.SortFunc(page.Accounts, func(x, y domain.Account) int {
+			return cmp.Or(strings.Compare(strings.ToLower(x.Username), strings.ToLower(y.Username)), strings.Compare(x.Username, y.Username))
+		})
+		if more {
+			page.Next = page.Accounts[len(page.Accounts)-1].Username
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list accounts: %w", err)
+		return domain.AccountPage{}, fmt.Errorf("list accounts: %w", err)
 	}
-	return as, nil
+	return page, nil
+}
+
+// CountAccountsByPlan returns how many accounts each plan has (plans without any are absent).
+func (db *DB) CountAccountsByPlan(ctx context.Context) (map[string]int, error) {
+	counts := map[string]int{}
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		return queryEach(ctx, tx, `SELECT p.name, COUNT(*) FROM accounts a JOIN plans p ON p.id = a.plan_id GROUP BY p.name`,
+			nil, func(r *sql.Rows) error {
+				var name string
+				var n int
+				err := r.Scan(&name, &n)
+				counts[name] = n
+				return err
+			})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count accounts by plan: %w", err)
+	}
+	return counts, nil
 }
 
 // UpdateAccount changes the fields of u that are set and returns the account as stored. Moving to a

@@ -26,6 +26,9 @@ type Dialect struct {
 	Name string
 	// IDColumn replaces {{ID}} in the migrations: a generated, never reused BIGINT primary key.
 	IDColumn string
+	// ByteOrder is the collation clause under which text compares byte by byte ("" when the default
+	// does); it replaces {{BYTEORDER}} in the migrations and orders the pages of accounts.
+	ByteOrder string
 	// MigrationLock, if not empty, is executed first in every migration transaction, so that nodes
 	// starting together apply each migration once (PostgreSQL: SELECT pg_advisory_xact_lock(…)).
 	MigrationLock string

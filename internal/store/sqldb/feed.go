@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -55,6 +56,10 @@ func (db *DB) recordChanges(ctx context.Context, tx *sql.Tx, l *changeLog) error
 	return nil
 }
 
+// maxDeltaEntries bounds the entries one delta reads (and the accounts it loads), whatever the
+// number of versions they span.
+const maxDeltaEntries = 10_000
+
 // ChangesSince returns what changed after version after, up to at most limit versions further, with
 // the current state of every account it names, all read in one snapshot. Gap is set, and nothing
 // else, when entries after after were pruned: the caller must load in full.
@@ -76,6 +81,17 @@ func (db *DB) ChangesSince(ctx context.Context, after int64, limit int) (domain.
 		d.To = min(head, after+int64(max(limit, 1)))
 		if d.To == after {
 			return nil
+		}
+		// A version may hold many entries (ImportAccounts): a delta stops before the version of its
+		// maxDeltaEntries-th entry, but always holds at least one whole version.
+		var cut int64
+		err = tx.QueryRowContext(ctx, `SELECT seq FROM changes WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT 1 OFFSET $3`,
+			after, d.To, maxDeltaEntries).Scan(&cut)
+		switch {
+		case err == nil:
+			d.To = max(cut-1, after+1)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("read changes: %w", err)
 		}
 		err = queryEach(ctx, tx, `SELECT seq, kind, ref FROM changes WHERE seq > $1 AND seq <= $2 ORDER BY seq`,
 			[]any{after, d.To}, func(r *sql.Rows) error {

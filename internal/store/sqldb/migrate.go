@@ -91,7 +91,8 @@ func (db *DB) applyMigration(ctx context.Context, tx *sql.Tx, m migration) error
 	if err != nil || n > 0 {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, strings.ReplaceAll(m.sql, "{{ID}}", db.dialect.IDColumn)); err != nil {
+	text := strings.NewReplacer("{{ID}}", db.dialect.IDColumn, "{{BYTEORDER}}", db.dialect.ByteOrder).Replace(m.sql)
+	if _, err := tx.ExecContext(ctx, text); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.version)

@@ -21,46 +21,53 @@ func (db *DB) CreateSubAccount(ctx context.Context, account string, s domain.New
 }
 
 func (db *DB) createSub(ctx context.Context, account string, s domain.NewSubAccount) (domain.SubAccount, error) {
-	ips, err := checkNewLogin(s.Username, s.PasswordHash, s.IPs)
-	if err != nil {
-		return domain.SubAccount{}, err
-	}
 	var sub domain.SubAccount
-	err = db.writeAccount(ctx, account, func(tx *sql.Tx, ref accountRef) error {
-		proxies, err := parentProxies(ctx, tx, ref.id, uniqueSorted(s.Proxies))
+	err := db.writeAccount(ctx, account, func(tx *sql.Tx, ref accountRef) error {
+		id, err := db.insertSub(ctx, tx, ref, s)
 		if err != nil {
-			return err
-		}
-		if err := checkParentIPs(ctx, tx, ref.id, ips); err != nil {
-			return err
-		}
-		if err := db.insertLogin(ctx, tx, s.Username); err != nil {
-			return err
-		}
-		n, err := count(ctx, tx, `SELECT COUNT(*) FROM sub_accounts WHERE account_id = $1`, ref.id)
-		if err != nil {
-			return err
-		}
-		if n >= ref.plan.MaxSubs {
-			return errSubLimit(ref.plan)
-		}
-		var id int64
-		err = tx.QueryRowContext(ctx, `INSERT INTO sub_accounts (account_id, username, password_hash, active, created_at)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-			ref.id, s.Username, s.PasswordHash, true, db.now().Unix()).Scan(&id)
-		if err != nil {
-			return err
-		}
-		if err := setSubProxies(ctx, tx, id, proxies); err != nil {
-			return err
-		}
-		if err := setSubIPs(ctx, tx, id, ips); err != nil {
 			return err
 		}
 		sub, err = loadSub(ctx, tx, id)
 		return err
 	})
 	return sub, err
+}
+
+// insertSub inserts a new sub-account of the account ref, with a subset of its proxy servers and IP
+// addresses, within the plan's sub-account limit.
+func (db *DB) insertSub(ctx context.Context, tx *sql.Tx, ref accountRef, s domain.NewSubAccount) (int64, error) {
+	ips, err := checkNewLogin(s.Username, s.PasswordHash, s.IPs)
+	if err != nil {
+		return 0, err
+	}
+	proxies, err := parentProxies(ctx, tx, ref.id, uniqueSorted(s.Proxies))
+	if err != nil {
+		return 0, err
+	}
+	if err := checkParentIPs(ctx, tx, ref.id, ips); err != nil {
+		return 0, err
+	}
+	if err := db.insertLogin(ctx, tx, s.Username); err != nil {
+		return 0, err
+	}
+	n, err := count(ctx, tx, `SELECT COUNT(*) FROM sub_accounts WHERE account_id = $1`, ref.id)
+	if err != nil {
+		return 0, err
+	}
+	if n >= ref.plan.MaxSubs {
+		return 0, errSubLimit(ref.plan)
+	}
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO sub_accounts (account_id, username, password_hash, active, created_at)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+		ref.id, s.Username, s.PasswordHash, true, db.now().Unix()).Scan(&id)
+	if err != nil {
+		return 0, err
+	}
+	if err := setSubProxies(ctx, tx, id, proxies); err != nil {
+		return 0, err
+	}
+	return id, setSubIPs(ctx, tx, id, ips)
 }
 
 // ListSubAccounts returns the account's sub-accounts, sorted by username.

@@ -80,19 +80,43 @@ func testCreateAccountErrors(t *testing.T, s domain.Store) {
 
 func testGetListAccounts(t *testing.T, s domain.Store) {
 	ctx := t.Context()
-	as, err := s.ListAccounts(ctx)
+	page, err := s.ListAccounts(ctx, domain.AccountQuery{})
 	must(t, err)
-	if as == nil || len(as) != 0 {
-		t.Fatalf("ListAccounts on an empty store = %#v, want an empty, non-nil list", as)
+	if page.Accounts == nil || len(page.Accounts) != 0 || page.Next != "" {
+		t.Fatalf("ListAccounts on an empty store = %#v, want an empty, non-nil list", page)
 	}
 	alice, bob := seed(t, s)
 	mustAccount(t, s, domain.NewAccount{Username: "Zed", PasswordHash: hash, Plan: "big"})
 	zed := mustGet(t, s, "Zed")
+	mustAccount(t, s, domain.NewAccount{Username: "bobby", PasswordHash: hash, Plan: "big"})
+	bobby := mustGet(t, s, "bobby")
 	mustSub(t, s, "bob", domain.NewSubAccount{Username: "bob-x", PasswordHash: hash})
-	as, err = s.ListAccounts(ctx)
+	for _, tt := range []struct {
+		q    domain.AccountQuery
+		want []domain.Account
+		next string
+	}{
+		{domain.AccountQuery{}, []domain.Account{alice, bob, bobby, zed}, ""}, // case ignored: Zed last
+		{domain.AccountQuery{Limit: 2}, []domain.Account{alice, bob}, "bob"},
+		{domain.AccountQuery{Limit: 2, After: "bob"}, []domain.Account{bobby, zed}, ""},
+		{domain.AccountQuery{Prefix: "bob"}, []domain.Account{bob, bobby}, ""},
+		{domain.AccountQuery{Prefix: "BOB", Limit: 1}, []domain.Account{bob}, "bob"},
+		{domain.AccountQuery{Prefix: "bob", After: "bob"}, []domain.Account{bobby}, ""},
+		{domain.AccountQuery{Prefix: "b", After: "alice"}, []domain.Account{bob, bobby}, ""},
+		{domain.AccountQuery{Prefix: "z"}, []domain.Account{zed}, ""},
+		{domain.AccountQuery{Prefix: "bob-"}, []domain.Account{}, ""}, // sub-accounts are not accounts
+		{domain.AccountQuery{Prefix: "zz"}, []domain.Account{}, ""},
+	} {
+		page, err := s.ListAccounts(ctx, tt.q)
+		must(t, err)
+		if !reflect.DeepEqual(page.Accounts, tt.want) || page.Next != tt.next {
+			t.Errorf("ListAccounts(%+v) =\n%+v next %q, want\n%+v next %q", tt.q, page.Accounts, page.Next, tt.want, tt.next)
+		}
+	}
+	counts, err := s.CountAccountsByPlan(ctx)
 	must(t, err)
-	if want := []domain.Account{zed, alice, bob}; !reflect.DeepEqual(as, want) {
-		t.Errorf("ListAccounts =\n%+v, want (byte order)\n%+v", as, want)
+	if want := map[string]int{"small": 1, "big": 3}; !reflect.DeepEqual(counts, want) {
+		t.Errorf("CountAccountsByPlan = %v, want %v", counts, want)
 	}
 	runErrCases(t, s, []errCase{
 		{"GetAccount missing", func(ctx context.Context, s domain.Store) error {

@@ -161,3 +161,52 @@ func testConcurrentFeed(t *testing.T, s domain.Store) {
 		t.Errorf("the reader saw %d entries up to version %d, want %d up to %d", seen, last, accounts*each, from+accounts*each)
 	}
 }
+
+// testImportAccounts: the bulk path creates accounts and their sub-accounts in batches, each account
+// one feed entry, within the plans' limits; a failing batch is rolled back whole and ends the import.
+// A delta never reads more than ten thousand entries, but always a whole version.
+func testImportAccounts(t *testing.T, s domain.Store) {
+	ctx := t.Context()
+	seed(t, s)
+	from := version(t, s)
+	const n = 10_500
+	bulk := make([]domain.BulkAccount, n)
+	for i := range bulk {
+		b := &bulk[i]
+		b.Account = domain.NewAccount{Username: fmt.Sprintf("bulk%05d", i), PasswordHash: hash, Plan: "big", Confirmed: true,
+			Proxies: []string{"de"}, IPs: []netip.Addr{netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)})}}
+		if i%4 == 0 {
+			b.Subs = []domain.NewSubAccount{{Username: fmt.Sprintf("bulk%05d-sub", i), PasswordHash: hash, Proxies: []string{"de"}}}
+		}
+	}
+	must(t, s.ImportAccounts(ctx, bulk))
+	if got := version(t, s) - from; got != (n+999)/1000 {
+		t.Errorf("the import took %d versions, want one per thousand accounts (%d)", got, (n+999)/1000)
+	}
+	got := mustGet(t, s, "bulk10499")
+	if got.Plan != "big" || len(got.IPs) != 1 || got.IPs[0] != netip.AddrFrom4([4]byte{100, 64, 41, 3}) {
+		t.Errorf("imported account: %+v", got)
+	}
+	subs, err := s.ListSubAccounts(ctx, "bulk10496")
+	must(t, err)
+	if len(subs) != 1 || subs[0].Username != "bulk10496-sub" {
+		t.Errorf("imported sub-accounts: %+v", subs)
+	}
+	d, err := s.ChangesSince(ctx, from, 1000)
+	must(t, err)
+	if d.To != from+10 || len(d.Changes) != 10_000 || len(d.Accounts) != 10_000 || len(d.Subs) != 2_500 {
+		t.Errorf("delta over the import: %d→%d, %d changes, %d accounts, %d subs; want the first 10 versions (10,000 accounts)",
+			d.From, d.To, len(d.Changes), len(d.Accounts), len(d.Subs))
+	}
+	// A batch breaking a plan limit (a third IP on the small plan) leaves the batches before it.
+	bad := []domain.BulkAccount{
+		{Account: domain.NewAccount{Username: "fine", PasswordHash: hash, Plan: "small"}},
+		{Account: domain.NewAccount{Username: "greedy", PasswordHash: hash, Plan: "small",
+			IPs: []netip.Addr{ip("203.0.113.1"), ip("203.0.113.2"), ip("203.0.113.3")}}},
+	}
+	before := version(t, s)
+	wantError(t, s.ImportAccounts(ctx, bad), domain.ELIMIT, "allows 2 IP addresses")
+	if _, err := s.GetAccount(ctx, "fine"); domain.ErrorCode(err) != domain.ENOTFOUND || version(t, s) != before {
+		t.Errorf("the failed batch left %v, version %d → %d", err, before, version(t, s))
+	}
+}

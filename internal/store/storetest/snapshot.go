@@ -29,8 +29,9 @@ func testSnapshot(t *testing.T, s domain.Store) {
 	}
 	plans, err := s.ListPlans(ctx)
 	must(t, err)
-	accounts, err := s.ListAccounts(ctx)
+	page, err := s.ListAccounts(ctx, domain.AccountQuery{})
 	must(t, err)
+	accounts := page.Accounts
 	var subs []domain.SubAccount
 	for _, a := range []string{"alice", "bob"} {
 		ss, err := s.ListSubAccounts(ctx, a)

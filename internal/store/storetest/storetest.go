@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"ChangeFeed", testChangeFeed},
 		{"PruneChanges", testPruneChanges},
 		{"ConcurrentFeed", testConcurrentFeed},
+		{"ImportAccounts", testImportAccounts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
