@@ -59,12 +59,17 @@ func run(args []string) error {
 	defer cancel()
 	began := time.Now()
 	load := benchdoc.LoadAverage()
+	base, err := baseline(ctx, o)
+	if err != nil {
+		return fmt.Errorf("a node without accounts: %w", err)
+	}
 	var rows []result
 	for _, n := range o.sizes {
 		r, err := measureSize(ctx, o, n)
 		if err != nil {
 			return fmt.Errorf("%s accounts: %w", benchdoc.Thousands(int64(n)), err)
 		}
+		r.baseKiB = base
 		fmt.Fprintln(os.Stderr, r.summary())
 		rows = append(rows, r)
 	}

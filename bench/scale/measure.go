@@ -49,6 +49,7 @@ type result struct {
 	serving      time.Duration   // from the node's start to its first proxied answer
 	loadLine     string          // the node's own log of its full load
 	rssKiB       int64           // the node's resident memory, serving, before the storm
+	baseKiB      int64           // the same of a node holding no account but the probe
 	propagation  []time.Duration // per change: from the commit to the proxy honouring it
 	lost         int             // changes not honoured within propagationLimit
 	cpuPerChange time.Duration   // node CPU per change, idle CPU taken off
@@ -63,11 +64,32 @@ func (r result) summary() string {
 
 func (r result) rssPerLogin() float64 { return float64(r.rssKiB) * 1024 / float64(r.logins) }
 
+// rssPerLoginAdded is the memory the logins add to a node that holds none.
+func (r result) rssPerLoginAdded() float64 {
+	return float64(r.rssKiB-r.baseKiB) * 1024 / float64(r.logins)
+}
+
 // propagationLimit is how long a change may take before it counts as lost.
 const propagationLimit = 30 * time.Second
 
-func measureSize(ctx context.Context, o options, n int) (r result, err error) {
-	r.n, r.logins = n, n+n/4+1
+// baseline returns the resident memory of a node serving with no account but the probe.
+func baseline(ctx context.Context, o options) (int64, error) {
+	r, err := startSeeded(ctx, o, 0, func(nd *nodeProc, _, _ string) (result, error) {
+		rss, err := rssKiB(nd.pid())
+		return result{rssKiB: rss}, err
+	})
+	return r.rssKiB, err
+}
+
+func measureSize(ctx context.Context, o options, n int) (result, error) {
+	return startSeeded(ctx, o, n, func(nd *nodeProc, proxyAddr, target string) (result, error) {
+		return measureNode(ctx, o, n, nd, proxyAddr, target)
+	})
+}
+
+// startSeeded seeds a store with n accounts, starts a node on it, waits until it serves, and runs
+// measure on it.
+func startSeeded(ctx context.Context, o options, n int, measure func(nd *nodeProc, proxyAddr, target string) (result, error)) (r result, err error) {
 	dir, err := os.MkdirTemp("", "exitmesh-scale-")
 	if err != nil {
 		return r, err
@@ -86,11 +108,10 @@ func measureSize(ctx context.Context, o options, n int) (r result, err error) {
 	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, nodeConfig, dir, port), 0o644); err != nil {
 		return r, err
 	}
-	st, err := seed(ctx, cfgPath, n, &r)
-	if err != nil {
+	r.n, r.logins = n, n+n/4+1
+	if err := seed(ctx, cfgPath, n, &r); err != nil {
 		return r, err
 	}
-	defer st.Close()
 
 	fmt.Fprintf(os.Stderr, "%s accounts seeded in %v; starting the node\n", thousands(n), r.seed.Round(time.Second))
 	nd, err := startNode(ctx, o.bin, dir, cfgPath)
@@ -104,16 +125,26 @@ func measureSize(ctx context.Context, o options, n int) (r result, err error) {
 	if err := waitServing(ctx, proxyAddr, target); err != nil {
 		return r, fmt.Errorf("%w (see %s)", err, nd.logPath)
 	}
-	r.serving = time.Since(begin)
-	r.loadLine = nd.loadLine()
+	serving := time.Since(begin)
 	time.Sleep(2 * time.Second)
+	m, err := measure(nd, proxyAddr, target)
+	m.n, m.logins, m.seed, m.serving, m.loadLine = r.n, r.logins, r.seed, serving, nd.loadLine()
+	return m, err
+}
+
+// measureNode measures a serving node seeded with n accounts: its memory, then the change storms.
+func measureNode(ctx context.Context, o options, n int, nd *nodeProc, proxyAddr, target string) (r result, err error) {
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(filepath.Dir(nd.logPath), "exitmesh.db"))
+	if err != nil {
+		return r, err
+	}
+	defer st.Close()
+	changes := &changer{store: st, n: n}
+	idle := nd.cpuOver(10 * time.Second) // and the memory the start left settles
 	if r.rssKiB, err = rssKiB(nd.pid()); err != nil {
 		return r, err
 	}
-
-	changes := &changer{store: st, n: n}
-	idle := nd.cpuOver(10 * time.Second)
-	fmt.Fprintf(os.Stderr, "serving after %v; idle CPU %v per 10 s; storm with pollers\n", r.serving.Round(time.Millisecond), idle)
+	fmt.Fprintf(os.Stderr, "serving; %.0f MiB, idle CPU %v per 10 s; storm with pollers\n", float64(r.rssKiB)/1024, idle)
 	if r.propagation, r.lost, err = changes.stormWithPollers(ctx, o, proxyAddr, target); err != nil {
 		return r, err
 	}
@@ -144,23 +175,22 @@ func measureSize(ctx context.Context, o options, n int) (r result, err error) {
 
 // seed writes n accounts (and a quarter as many sub-accounts) through the store's bulk path, plus
 // the probe account the harness's own requests authenticate as, by 127.0.0.1.
-func seed(ctx context.Context, cfgPath string, n int, r *result) (domain.Store, error) {
+func seed(ctx context.Context, cfgPath string, n int, r *result) error {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	defer st.Close()
 	if err := node.ProvisionMissing(ctx, st, cfg); err != nil {
-		st.Close()
-		return nil, err
+		return err
 	}
 	hash, err := auth.HashPassword("scale-password")
 	if err != nil {
-		st.Close()
-		return nil, err
+		return err
 	}
 	begin := time.Now()
 	const chunk = 50_000
@@ -175,18 +205,13 @@ func seed(ctx context.Context, cfgPath string, n int, r *result) (domain.Store, 
 			batch = append(batch, b)
 		}
 		if err := st.ImportAccounts(ctx, batch); err != nil {
-			st.Close()
-			return nil, err
+			return err
 		}
 	}
 	_, err = st.CreateAccount(ctx, domain.NewAccount{Username: "probe", PasswordHash: hash, Plan: "scale", Confirmed: true,
 		Proxies: []string{"scale"}, IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
 	r.seed = time.Since(begin)
-	return st, nil
+	return err
 }
 
 func accountName(i int) string { return fmt.Sprintf("acct%07d", i) }

@@ -52,13 +52,15 @@ func report(o options, rows []result, began time.Time, load string) string {
 		sizesFlag(o.sizes), o.storm, o.rate)
 	fmt.Fprintf(&b, "| machine | |\n|---|---|\n| CPU | %s, %d cores |\n| memory | %s |\n| system | %s, Linux %s |\n| toolchain | %s |\n| exitmesh | %s |\n\n",
 		m.CPU, m.Cores, m.Memory, m.OS, m.Kernel, runtime.Version(), m.Commit)
+	fmt.Fprintf(&b, "A node holding no account but the probe takes %.0f MiB; RSS per login is the node's whole RSS over its logins, and in brackets what the logins add to that.\n\n",
+		float64(rows[0].baseKiB)/1024)
 	b.WriteString("| accounts | logins | seeding (bulk path) | start to serving | full load (node's log) | RSS | RSS per login | propagation p50 | p99 | max | lost | node CPU per change | keep-alive quiet | during changes |\n")
 	b.WriteString("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		p50, p99, worst := percentiles(r.propagation)
-		fmt.Fprintf(&b, "| %s | %s | %v | %v | `%s` | %.0f MiB | %.0f B | %v | %v | %v | %d | %v | %s req/s | %s req/s (%.0f%%) |\n",
+		fmt.Fprintf(&b, "| %s | %s | %v | %v | `%s` | %.0f MiB | %.0f B (%.0f B) | %v | %v | %v | %d | %v | %s req/s | %s req/s (%.0f%%) |\n",
 			thousands(r.n), thousands(r.logins), r.seed.Round(time.Second), r.serving.Round(10*time.Millisecond), r.loadLine,
-			float64(r.rssKiB)/1024, r.rssPerLogin(), p50, p99, worst, r.lost, r.cpuPerChange.Round(time.Microsecond),
+			float64(r.rssKiB)/1024, r.rssPerLogin(), r.rssPerLoginAdded(), p50, p99, worst, r.lost, r.cpuPerChange.Round(time.Microsecond),
 			thousands(int(r.quiet)), thousands(int(r.storm)), 100*r.storm/max(r.quiet, 1))
 	}
 	big := rows[len(rows)-1]
@@ -74,7 +76,7 @@ func report(o options, rows []result, began time.Time, load string) string {
 	row("propagation p99 ≤ 1 s (SQLite)", p99.String(), p99 <= targetPropagation && big.lost == 0)
 	row("node CPU per applied change ≤ 1 ms", big.cpuPerChange.Round(time.Microsecond).String(), big.cpuPerChange <= targetCPU)
 	row("keep-alive throughput during the storm ≥ 95% of quiet", fmt.Sprintf("%.1f%%", 100*big.storm/max(big.quiet, 1)), big.storm >= targetThroughput*big.quiet)
-	row("≤ 1 KiB RSS per login", fmt.Sprintf("%.0f B", big.rssPerLogin()), big.rssPerLogin() <= targetRSS)
+	row("≤ 1 KiB RSS per login", fmt.Sprintf("%.0f B (%.0f B added by the logins)", big.rssPerLogin(), big.rssPerLoginAdded()), big.rssPerLogin() <= targetRSS)
 	row("serving ≤ 20 s after start", big.serving.Round(10*time.Millisecond).String(), big.serving <= targetServing)
 	return b.String()
 }
