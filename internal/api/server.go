@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/exitmesh/exitmesh/internal/config"
 	"log/slog"
 	"math"
 	"net/http"
@@ -64,10 +65,10 @@ func New(cfg Config) *Server {
 		cfg.Lookup = hostnames.NewLookup("")
 	}
 	if cfg.UnconfirmedAllowance <= 0 {
-		cfg.UnconfirmedAllowance = 20
+		cfg.UnconfirmedAllowance = config.Default().API.UnconfirmedAllowance
 	}
 	if cfg.UnconfirmedBlock <= 0 {
-		cfg.UnconfirmedBlock = 5 * time.Hour
+		cfg.UnconfirmedBlock = config.Default().API.UnconfirmedBlock.D()
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -90,6 +91,9 @@ func (v *View) fullLoad(ctx context.Context, store domain.Store, why string) err
 		return fmt.Errorf("read store snapshot: %w", err)
 	}
 	v.load(snap)
+	// The snapshot, as big as the view, is garbage now: give its memory back to the system rather
+	// than keep it for a heap that will not grow that much again (a full load is rare).
+	debug.FreeOSMemory()
 	v.logger().Info("account view loaded in full", "why", why, "version", snap.Version,
 		"logins", v.Len(), "took", time.Since(start).Round(time.Millisecond))
 	return nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/bans"
+	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/connlimit"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
@@ -25,7 +26,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/usage"
 )
 
-// Config is what a proxy server needs. Zero durations take the defaults noted.
+// Config is what a proxy server needs. Zero values take config.Default()'s, noted here.
 type Config struct {
 	Name     string // the proxy server's name, as accounts authorize it
 	Pool     *exits.Pool
@@ -52,33 +53,34 @@ type Config struct {
 	MaxSessions     int           // default 100,000 sessions remembered
 }
 
+// applyDefaults fills what the caller left zero with config's defaults, the one place they live.
 func (c *Config) applyDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	d := config.Default()
+	def := func(v *time.Duration, dv config.Duration) {
+		if *v <= 0 {
+			*v = dv.D()
 		}
 	}
-	def(&c.OriginTimeout, 30*time.Second)
-	def(&c.MaxOriginTimeout, 120*time.Second)
-	def(&c.TunnelIdle, 10*time.Minute)
-	def(&c.ReadHeader, 10*time.Second)
-	def(&c.Idle, 90*time.Second)
-	def(&c.WriteTimeout, 60*time.Second)
-	def(&c.SessionTTL, 10*time.Minute)
-	if c.MaxHeaderBytes <= 0 {
-		c.MaxHeaderBytes = 64 << 10
+	defInt := func(v *int, dv int) {
+		if *v <= 0 {
+			*v = dv
+		}
 	}
-	if c.MaxHeaderFields <= 0 {
-		c.MaxHeaderFields = 100
-	}
-	if c.MaxSessions <= 0 {
-		c.MaxSessions = 100_000
-	}
+	def(&c.OriginTimeout, d.Timeouts.Origin)
+	def(&c.MaxOriginTimeout, d.Timeouts.MaxOrigin)
+	def(&c.TunnelIdle, d.Timeouts.TunnelIdle)
+	def(&c.ReadHeader, d.Timeouts.ReadHeader)
+	def(&c.Idle, d.Timeouts.Idle)
+	def(&c.WriteTimeout, d.Timeouts.Write)
+	def(&c.SessionTTL, d.Sessions.TTL)
+	defInt(&c.MaxHeaderBytes, int(d.Limits.MaxHeaderBytes))
+	defInt(&c.MaxHeaderFields, d.Limits.MaxHeaderFields)
+	defInt(&c.MaxSessions, d.Sessions.Max)
 	if c.ConnsPerIP == nil {
-		c.ConnsPerIP = connlimit.NewPerIP(1024)
+		c.ConnsPerIP = connlimit.NewPerIP(d.Limits.ConnectionsPerIP)
 	}
 	if c.ConnsPerAccount == nil {
-		c.ConnsPerAccount = connlimit.NewPerAccount(1024)
+		c.ConnsPerAccount = connlimit.NewPerAccount(d.Limits.ConnectionsPerAccount)
 	}
 	if c.Sessions == nil {
 		c.Sessions = exits.NewSessions(c.SessionTTL, c.MaxSessions, nil)

@@ -7,6 +7,7 @@ package web
 import (
 	"context"
 	"embed"
+	"github.com/exitmesh/exitmesh/internal/config"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -56,7 +57,7 @@ func New(cfg Config) *Server {
 		cfg.Verifier = auth.NewVerifier()
 	}
 	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = 12 * time.Hour
+		cfg.SessionTTL = config.Default().Dashboard.SessionTTL.D()
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
