@@ -26,6 +26,7 @@ type options struct {
 	doc     string
 	label   string
 	loadDur time.Duration
+	pg      string // a PostgreSQL server's URL: each size gets a schema of its own there; "": SQLite
 }
 
 func main() {
@@ -45,6 +46,7 @@ func run(args []string) error {
 	fs.DurationVar(&o.loadDur, "load", 10*time.Second, "how long each keep-alive throughput run lasts")
 	fs.StringVar(&o.doc, "doc", "docs/SCALE.md", `the document whose results section is rewritten ("" for none)`)
 	fs.StringVar(&o.label, "label", "", "a note printed above the results")
+	fs.StringVar(&o.pg, "pg", "", "measure on PostgreSQL (this server's URL) with two nodes, instead of SQLite with one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,5 +80,9 @@ func run(args []string) error {
 	if o.doc == "" {
 		return nil
 	}
-	return benchdoc.Section{Key: "scale", Writer: "bench/scale/run", Title: "Scale"}.Write(o.doc, text)
+	key := "scale"
+	if o.pg != "" {
+		key = "scale-postgres"
+	}
+	return benchdoc.Section{Key: key, Writer: "bench/scale/run", Title: "Scale"}.Write(o.doc, text)
 }

@@ -26,17 +26,19 @@ import (
 	"github.com/exitmesh/exitmesh/internal/store"
 )
 
-// The node under measurement: SQLite in a fresh directory, one proxy server with one loopback exit,
-// egress to the harness's origin only, per-client limits lifted (the harness is one client), and the
-// default sync interval (500 ms): changes come from this process, so the node follows them by polling.
-const nodeConfig = `store: sqlite:%[1]s/exitmesh.db
-node: {name: scale, api: false}
+// The node under measurement: a fresh store (SQLite in a fresh directory, or a fresh PostgreSQL
+// schema), one proxy server with one loopback exit, egress to the harness's origin only, per-client
+// limits lifted (the harness is one client), and the default sync interval (500 ms). Changes come from
+// this process: on SQLite the node follows them by polling, on PostgreSQL it is notified. On PostgreSQL
+// a second node (%[3]s) follows the same store, and the one measured is the other.
+const nodeConfig = `store: %[1]q
+node: {name: %[3]s, api: false}
 metrics: {listen: "off"}
 proxies:
-  - {name: scale, listen: "127.0.0.1:%[2]d", exits: [{ip: 127.0.0.2}]}
+  - {name: %[3]s, listen: "127.0.0.1:%[2]d", exits: [{ip: 127.0.0.2}]}
 egress: {allow: [127.0.0.1/32]}
 plans:
-  - {name: scale, proxies: 1, subs: 1, ips: 20, hostnames: 0, bandwidth: 0}
+  - {name: scale, proxies: 2, subs: 1, ips: 20, hostnames: 0, bandwidth: 0}
 limits: {connections_per_ip: 1000000, connections_per_account: 1000000}
 timeouts: {shutdown: 2s}
 log: {level: info}
@@ -90,6 +92,8 @@ func measureSize(ctx context.Context, o options, n int) (result, error) {
 // startSeeded seeds a store with n accounts, starts a node on it, waits until it serves, and runs
 // measure on it.
 func startSeeded(ctx context.Context, o options, n int, measure func(nd *nodeProc, proxyAddr, target string) (result, error)) (r result, err error) {
+	var other *nodeProc                   // on PostgreSQL, the node not measured
+	started := func() error { return nil } // starts it
 	dir, err := os.MkdirTemp("", "exitmesh-scale-")
 	if err != nil {
 		return r, err
@@ -104,9 +108,37 @@ func startSeeded(ctx context.Context, o options, n int, measure func(nd *nodePro
 	if err != nil {
 		return r, err
 	}
+	dsn := "sqlite:" + filepath.Join(dir, "exitmesh.db")
+	if o.pg != "" {
+		var drop func()
+		if dsn, drop, err = freshSchema(ctx, o.pg); err != nil {
+			return r, err
+		}
+		defer drop()
+	}
 	cfgPath := filepath.Join(dir, "exitmesh.yaml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, nodeConfig, dir, port), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, nodeConfig, dsn, port, "scale"), 0o644); err != nil {
 		return r, err
+	}
+	if o.pg != "" { // the other node: it hosts the second proxy server, and follows the store too
+		otherPort, err := freePort()
+		if err != nil {
+			return r, err
+		}
+		otherCfg := filepath.Join(dir, "other.yaml")
+		if err := os.WriteFile(otherCfg, fmt.Appendf(nil, nodeConfig, dsn, otherPort, "other"), 0o644); err != nil {
+			return r, err
+		}
+		defer func() {
+			if other != nil {
+				other.stop()
+			}
+		}()
+		started = func() error {
+			var err error
+			other, err = startNode(ctx, o.bin, dir, otherCfg, "other.log")
+			return err
+		}
 	}
 	r.n, r.logins = n, n+n/4+1
 	if err := seed(ctx, cfgPath, n, &r); err != nil {
@@ -114,7 +146,10 @@ func startSeeded(ctx context.Context, o options, n int, measure func(nd *nodePro
 	}
 
 	fmt.Fprintf(os.Stderr, "%s accounts seeded in %v; starting the node\n", thousands(n), r.seed.Round(time.Second))
-	nd, err := startNode(ctx, o.bin, dir, cfgPath)
+	if err := started(); err != nil {
+		return r, err
+	}
+	nd, err := startNode(ctx, o.bin, dir, cfgPath, "node.log")
 	if err != nil {
 		return r, err
 	}
@@ -134,7 +169,7 @@ func startSeeded(ctx context.Context, o options, n int, measure func(nd *nodePro
 
 // measureNode measures a serving node seeded with n accounts: its memory, then the change storms.
 func measureNode(ctx context.Context, o options, n int, nd *nodeProc, proxyAddr, target string) (r result, err error) {
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(filepath.Dir(nd.logPath), "exitmesh.db"))
+	st, err := store.Open(ctx, nd.dsn)
 	if err != nil {
 		return r, err
 	}
@@ -364,19 +399,24 @@ func keepAlive(ctx context.Context, d time.Duration, proxyAddr, target string) (
 type nodeProc struct {
 	cmd     *exec.Cmd
 	logPath string
+	dsn     string // its store
 	started time.Time
 	done    chan error
 }
 
-func startNode(ctx context.Context, bin, dir, cfgPath string) (*nodeProc, error) {
-	logPath := filepath.Join(dir, "node.log")
+func startNode(ctx context.Context, bin, dir, cfgPath, logName string) (*nodeProc, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, logName)
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, "taskset", "-c", "0", bin, "serve", "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = f, f
-	p := &nodeProc{cmd: cmd, logPath: logPath, started: time.Now(), done: make(chan error, 1)}
+	p := &nodeProc{cmd: cmd, logPath: logPath, dsn: cfg.Store, started: time.Now(), done: make(chan error, 1)}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, err

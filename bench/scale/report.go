@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"strings"
 	"time"
@@ -48,8 +51,12 @@ func report(o options, rows []result, began time.Time, load string) string {
 	if o.label != "" {
 		fmt.Fprintf(&b, " **%s**", o.label)
 	}
-	fmt.Fprintf(&b, "\nCommand: `bench/scale/run -n %s -storm %v -rate %d`; SQLite, one node, changes made by another process.\n\n",
-		sizesFlag(o.sizes), o.storm, o.rate)
+	backend, flag := "SQLite, one node", ""
+	if o.pg != "" {
+		backend, flag = "PostgreSQL, two nodes (the one measured and one more following the store)", " -pg URL"
+	}
+	fmt.Fprintf(&b, "\nCommand: `bench/scale/run -n %s -storm %v -rate %d%s`; %s, changes made by another process.\n\n",
+		sizesFlag(o.sizes), o.storm, o.rate, flag, backend)
 	fmt.Fprintf(&b, "| machine | |\n|---|---|\n| CPU | %s, %d cores |\n| memory | %s |\n| system | %s, Linux %s |\n| toolchain | %s |\n| exitmesh | %s |\n\n",
 		m.CPU, m.Cores, m.Memory, m.OS, m.Kernel, runtime.Version(), m.Commit)
 	fmt.Fprintf(&b, "A node holding no account but the probe takes %.0f MiB; RSS per login is the node's whole RSS over its logins, and in brackets what the logins add to that.\n\n",
@@ -73,7 +80,7 @@ func report(o options, rows []result, began time.Time, load string) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, measured, yes)
 	}
-	row("propagation p99 ≤ 1 s (SQLite)", p99.String(), p99 <= targetPropagation && big.lost == 0)
+	row("propagation p99 ≤ 1 s", p99.String(), p99 <= targetPropagation && big.lost == 0)
 	row("node CPU per applied change ≤ 1 ms", big.cpuPerChange.Round(time.Microsecond).String(), big.cpuPerChange <= targetCPU)
 	row("keep-alive throughput during the storm ≥ 95% of quiet", fmt.Sprintf("%.1f%%", 100*big.storm/max(big.quiet, 1)), big.storm >= targetThroughput*big.quiet)
 	row("≤ 1 KiB RSS per login", fmt.Sprintf("%.0f B (%.0f B added by the logins)", big.rssPerLogin(), big.rssPerLoginAdded()), big.rssPerLogin() <= targetRSS)
@@ -87,4 +94,31 @@ func sizesFlag(sizes []int) string {
 		s[i] = fmt.Sprint(n)
 	}
 	return strings.Join(s, ",")
+}
+
+// freshSchema creates an empty schema on the PostgreSQL server at base and returns a URL whose
+// connections use it, and what drops it.
+func freshSchema(ctx context.Context, base string) (string, func(), error) {
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		return "", nil, err
+	}
+	schema := fmt.Sprintf("scale_%d", time.Now().UnixNano())
+	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		db.Close()
+		return "", nil, fmt.Errorf("create schema: %w", err)
+	}
+	drop := func() {
+		db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		db.Close()
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		drop()
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), drop, nil
 }
