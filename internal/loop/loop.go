@@ -17,6 +17,9 @@ type Loop struct {
 	Timeout  time.Duration                   // each step's deadline; 0 means Interval
 	Now      bool                            // run a step at once, before the first interval
 	Wake     <-chan struct{}                 // a receive runs a step before the interval ends; nil: none
+	// Settle is how long a wake-up waits for more before its step: a burst of wake-ups within it
+	// makes one step, not one each.
+	Settle time.Duration
 	Step     func(ctx context.Context) error // the work; an error counts as a failure
 	// Failing is logged (at warning level, with the error) when steps begin to fail, and Recovered
 	// (at info level) when one works again; neither is repeated in between.
@@ -38,8 +41,29 @@ func (l Loop) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-l.Wake:
+			if !l.settle(ctx) {
+				return
+			}
 		}
 		failing = l.step(ctx, failing)
+	}
+}
+
+// settle waits Settle after a wake-up, taking the wake-ups that come meanwhile; false if ctx ended.
+func (l Loop) settle(ctx context.Context) bool {
+	if l.Settle <= 0 {
+		return true
+	}
+	timer := time.NewTimer(l.Settle)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-l.Wake:
+		case <-timer.C:
+			return true
+		}
 	}
 }
 

@@ -43,6 +43,22 @@ func TestStepsEveryIntervalAndWhenWoken(t *testing.T) {
 	testwait.For(t, "steps every interval", func() error { return atLeast(&steps, 3) })
 }
 
+// Wake-ups that come while a wake-up settles make one step.
+func TestABurstOfWakeUpsMakesOneStep(t *testing.T) {
+	var steps atomic.Int64
+	wake := make(chan struct{})
+	stop := run(t, Loop{Interval: time.Hour, Wake: wake, Settle: 200 * time.Millisecond,
+		Step: func(context.Context) error { steps.Add(1); return nil }})
+	for range 10 {
+		wake <- struct{}{} // each is taken: the loop is waiting, or settling
+	}
+	testwait.For(t, "the burst's step", func() error { return atLeast(&steps, 1) })
+	stop()
+	if n := steps.Load(); n != 1 {
+		t.Errorf("%d steps for a burst of 10 wake-ups within the settle time, want 1", n)
+	}
+}
+
 func atLeast(n *atomic.Int64, want int64) error {
 	if got := n.Load(); got < want {
 		return errors.New("not yet")
