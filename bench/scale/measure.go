@@ -92,7 +92,7 @@ func measureSize(ctx context.Context, o options, n int) (result, error) {
 // startSeeded seeds a store with n accounts, starts a node on it, waits until it serves, and runs
 // measure on it.
 func startSeeded(ctx context.Context, o options, n int, measure func(nd *nodeProc, proxyAddr, target string) (result, error)) (r result, err error) {
-	var other *nodeProc                   // on PostgreSQL, the node not measured
+	var other *nodeProc                    // on PostgreSQL, the node not measured
 	started := func() error { return nil } // starts it
 	dir, err := os.MkdirTemp("", "exitmesh-scale-")
 	if err != nil {

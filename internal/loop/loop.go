@@ -13,14 +13,14 @@ import (
 // Loop is one background loop. Its owner runs it on a goroutine of its own and ends it by ending the
 // context passed to Run.
 type Loop struct {
-	Interval time.Duration                   // between steps
-	Timeout  time.Duration                   // each step's deadline; 0 means Interval
-	Now      bool                            // run a step at once, before the first interval
-	Wake     <-chan struct{}                 // a receive runs a step before the interval ends; nil: none
+	Interval time.Duration   // between steps
+	Timeout  time.Duration   // each step's deadline; 0 means Interval
+	Now      bool            // run a step at once, before the first interval
+	Wake     <-chan struct{} // a receive runs a step before the interval ends; nil: none
 	// Settle is how long a wake-up waits for more before its step: a burst of wake-ups within it
 	// makes one step, not one each.
 	Settle time.Duration
-	Step     func(ctx context.Context) error // the work; an error counts as a failure
+	Step   func(ctx context.Context) error // the work; an error counts as a failure
 	// Failing is logged (at warning level, with the error) when steps begin to fail, and Recovered
 	// (at info level) when one works again; neither is repeated in between.
 	Failing, Recovered string

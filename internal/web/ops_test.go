@@ -236,6 +236,50 @@ func mustAccountHash(t *testing.T, n *network, username string) string {
 
 // TestOperatorCreatesAnAccount: the create form refuses what the store and the password rules
 // refuse, in their words, keeping what was typed; a created account works through the proxy at once.
+// TestOperatorPagesThroughAccounts: a network larger than a page is listed a page at a time, in the
+// order of usernames whatever their case, and the next page follows a link; the plans page counts
+// every account.
+func TestOperatorPagesThroughAccounts(t *testing.T) {
+	n := startNetwork(t)
+	n.account(t, "ops", "ops-password", "big")
+	hash := mustAccountHash(t, n, "ops")
+	bulk := make([]domain.BulkAccount, 205)
+	for i := range bulk {
+		name := fmt.Sprintf("user%03d", i)
+		if i == 204 {
+			name = "User999" // sorts among the others whatever its case
+		}
+		bulk[i] = domain.BulkAccount{Account: domain.NewAccount{Username: name, PasswordHash: hash, Plan: "small", Confirmed: true}}
+	}
+	if err := n.store.ImportAccounts(t.Context(), bulk); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t)
+	signIn(t, ctx, n.base, "ops", "ops-password")
+	run(t, ctx, "open the accounts", chromedp.Navigate(n.base+"/ops/accounts"), chromedp.WaitVisible(chromedp.CSS(`#matches`)))
+	waitText(t, ctx, "#matches", "Accounts: 200 on this page.")
+	if got := count(t, ctx, "#accounts tbody tr"); got != 200 {
+		t.Errorf("the first page lists %d accounts, want 200", got)
+	}
+	if count(t, ctx, "#account-ops") != 1 || count(t, ctx, "#account-user198") != 1 || count(t, ctx, "#account-user199") != 0 {
+		t.Error("the first page is not ops then user000 to user198")
+	}
+	run(t, ctx, "next page", chromedp.Click(chromedp.CSS(`#next`)))
+	waitText(t, ctx, "#matches", "after user198: 6 on this page.")
+	if got := text(t, ctx, "#accounts tbody"); !strings.Contains(got, "user199") || !strings.Contains(got, "User999") || strings.Contains(got, "user198") {
+		t.Errorf("the second page lists %q, want user199 to user203 and User999", got)
+	}
+	if count(t, ctx, "#next") != 0 {
+		t.Error("the last page links to a next one")
+	}
+	run(t, ctx, "search by prefix, any case", chromedp.Navigate(n.base+"/ops/accounts?q=USER19"))
+	waitText(t, ctx, "#matches", "starts with “USER19”: 10 on this page.")
+	run(t, ctx, "plans", chromedp.Navigate(n.base+"/ops/plans"), chromedp.WaitVisible(chromedp.CSS(`#plan-small`)))
+	if got := text(t, ctx, "#plan-small .num"); got != "205" {
+		t.Errorf("accounts on small: %q, want 205", got)
+	}
+}
+
 func TestOperatorCreatesAnAccount(t *testing.T) {
 	n := startNetwork(t)
 	n.account(t, "ops", "ops-password", "big")
