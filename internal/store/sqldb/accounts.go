@@ -83,49 +83,6 @@ func (db *DB) insertAccount(ctx context.Context, tx *sql.Tx, a domain.NewAccount
 	return ref, nil
 }
 
-// ImportAccounts creates many accounts with their sub-accounts, each within its plan's limits, in
-// transactions of importBatch accounts: one version and one feed entry per account for each. A batch
-// that fails is rolled back whole and ends the import; the batches before it stay.
-func (db *DB) ImportAccounts(ctx context.Context, accounts []domain.BulkAccount) error {
-	for start := 0; start < len(accounts); start += importBatch {
-		batch := accounts[start:min(start+importBatch, len(accounts))]
-		err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
-			for _, b := range batch {
-				if err := db.importOne(ctx, tx, feed, b); err != nil {
-					return fmt.Errorf("account %q: %w", b.Account.Username, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("import accounts %d to %d: %w", start+1, start+len(batch), err)
-		}
-	}
-	return nil
-}
-
-// importBatch is how many accounts one transaction of ImportAccounts creates: large enough for the
-// database to write fast, small enough not to hold the write lock for long.
-const importBatch = 1000
-
-func (db *DB) importOne(ctx context.Context, tx *sql.Tx, feed *changeLog, b domain.BulkAccount) error {
-	ips, err := checkNewLogin(b.Account.Username, b.Account.PasswordHash, b.Account.IPs)
-	if err != nil {
-		return err
-	}
-	ref, err := db.insertAccount(ctx, tx, b.Account, ips)
-	if err != nil {
-		return err
-	}
-	feed.account(ref.id)
-	for _, s := range b.Subs {
-		if _, err := db.insertSub(ctx, tx, ref, s); err != nil {
-			return fmt.Errorf("sub-account %q: %w", s.Username, err)
-		}
-	}
-	return nil
-}
-
 // GetAccount returns the account called username.
 func (db *DB) GetAccount(ctx context.Context, username string) (domain.Account, error) {
 	var acc domain.Account

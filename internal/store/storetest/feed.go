@@ -206,7 +206,14 @@ func testImportAccounts(t *testing.T, s domain.Store) {
 	}
 	before := version(t, s)
 	wantError(t, s.ImportAccounts(ctx, bad), domain.ELIMIT, "allows 2 IP addresses")
+	// A sub-account outside its account's IPs, and a username already taken.
+	wantError(t, s.ImportAccounts(ctx, []domain.BulkAccount{{
+		Account: domain.NewAccount{Username: "fine", PasswordHash: hash, Plan: "big", IPs: []netip.Addr{ip("203.0.113.1")}},
+		Subs:    []domain.NewSubAccount{{Username: "fine-sub", PasswordHash: hash, IPs: []netip.Addr{ip("203.0.113.2")}}},
+	}}), domain.EINVALID, "203.0.113.2 is not authorized")
+	wantError(t, s.ImportAccounts(ctx, []domain.BulkAccount{bad[0], {Account: domain.NewAccount{Username: "bulk00001", PasswordHash: hash, Plan: "big"}}}),
+		domain.ECONFLICT, "already taken")
 	if _, err := s.GetAccount(ctx, "fine"); domain.ErrorCode(err) != domain.ENOTFOUND || version(t, s) != before {
-		t.Errorf("the failed batch left %v, version %d → %d", err, before, version(t, s))
+		t.Errorf("the failed batches left %v, version %d → %d", err, before, version(t, s))
 	}
 }
