@@ -36,6 +36,7 @@ func Dialect() sqldb.Dialect {
 		IsUniqueViolation: func(err error) bool { return sqlState(err) == "23505" },
 		IsUnavailable:     isUnavailable,
 		Notify:            "SELECT pg_notify('" + NotifyChannel + "', $1)",
+		Analyze:           "ANALYZE",
 	}
 }
 

@@ -37,6 +37,9 @@ type Dialect struct {
 	// IsUnavailable, if set, reports whether err means the database is unreachable or too busy,
 	// which callers see as domain.EUNAVAILABLE.
 	IsUnavailable func(error) bool
+	// Analyze, if not empty, is executed after a bulk import, so that the query planner knows the
+	// tables' new sizes at once instead of at the next automatic analysis (PostgreSQL: ANALYZE).
+	Analyze string
 	// Notify, if not empty, is executed with the new version ($1) in every write that records feed
 	// entries, so that listening nodes wake up at its commit (PostgreSQL: SELECT pg_notify(…)).
 	Notify string

@@ -27,6 +27,12 @@ func (db *DB) ImportAccounts(ctx context.Context, accounts []domain.BulkAccount)
 			return fmt.Errorf("import accounts %d to %d: %w", start+1, start+len(batch), err)
 		}
 	}
+	if db.dialect.Analyze != "" && len(accounts) >= importBatch {
+		// Until the planner learns the tables grew, it may scan them whole for one account.
+		if _, err := db.sql.ExecContext(ctx, db.dialect.Analyze); err != nil {
+			return fmt.Errorf("import accounts: analyze: %w", db.classify(err))
+		}
+	}
 	return nil
 }
 
