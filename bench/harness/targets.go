@@ -8,13 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
-	"github.com/exitmesh/exitmesh/internal/auth"
-	"github.com/exitmesh/exitmesh/internal/config"
+	"github.com/exitmesh/exitmesh/bench/benchstore"
 	"github.com/exitmesh/exitmesh/internal/domain"
-	"github.com/exitmesh/exitmesh/internal/node"
-	"github.com/exitmesh/exitmesh/internal/store"
 )
 
 // server is a proxy under test: how to start it, and where it listens. A server can be started
@@ -163,47 +159,25 @@ log: {level: warn}
 	}}, nil
 }
 
-// populate creates the accounts in the store of the config at path, through the store's own
-// CreateAccount, all with one password hashed once (argon2id takes a tenth of a second).
+// populate creates the accounts in the store of the config at path through the store's bulk path,
+// all with one password: the first is benchUser, whose first IP is 127.0.0.1; every other IP is an
+// RFC 2544 benchmarking address, stored and never reached.
 func populate(ctx context.Context, path string, accounts, ipsEach int) error {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.Store)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := node.ProvisionMissing(ctx, st, cfg); err != nil {
-		return err
-	}
-	hash, err := auth.HashPassword(benchPassword)
-	if err != nil {
-		return err
-	}
-	next := netip.MustParseAddr("198.18.0.1") // RFC 2544 benchmarking addresses: stored, never reached
-	begin := time.Now()
-	for i := range accounts {
-		a := domain.NewAccount{Username: benchUser, PasswordHash: hash, Plan: "bench", Confirmed: true,
-			Proxies: []string{"bench"}}
+	first := netip.MustParseAddr("198.18.0.1").As4()
+	base := uint32(first[0])<<24 | uint32(first[1])<<16 | uint32(first[2])<<8 | uint32(first[3])
+	return benchstore.Seed(ctx, path, benchPassword, accounts, func(i int, hash string) domain.BulkAccount {
+		a := domain.NewAccount{Username: benchUser, PasswordHash: hash, Plan: "bench", Confirmed: true, Proxies: []string{"bench"}}
 		if i > 0 {
 			a.Username = "account" + strconv.Itoa(i)
 		} else {
 			a.IPs = append(a.IPs, netip.MustParseAddr("127.0.0.1"))
 		}
-		for len(a.IPs) < ipsEach {
-			a.IPs = append(a.IPs, next)
-			next = next.Next()
+		for k := len(a.IPs); k < ipsEach; k++ {
+			v := base + uint32(i*ipsEach+k)
+			a.IPs = append(a.IPs, netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}))
 		}
-		if _, err := st.CreateAccount(ctx, a); err != nil {
-			return err
-		}
-		if time.Since(begin) > 5*time.Minute {
-			return fmt.Errorf("populating the store: only %d of %d accounts after 5 minutes", i+1, accounts)
-		}
-	}
-	return nil
+		return domain.BulkAccount{Account: a}
+	})
 }
 
 func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }

@@ -19,10 +19,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/exitmesh/exitmesh/internal/auth"
+	"github.com/exitmesh/exitmesh/bench/benchstore"
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/domain"
-	"github.com/exitmesh/exitmesh/internal/node"
 	"github.com/exitmesh/exitmesh/internal/store"
 )
 
@@ -208,43 +207,22 @@ func measureNode(ctx context.Context, o options, n int, nd *nodeProc, proxyAddr,
 	return r, <-stormDone
 }
 
-// seed writes n accounts (and a quarter as many sub-accounts) through the store's bulk path, plus
+// seed writes n accounts (and a quarter as many sub-accounts) through the store's bulk path, then
 // the probe account the harness's own requests authenticate as, by 127.0.0.1.
 func seed(ctx context.Context, cfgPath string, n int, r *result) error {
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.Store)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := node.ProvisionMissing(ctx, st, cfg); err != nil {
-		return err
-	}
-	hash, err := auth.HashPassword("scale-password")
-	if err != nil {
-		return err
-	}
 	begin := time.Now()
-	const chunk = 50_000
-	for start := 0; start < n; start += chunk {
-		batch := make([]domain.BulkAccount, 0, min(chunk, n-start))
-		for i := start; i < min(start+chunk, n); i++ {
-			b := domain.BulkAccount{Account: domain.NewAccount{Username: accountName(i), PasswordHash: hash, Plan: "scale",
-				Confirmed: true, Proxies: []string{"scale"}, IPs: []netip.Addr{storedIP(i)}}}
-			if i%4 == 0 {
-				b.Subs = []domain.NewSubAccount{{Username: accountName(i) + "-s", PasswordHash: hash, Proxies: []string{"scale"}}}
-			}
-			batch = append(batch, b)
+	err := benchstore.Seed(ctx, cfgPath, "scale-password", n+1, func(i int, hash string) domain.BulkAccount {
+		if i == n {
+			return domain.BulkAccount{Account: domain.NewAccount{Username: "probe", PasswordHash: hash, Plan: "scale",
+				Confirmed: true, Proxies: []string{"scale"}, IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}}
 		}
-		if err := st.ImportAccounts(ctx, batch); err != nil {
-			return err
+		b := domain.BulkAccount{Account: domain.NewAccount{Username: accountName(i), PasswordHash: hash, Plan: "scale",
+			Confirmed: true, Proxies: []string{"scale"}, IPs: []netip.Addr{storedIP(i)}}}
+		if i%4 == 0 {
+			b.Subs = []domain.NewSubAccount{{Username: accountName(i) + "-s", PasswordHash: hash, Proxies: []string{"scale"}}}
 		}
-	}
-	_, err = st.CreateAccount(ctx, domain.NewAccount{Username: "probe", PasswordHash: hash, Plan: "scale", Confirmed: true,
-		Proxies: []string{"scale"}, IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
+		return b
+	})
 	r.seed = time.Since(begin)
 	return err
 }
