@@ -193,6 +193,26 @@ type Ban struct {
 	Since  time.Time // when the node decided it; zero when unknown (PutBan takes it as now)
 }
 
+// BanQuery selects a page of the bans in force, in the byte order of their IPs' text ("192.0.2.10"
+// before "192.0.2.2"): the order in which a typed prefix of an address is one range of an index.
+type BanQuery struct {
+	Prefix string // only IPs whose text starts with it, e.g. "203.0.113." or "2001:db8:" ("" for all)
+	After  string // only IPs after it: the previous page's Next ("" for the first page)
+	Limit  int    // at most this many; 0, or more than MaxBanPage, means MaxBanPage
+}
+
+// MaxBanPage is the most bans one page holds.
+const MaxBanPage = 1000
+
+// MaxBanPrefix is the longest prefix a BanQuery takes (the longest IP text is 45 characters).
+const MaxBanPrefix = 64
+
+// BanPage is one page of bans, and where the next one starts ("" after the last).
+type BanPage struct {
+	Bans []Ban
+	Next string
+}
+
 // WebSession is a dashboard sign-in. ID is the hash of the secret in the browser's cookie; CSRF is
 // the token every form of the session must carry.
 type WebSession struct {

@@ -68,11 +68,13 @@ type Store interface {
 	MonthBandwidth(ctx context.Context, month, batch string) (MonthBandwidth, error)
 
 	// Bans. PutBan keeps the later end when ip is banned already; ListBans returns the bans still
-	// in force. LiftBan ends ip's ban for the whole network (ENOTFOUND if none is in force), and
-	// PutBan then ignores a ban of ip decided (Since) before the lift, one a node wrote late. None
-	// changes the Version.
+	// in force, all of them (a node's ban sharing needs them all); ListBansPage returns one page of
+	// them (see BanQuery), for lists a person reads. LiftBan ends ip's ban for the whole network
+	// (ENOTFOUND if none is in force), and PutBan then ignores a ban of ip decided (Since) before
+	// the lift, one a node wrote late. None changes the Version.
 	PutBan(ctx context.Context, b Ban) error
 	ListBans(ctx context.Context) ([]Ban, error)
+	ListBansPage(ctx context.Context, q BanQuery) (BanPage, error)
 	LiftBan(ctx context.Context, ip netip.Addr) error
 
 	// Dashboard sessions. GetWebSession returns ENOTFOUND for an unknown or expired session;

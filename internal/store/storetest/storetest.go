@@ -45,6 +45,8 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"GetLogin", testGetLogin},
 		{"Bans", testBans},
 		{"LiftBan", testLiftBan},
+		{"BansPage", testBansPage},
+		{"BansPageMax", testBansPageMax},
 		{"ExitStatuses", testExitStatuses},
 		{"WebSessions", testWebSessions},
 		{"ConfirmTokens", testConfirmTokens},
