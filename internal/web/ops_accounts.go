@@ -11,7 +11,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/operator"
 )
 
-// opsListMax is how many accounts one page lists; the next page follows a link.
+// opsListMax is how many accounts, or bans, one page lists; the next page follows a link.
 const opsListMax = 200
 
 // opsAccountRow is one account as the accounts page lists it.

@@ -44,20 +44,35 @@ func (s *Server) opsBansChange(w http.ResponseWriter, r *http.Request, v *visito
 	s.showOpsBans(w, r, v, p, status)
 }
 
+// showOpsBans renders a page of the bans in force whose IP starts with the search q, from after the
+// IP in after, in the order of the IPs' text.
 func (s *Server) showOpsBans(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int) {
 	p.Title, p.Nav = "Bans", "ops-bans"
-	list, err := s.cfg.Store.ListBans(r.Context())
-	if err != nil {
+	q := strings.TrimSpace(r.FormValue("q"))
+	after := r.FormValue("after")
+	list, err := s.cfg.Store.ListBansPage(r.Context(), domain.BanQuery{Prefix: q, After: after, Limit: opsListMax})
+	if domain.ErrorCode(err) == domain.EINVALID { // a search or a link the store refuses: say why, beside the form
+		if p.Error == "" {
+			p.Error = domain.ErrorMessage(err)
+		}
+		if status == http.StatusOK {
+			status = http.StatusBadRequest
+		}
+	} else if err != nil {
 		s.opsPageFailed(w, r, v, err)
 		return
 	}
 	now := time.Now()
-	rows := make([]opsBan, 0, len(list))
-	for _, b := range list {
+	rows := make([]opsBan, 0, len(list.Bans))
+	for _, b := range list.Bans {
 		if left := b.Until.Sub(now); left > 0 {
 			rows = append(rows, opsBan{Ban: b, Left: bans.Remaining(left)})
 		}
 	}
-	p.Data = rows
+	p.Data = struct {
+		Query, After string
+		Bans         []opsBan
+		Next         string
+	}{q, after, rows, list.Next}
 	s.render(w, status, "ops_bans", v, p)
 }

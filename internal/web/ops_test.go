@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -232,6 +233,82 @@ func mustAccountHash(t *testing.T, n *network, username string) string {
 		t.Fatal(err)
 	}
 	return acct.PasswordHash
+}
+
+// TestOperatorPagesThroughBans: more bans than a page are listed a page at a time, in the order of
+// the IPs' text, only those in force; the next page follows a link, a search by the start of an IP
+// narrows the list, and unbanning from a search shows the search again.
+func TestOperatorPagesThroughBans(t *testing.T) {
+	n := startNetwork(t)
+	n.account(t, "ops", "ops-password", "big")
+	ctx := t.Context()
+	until := time.Now().Add(time.Hour)
+	put := func(ip string, until time.Time) {
+		t.Helper()
+		if err := n.store.PutBan(ctx, domain.Ban{IP: netip.MustParseAddr(ip), Until: until, Reason: "auth-failure"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 205 {
+		put(fmt.Sprintf("198.51.100.%d", i), until)
+	}
+	for i := 1; i <= 5; i++ {
+		put(fmt.Sprintf("203.0.113.%d", i), until)
+	}
+	put("198.51.100.250", time.Now().Add(-time.Minute)) // over: would sort among the first page's
+	put("203.0.113.9", until)
+	if err := n.store.LiftBan(ctx, netip.MustParseAddr("203.0.113.9")); err != nil {
+		t.Fatal(err)
+	}
+
+	bctx := browser(t)
+	signIn(t, bctx, n.base, "ops", "ops-password")
+	run(t, bctx, "open the bans", chromedp.Navigate(n.base+"/ops/bans"), chromedp.WaitVisible(chromedp.CSS(`#matches`)))
+	waitText(t, bctx, "#matches", "Bans: 200 on this page.")
+	if got := count(t, bctx, "#bans tbody tr"); got != 200 {
+		t.Errorf("the first page lists %d bans, want 200", got)
+	}
+	row := func(ip string) string { return `[id="ban-` + ip + `"]` }
+	listed := func() string {
+		return jsEval[string](t, bctx, `Array.from(document.querySelectorAll("#bans tbody th"), e => e.textContent.trim()).join(" ")`)
+	}
+	// By text, 198.51.100.0, .1, .10, .100 … .199, .2, .20, .200 … up to .94 make the first 200.
+	for ip, want := range map[string]int{"198.51.100.0": 1, "198.51.100.199": 1, "198.51.100.204": 1, "198.51.100.94": 1,
+		"198.51.100.95": 0, "198.51.100.250": 0, "203.0.113.1": 0} {
+		if got := count(t, bctx, row(ip)); got != want {
+			t.Errorf("%s on the first page %d times, want %d", ip, got, want)
+		}
+	}
+	run(t, bctx, "next page", chromedp.Click(chromedp.CSS(`#next`)))
+	waitText(t, bctx, "#matches", "Bans after 198.51.100.94: 10 on this page.")
+	if got, want := listed(), "198.51.100.95 198.51.100.96 198.51.100.97 198.51.100.98 198.51.100.99 "+
+		"203.0.113.1 203.0.113.2 203.0.113.3 203.0.113.4 203.0.113.5"; got != want {
+		t.Errorf("the second page lists %q, want %q", got, want)
+	}
+	if count(t, bctx, "#next") != 0 {
+		t.Error("the last page links to a next one")
+	}
+
+	run(t, bctx, "search by prefix", chromedp.Navigate(n.base+"/ops/bans"), chromedp.WaitVisible(chromedp.CSS(`#q`)),
+		chromedp.SetValue(chromedp.CSS(`#q`), "203.0.113."), chromedp.Click(chromedp.CSS(`#search`)))
+	waitText(t, bctx, "#matches", "Bans of IPs starting with “203.0.113.”: 5 on this page.")
+	if count(t, bctx, row("203.0.113.9")) != 0 {
+		t.Error("the lifted ban of 203.0.113.9 is listed")
+	}
+	run(t, bctx, "unban from the search", chromedp.Click(chromedp.CSS(row("203.0.113.3")+` button`)))
+	waitText(t, bctx, ".notice", "203.0.113.3 is no longer banned")
+	waitText(t, bctx, "#matches", "starting with “203.0.113.”: 4 on this page.")
+	if got := listed(); got != "203.0.113.1 203.0.113.2 203.0.113.4 203.0.113.5" {
+		t.Errorf("the search after unbanning lists %q", got)
+	}
+
+	run(t, bctx, "search 198.51.100.1", chromedp.Navigate(n.base+"/ops/bans?q=198.51.100.1"))
+	waitText(t, bctx, "#matches", "starting with “198.51.100.1”: 111 on this page.") // .1, .10 to .19, .100 to .199
+	run(t, bctx, "search what is no IP", chromedp.Navigate(n.base+"/ops/bans?q=198.51.100.%25"))
+	waitText(t, bctx, ".error", "only digits, the letters a to f, dots and colons")
+	if got := text(t, bctx, "#bans"); got != "No IP starting with “198.51.100.%” is banned." {
+		t.Errorf("bans after a refused search: %q", got)
+	}
 }
 
 // TestOperatorCreatesAnAccount: the create form refuses what the store and the password rules
