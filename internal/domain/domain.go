@@ -250,7 +250,8 @@ type ExitStatus struct {
 }
 
 // Snapshot is everything the proxy's in-memory authorization view is built from, read in one
-// consistent transaction.
+// consistent transaction. Accounts and Subs come in no particular order (sorting a million of them
+// would only slow a full load down).
 type Snapshot struct {
 	Version  int64
 	Plans    []Plan

@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -13,22 +14,52 @@ import (
 )
 
 // The loaders read accounts or sub-accounts with everything attached, one query per table whatever
-// the number of rows. where filters on the aliases a (accounts) and s (sub_accounts); "" loads all.
+// the number of rows. where filters on the aliases a (accounts) and s (sub_accounts); "" loads all,
+// and then the tables of attached rows are read alone, without the joins a filter needs (at a
+// million accounts those joins are most of a full load's time in the database).
 
-// loadAccounts returns the accounts matching where, sorted by username.
+// ownedBy joins the attached rows of table (aliased t, owner column col) to their account when
+// where filters: "" when it does not.
+func ownedBy(where, col string) string {
+	if where == "" {
+		return ""
+	}
+	return " JOIN accounts a ON a.id = t." + col
+}
+
+// ownedBySub is ownedBy for the rows attached to a sub-account.
+func ownedBySub(where string) string {
+	if where == "" {
+		return ""
+	}
+	return " JOIN sub_accounts s ON s.id = t.sub_id JOIN accounts a ON a.id = s.account_id"
+}
+
+// loadAccounts returns the accounts matching where, sorted by username; all of them (where "") in
+// the order of their ids, which a full load does not need sorted otherwise.
 func loadAccounts(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]domain.Account, error) {
 	cond := whereClause(where)
-	accounts := []domain.Account{}
-	index := map[int64]int{}
-	err := queryEach(ctx, tx, `SELECT a.id, a.username, a.password_hash, p.name, a.confirmed, a.disabled, a.created_at
-		FROM accounts a JOIN plans p ON p.id = a.plan_id`+cond, args, func(r *sql.Rows) error {
+	plans, err := names(ctx, tx, "plans")
+	if err != nil {
+		return nil, err
+	}
+	proxies, err := names(ctx, tx, "proxy_servers")
+	if err != nil {
+		return nil, err
+	}
+	accounts, err := capacity[domain.Account](ctx, tx, where, "accounts")
+	if err != nil {
+		return nil, err
+	}
+	err = queryEach(ctx, tx, `SELECT a.id, a.username, a.password_hash, a.plan_id, a.confirmed, a.disabled, a.created_at
+		FROM accounts a`+cond, args, func(r *sql.Rows) error {
 		a := domain.Account{Proxies: []string{}, IPs: []netip.Addr{}, Hostnames: []domain.Hostname{}}
-		var created int64
-		if err := r.Scan(&a.ID, &a.Username, &a.PasswordHash, &a.Plan, &a.Confirmed, &a.Disabled, &created); err != nil {
+		var created, plan int64
+		if err := r.Scan(&a.ID, &a.Username, &a.PasswordHash, &plan, &a.Confirmed, &a.Disabled, &created); err != nil {
 			return err
 		}
+		a.Plan = plans[plan]
 		a.CreatedAt = unixTime(created)
-		index[a.ID] = len(accounts)
 		accounts = append(accounts, a)
 		return nil
 	})
@@ -38,24 +69,22 @@ func loadAccounts(ctx context.Context, tx *sql.Tx, where string, args ...any) ([
 	if len(accounts) == 0 {
 		return accounts, nil
 	}
-	err = queryEach(ctx, tx, `SELECT ap.account_id, ps.name FROM account_proxies ap
-		JOIN proxy_servers ps ON ps.id = ap.proxy_id JOIN accounts a ON a.id = ap.account_id`+cond, args,
+	index := newByID(accounts, func(a *domain.Account) int64 { return a.ID })
+	err = queryEach(ctx, tx, `SELECT t.account_id, t.proxy_id FROM account_proxies t`+ownedBy(where, "account_id")+cond, args,
 		func(r *sql.Rows) error {
-			var id int64
-			var name string
-			err := r.Scan(&id, &name)
-			if i, ok := index[id]; ok && err == nil {
-				accounts[i].Proxies = append(accounts[i].Proxies, name)
+			var id, proxy int64
+			err := r.Scan(&id, &proxy)
+			if i, ok := index.find(id); ok && err == nil {
+				accounts[i].Proxies = append(accounts[i].Proxies, proxies[proxy])
 			}
 			return err
 		})
 	if err != nil {
 		return nil, fmt.Errorf("read account proxy servers: %w", err)
 	}
-	err = queryEach(ctx, tx, `SELECT ai.account_id, ai.ip FROM account_ips ai
-		JOIN accounts a ON a.id = ai.account_id`+cond, args, func(r *sql.Rows) error {
+	err = queryEach(ctx, tx, `SELECT t.account_id, t.ip FROM account_ips t`+ownedBy(where, "account_id")+cond, args, func(r *sql.Rows) error {
 		id, ip, err := scanIP(r)
-		if i, ok := index[id]; ok && err == nil {
+		if i, ok := index.find(id); ok && err == nil {
 			accounts[i].IPs = append(accounts[i].IPs, ip)
 		}
 		return err
@@ -63,10 +92,10 @@ func loadAccounts(ctx context.Context, tx *sql.Tx, where string, args ...any) ([
 	if err != nil {
 		return nil, fmt.Errorf("read account IPs: %w", err)
 	}
-	err = queryEach(ctx, tx, `SELECT h.account_id, h.hostname, h.ip, h.resolved_at FROM account_hostnames h
-		JOIN accounts a ON a.id = h.account_id`+cond, args, func(r *sql.Rows) error {
+	err = queryEach(ctx, tx, `SELECT t.account_id, t.hostname, t.ip, t.resolved_at FROM account_hostnames t`+
+		ownedBy(where, "account_id")+cond, args, func(r *sql.Rows) error {
 		id, h, err := scanHostname(r)
-		if i, ok := index[id]; ok && err == nil {
+		if i, ok := index.find(id); ok && err == nil {
 			accounts[i].Hostnames = append(accounts[i].Hostnames, h)
 		}
 		return err
@@ -80,22 +109,34 @@ func loadAccounts(ctx context.Context, tx *sql.Tx, where string, args ...any) ([
 		slices.SortFunc(a.IPs, netip.Addr.Compare)
 		slices.SortFunc(a.Hostnames, func(x, y domain.Hostname) int { return strings.Compare(x.Name, y.Name) })
 	}
-	slices.SortFunc(accounts, func(x, y domain.Account) int { return strings.Compare(x.Username, y.Username) })
+	if where != "" {
+		slices.SortFunc(accounts, func(x, y domain.Account) int { return strings.Compare(x.Username, y.Username) })
+	}
 	return accounts, nil
 }
 
-// loadSubs returns the sub-accounts matching where, sorted by username.
+// loadSubs returns the sub-accounts matching where, sorted by username; all of them (where "") in
+// the order of their ids.
 func loadSubs(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]domain.SubAccount, error) {
 	cond := whereClause(where)
-	subs := []domain.SubAccount{}
-	index := map[int64]int{}
-	err := queryEach(ctx, tx, `SELECT s.id, s.account_id, s.username, s.password_hash, s.active
-		FROM sub_accounts s JOIN accounts a ON a.id = s.account_id`+cond, args, func(r *sql.Rows) error {
+	proxies, err := names(ctx, tx, "proxy_servers")
+	if err != nil {
+		return nil, err
+	}
+	subs, err := capacity[domain.SubAccount](ctx, tx, where, "sub_accounts")
+	if err != nil {
+		return nil, err
+	}
+	join := ""
+	if where != "" {
+		join = " JOIN accounts a ON a.id = s.account_id"
+	}
+	err = queryEach(ctx, tx, `SELECT s.id, s.account_id, s.username, s.password_hash, s.active
+		FROM sub_accounts s`+join+cond, args, func(r *sql.Rows) error {
 		s := domain.SubAccount{Proxies: []string{}, IPs: []netip.Addr{}}
 		if err := r.Scan(&s.ID, &s.AccountID, &s.Username, &s.PasswordHash, &s.Active); err != nil {
 			return err
 		}
-		index[s.ID] = len(subs)
 		subs = append(subs, s)
 		return nil
 	})
@@ -105,25 +146,22 @@ func loadSubs(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]dom
 	if len(subs) == 0 {
 		return subs, nil
 	}
-	err = queryEach(ctx, tx, `SELECT sp.sub_id, ps.name FROM sub_account_proxies sp
-		JOIN proxy_servers ps ON ps.id = sp.proxy_id JOIN sub_accounts s ON s.id = sp.sub_id
-		JOIN accounts a ON a.id = s.account_id`+cond, args, func(r *sql.Rows) error {
-		var id int64
-		var name string
-		err := r.Scan(&id, &name)
-		if i, ok := index[id]; ok && err == nil {
-			subs[i].Proxies = append(subs[i].Proxies, name)
+	index := newByID(subs, func(s *domain.SubAccount) int64 { return s.ID })
+	err = queryEach(ctx, tx, `SELECT t.sub_id, t.proxy_id FROM sub_account_proxies t`+ownedBySub(where)+cond, args, func(r *sql.Rows) error {
+		var id, proxy int64
+		err := r.Scan(&id, &proxy)
+		if i, ok := index.find(id); ok && err == nil {
+			subs[i].Proxies = append(subs[i].Proxies, proxies[proxy])
 		}
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read sub-account proxy servers: %w", err)
 	}
-	err = queryEach(ctx, tx, `SELECT si.sub_id, si.ip FROM sub_account_ips si
-		JOIN sub_accounts s ON s.id = si.sub_id JOIN accounts a ON a.id = s.account_id`+cond, args,
+	err = queryEach(ctx, tx, `SELECT t.sub_id, t.ip FROM sub_account_ips t`+ownedBySub(where)+cond, args,
 		func(r *sql.Rows) error {
 			id, ip, err := scanIP(r)
-			if i, ok := index[id]; ok && err == nil {
+			if i, ok := index.find(id); ok && err == nil {
 				subs[i].IPs = append(subs[i].IPs, ip)
 			}
 			return err
@@ -135,8 +173,77 @@ func loadSubs(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]dom
 		slices.Sort(subs[i].Proxies)
 		slices.SortFunc(subs[i].IPs, netip.Addr.Compare)
 	}
-	slices.SortFunc(subs, func(x, y domain.SubAccount) int { return strings.Compare(x.Username, y.Username) })
+	if where != "" {
+		slices.SortFunc(subs, func(x, y domain.SubAccount) int { return strings.Compare(x.Username, y.Username) })
+	}
 	return subs, nil
+}
+
+// names reads the names of a small table (plans, proxy_servers) by id, so that the rows that refer
+// to them share one string each instead of one per row.
+func names(ctx context.Context, tx *sql.Tx, table string) (map[int64]string, error) {
+	m := map[int64]string{}
+	err := queryEach(ctx, tx, `SELECT id, name FROM `+table, nil, func(r *sql.Rows) error {
+		var id int64
+		var name string
+		err := r.Scan(&id, &name)
+		m[id] = name
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", table, err)
+	}
+	return m, nil
+}
+
+// capacity returns an empty slice with room for every row of table when where is "" (all of them),
+// so that a full load does not copy a million rows each time the slice grows.
+func capacity[T any](ctx context.Context, tx *sql.Tx, where, table string) ([]T, error) {
+	if where != "" {
+		return []T{}, nil
+	}
+	n, err := count(ctx, tx, `SELECT COUNT(*) FROM `+table)
+	if err != nil {
+		return nil, fmt.Errorf("count %s: %w", table, err)
+	}
+	return make([]T, 0, n), nil
+}
+
+// byID finds a loaded row by its id. The rows are sorted by id once; attached rows come mostly in
+// their owner's order (a table keeps its insertion order until rows are updated), so the row found
+// last and the one after it are tried before a binary search — cheaper, at a million rows, than a
+// map whose every probe misses the cache.
+type byID struct {
+	ids  []int64 // ascending
+	last int
+}
+
+// newByID sorts rows by id (they mostly come sorted already) and indexes them.
+func newByID[T any](rows []T, id func(*T) int64) *byID {
+	inOrder := func(x, y T) int { return cmp.Compare(id(&x), id(&y)) }
+	if !slices.IsSortedFunc(rows, inOrder) {
+		slices.SortFunc(rows, inOrder)
+	}
+	ids := make([]int64, len(rows))
+	for i := range rows {
+		ids[i] = id(&rows[i])
+	}
+	return &byID{ids: ids}
+}
+
+// find returns the position of the row with id, if loaded.
+func (b *byID) find(id int64) (int, bool) {
+	for _, i := range [2]int{b.last, b.last + 1} {
+		if i < len(b.ids) && b.ids[i] == id {
+			b.last = i
+			return i, true
+		}
+	}
+	i, ok := slices.BinarySearch(b.ids, id)
+	if ok {
+		b.last = i
+	}
+	return i, ok
 }
 
 // loadAccount returns the account with the given id.

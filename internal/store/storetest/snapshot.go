@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -41,10 +43,13 @@ func testSnapshot(t *testing.T, s domain.Store) {
 	if !reflect.DeepEqual(snap.Plans, plans) {
 		t.Errorf("Snapshot.Plans = %+v, want %+v", snap.Plans, plans)
 	}
+	// A snapshot comes in no particular order; the lists above are sorted by username.
+	slices.SortFunc(snap.Accounts, func(x, y domain.Account) int { return strings.Compare(x.Username, y.Username) })
+	slices.SortFunc(snap.Subs, func(x, y domain.SubAccount) int { return strings.Compare(x.Username, y.Username) })
 	if !reflect.DeepEqual(snap.Accounts, accounts) {
 		t.Errorf("Snapshot.Accounts =\n%+v, want\n%+v", snap.Accounts, accounts)
 	}
-	if !reflect.DeepEqual(snap.Subs, subs) { // sorted by username across accounts
+	if !reflect.DeepEqual(snap.Subs, subs) {
 		t.Errorf("Snapshot.Subs =\n%+v, want\n%+v", snap.Subs, subs)
 	}
 }
