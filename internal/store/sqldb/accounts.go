@@ -87,7 +87,7 @@ func (db *DB) insertAccount(ctx context.Context, tx *sql.Tx, a domain.NewAccount
 func (db *DB) GetAccount(ctx context.Context, username string) (domain.Account, error) {
 	var acc domain.Account
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		as, err := loadAccounts(ctx, tx, "a.username = $1", username)
+		as, err := loadAccounts(ctx, tx, nil, "a.username = $1", username)
 		if err == nil && len(as) == 0 {
 			return errAccountNotFound(username)
 		}
@@ -135,7 +135,7 @@ func (db *DB) ListAccounts(ctx context.Context, q domain.AccountQuery) (domain.A
 		}
 		more := len(ids) > limit
 		in, inArgs := inList(ids[:min(len(ids), limit)])
-		if page.Accounts, err = loadAccounts(ctx, tx, "a.id IN "+in, inArgs...); err != nil {
+		if page.Accounts, err = loadAccounts(ctx, tx, nil, "a.id IN "+in, inArgs...); err != nil {
 			return err
 		}
 		slices.SortFunc(page.Accounts, func(x, y domain.Account) int {

@@ -177,10 +177,14 @@ func (db *DB) Snapshot(ctx context.Context) (domain.Snapshot, error) {
 		if s.Plans, err = listPlans(ctx, tx); err != nil {
 			return err
 		}
-		if s.Accounts, err = loadAccounts(ctx, tx, ""); err != nil {
+		cat, err := readCatalog(ctx, tx)
+		if err != nil {
 			return err
 		}
-		s.Subs, err = loadSubs(ctx, tx, "")
+		if s.Accounts, err = loadAccounts(ctx, tx, cat, ""); err != nil {
+			return err
+		}
+		s.Subs, err = loadSubs(ctx, tx, cat, "")
 		return err
 	})
 	if err != nil {

@@ -3,7 +3,6 @@ package sqldb
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -84,26 +83,17 @@ func (db *DB) ChangesSince(ctx context.Context, after int64, limit int) (domain.
 		}
 		// A version may hold many entries (ImportAccounts): a delta stops before the version of its
 		// maxDeltaEntries-th entry, but always holds at least one whole version.
-		var cut int64
-		err = tx.QueryRowContext(ctx, `SELECT seq FROM changes WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT 1 OFFSET $3`,
-			after, d.To, maxDeltaEntries).Scan(&cut)
-		switch {
-		case err == nil:
-			d.To = max(cut-1, after+1)
-		case !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("read changes: %w", err)
+		if d.Changes, err = readChanges(ctx, tx, after, d.To, maxDeltaEntries+1); err != nil {
+			return err
 		}
-		err = queryEach(ctx, tx, `SELECT seq, kind, ref FROM changes WHERE seq > $1 AND seq <= $2 ORDER BY seq`,
-			[]any{after, d.To}, func(r *sql.Rows) error {
-				var c domain.Change
-				var kind string
-				err := r.Scan(&c.Seq, &kind, &c.Ref)
-				c.Kind = domain.ChangeKind(kind)
-				d.Changes = append(d.Changes, c)
-				return err
-			})
-		if err != nil {
-			return fmt.Errorf("read changes: %w", err)
+		if len(d.Changes) > maxDeltaEntries {
+			cut := d.Changes[maxDeltaEntries].Seq
+			if d.To = max(cut-1, after+1); d.To == cut { // one version beyond the cap: read it whole
+				if d.Changes, err = readChanges(ctx, tx, after, d.To, 0); err != nil {
+					return err
+				}
+			}
+			d.Changes = slices.DeleteFunc(d.Changes, func(c domain.Change) bool { return c.Seq > d.To })
 		}
 		return db.loadChanged(ctx, tx, &d)
 	})
@@ -132,13 +122,20 @@ func (db *DB) loadChanged(ctx context.Context, tx *sql.Tx, d *domain.Delta) erro
 			}
 		}
 	}
+	if len(ids) == 0 {
+		return nil
+	}
+	cat, err := readCatalog(ctx, tx)
+	if err != nil {
+		return err
+	}
 	for chunk := range slices.Chunk(ids, 500) { // within every backend's limit of parameters
 		in, args := inList(chunk)
-		as, err := loadAccounts(ctx, tx, "a.id IN "+in, args...)
+		as, err := loadAccounts(ctx, tx, cat, "a.id IN "+in, args...)
 		if err != nil {
 			return err
 		}
-		subs, err := loadSubs(ctx, tx, "s.account_id IN "+in, args...)
+		subs, err := loadSubs(ctx, tx, cat, "s.account_id IN "+in, args...)
 		if err != nil {
 			return err
 		}
@@ -146,6 +143,28 @@ func (db *DB) loadChanged(ctx context.Context, tx *sql.Tx, d *domain.Delta) erro
 		d.Subs = append(d.Subs, subs...)
 	}
 	return nil
+}
+
+// readChanges reads the entries of the versions after after up to to, in order, at most limit of
+// them (0: all).
+func readChanges(ctx context.Context, tx *sql.Tx, after, to int64, limit int) ([]domain.Change, error) {
+	query := `SELECT seq, kind, ref FROM changes WHERE seq > $1 AND seq <= $2 ORDER BY seq`
+	if limit > 0 {
+		query += " LIMIT " + strconv.Itoa(limit)
+	}
+	var out []domain.Change
+	err := queryEach(ctx, tx, query, []any{after, to}, func(r *sql.Rows) error {
+		var c domain.Change
+		var kind string
+		err := r.Scan(&c.Seq, &kind, &c.Ref)
+		c.Kind = domain.ChangeKind(kind)
+		out = append(out, c)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read changes: %w", err)
+	}
+	return out, nil
 }
 
 // inList returns "($1, $2, …)" and its arguments.

@@ -14,7 +14,8 @@ import (
 )
 
 // The loaders read accounts or sub-accounts with everything attached, one query per table whatever
-// the number of rows. where filters on the aliases a (accounts) and s (sub_accounts); "" loads all,
+// the number of rows, naming plans and proxy servers from a catalog read in the same transaction
+// (the caller's, when it loads more than once; nil: read here). where filters on the aliases a (accounts) and s (sub_accounts); "" loads all,
 // and then the tables of attached rows are read alone, without the joins a filter needs (at a
 // million accounts those joins are most of a full load's time in the database).
 
@@ -37,13 +38,9 @@ func ownedBySub(where string) string {
 
 // loadAccounts returns the accounts matching where, sorted by username; all of them (where "") in
 // the order of their ids, which a full load does not need sorted otherwise.
-func loadAccounts(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]domain.Account, error) {
+func loadAccounts(ctx context.Context, tx *sql.Tx, cat *catalog, where string, args ...any) ([]domain.Account, error) {
 	cond := whereClause(where)
-	plans, err := names(ctx, tx, "plans")
-	if err != nil {
-		return nil, err
-	}
-	proxies, err := names(ctx, tx, "proxy_servers")
+	cat, err := cat.orRead(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +55,7 @@ func loadAccounts(ctx context.Context, tx *sql.Tx, where string, args ...any) ([
 		if err := r.Scan(&a.ID, &a.Username, &a.PasswordHash, &plan, &a.Confirmed, &a.Disabled, &created); err != nil {
 			return err
 		}
-		a.Plan = plans[plan]
+		a.Plan = cat.plans[plan]
 		a.CreatedAt = unixTime(created)
 		accounts = append(accounts, a)
 		return nil
@@ -75,7 +72,7 @@ func loadAccounts(ctx context.Context, tx *sql.Tx, where string, args ...any) ([
 			var id, proxy int64
 			err := r.Scan(&id, &proxy)
 			if i, ok := index.find(id); ok && err == nil {
-				accounts[i].Proxies = append(accounts[i].Proxies, proxies[proxy])
+				accounts[i].Proxies = append(accounts[i].Proxies, cat.proxies[proxy])
 			}
 			return err
 		})
@@ -117,9 +114,9 @@ func loadAccounts(ctx context.Context, tx *sql.Tx, where string, args ...any) ([
 
 // loadSubs returns the sub-accounts matching where, sorted by username; all of them (where "") in
 // the order of their ids.
-func loadSubs(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]domain.SubAccount, error) {
+func loadSubs(ctx context.Context, tx *sql.Tx, cat *catalog, where string, args ...any) ([]domain.SubAccount, error) {
 	cond := whereClause(where)
-	proxies, err := names(ctx, tx, "proxy_servers")
+	cat, err := cat.orRead(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +148,7 @@ func loadSubs(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]dom
 		var id, proxy int64
 		err := r.Scan(&id, &proxy)
 		if i, ok := index.find(id); ok && err == nil {
-			subs[i].Proxies = append(subs[i].Proxies, proxies[proxy])
+			subs[i].Proxies = append(subs[i].Proxies, cat.proxies[proxy])
 		}
 		return err
 	})
@@ -179,21 +176,38 @@ func loadSubs(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]dom
 	return subs, nil
 }
 
-// names reads the names of a small table (plans, proxy_servers) by id, so that the rows that refer
-// to them share one string each instead of one per row.
-func names(ctx context.Context, tx *sql.Tx, table string) (map[int64]string, error) {
-	m := map[int64]string{}
-	err := queryEach(ctx, tx, `SELECT id, name FROM `+table, nil, func(r *sql.Rows) error {
-		var id int64
-		var name string
-		err := r.Scan(&id, &name)
-		m[id] = name
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", table, err)
+// catalog is the names of the plans and proxy servers by id, read once per transaction, so that the
+// rows that refer to them need no join and share one string each instead of one per row.
+type catalog struct {
+	plans, proxies map[int64]string
+}
+
+// orRead returns cat, or when it is nil the catalog read in tx.
+func (cat *catalog) orRead(ctx context.Context, tx *sql.Tx) (*catalog, error) {
+	if cat != nil {
+		return cat, nil
 	}
-	return m, nil
+	return readCatalog(ctx, tx)
+}
+
+func readCatalog(ctx context.Context, tx *sql.Tx) (*catalog, error) {
+	cat := &catalog{plans: map[int64]string{}, proxies: map[int64]string{}}
+	err := queryEach(ctx, tx, `SELECT 0, id, name FROM plans UNION ALL SELECT 1, id, name FROM proxy_servers`, nil,
+		func(r *sql.Rows) error {
+			var table, id int64
+			var name string
+			err := r.Scan(&table, &id, &name)
+			if table == 0 {
+				cat.plans[id] = name
+			} else {
+				cat.proxies[id] = name
+			}
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read plan and proxy server names: %w", err)
+	}
+	return cat, nil
 }
 
 // capacity returns an empty slice with room for every row of table when where is "" (all of them),
@@ -248,7 +262,7 @@ func (b *byID) find(id int64) (int, bool) {
 
 // loadAccount returns the account with the given id.
 func loadAccount(ctx context.Context, tx *sql.Tx, id int64) (domain.Account, error) {
-	as, err := loadAccounts(ctx, tx, "a.id = $1", id)
+	as, err := loadAccounts(ctx, tx, nil, "a.id = $1", id)
 	if err != nil {
 		return domain.Account{}, err
 	}
@@ -260,7 +274,7 @@ func loadAccount(ctx context.Context, tx *sql.Tx, id int64) (domain.Account, err
 
 // loadSub returns the sub-account with the given id.
 func loadSub(ctx context.Context, tx *sql.Tx, id int64) (domain.SubAccount, error) {
-	ss, err := loadSubs(ctx, tx, "s.id = $1", id)
+	ss, err := loadSubs(ctx, tx, nil, "s.id = $1", id)
 	if err != nil {
 		return domain.SubAccount{}, err
 	}

@@ -78,7 +78,7 @@ func (db *DB) ListSubAccounts(ctx context.Context, account string) ([]domain.Sub
 		if err != nil {
 			return err
 		}
-		subs, err = loadSubs(ctx, tx, "s.account_id = $1", ref.id)
+		subs, err = loadSubs(ctx, tx, nil, "s.account_id = $1", ref.id)
 		return err
 	})
 	if err != nil {
