@@ -57,7 +57,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 	mux.Handle("/", web.New(web.Config{Store: n.store, API: apiHandler, Verifier: n.verifier, Bans: n.bans,
 		Operators: cfg.Dashboard.Operators, Changed: changed, SessionTTL: cfg.Dashboard.SessionTTL.D(), Log: n.log, Signup: signup}))
 	handler := http.Handler(mux)
-	n.apiSrv = &http.Server{
+	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
 		ReadTimeout:       30 * time.Second, // API bodies are small (64 KiB at most)
@@ -68,8 +68,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		ErrorLog:          httpErrorLog(n.log),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}
-	tlsLn := httphead.Listen(tls.NewListener(n.limitAPI(ln), n.apiSrv.TLSConfig), headConfig(cfg))
-	n.goServe(func() { n.serve("api", func() error { return n.apiSrv.Serve(tlsLn) }) })
+	n.serveHTTP("api", srv, httphead.Listen(tls.NewListener(n.limitAPI(ln), srv.TLSConfig), headConfig(cfg)))
 	n.log.Info("api listening", "addr", n.apiAddr, "scheme", "https")
 
 	if cfg.API.HTTPListen == "" {
@@ -85,11 +84,10 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		_, port, _ := net.SplitHostPort(n.apiAddr)
 		plain = api.Redirect(port)
 	}
-	n.apiHTTPSrv = &http.Server{Handler: plain, ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
+	plainSrv := &http.Server{Handler: plain, ReadHeaderTimeout: cfg.Timeouts.ReadHeader.D(),
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
 		ConnState: apiConnState, ErrorLog: httpErrorLog(n.log)}
-	guarded := httphead.Listen(n.limitAPI(hln), headConfig(cfg))
-	n.goServe(func() { n.serve("api-http", func() error { return n.apiHTTPSrv.Serve(guarded) }) })
+	n.serveHTTP("api-http", plainSrv, httphead.Listen(n.limitAPI(hln), headConfig(cfg)))
 	n.log.Info("api listening", "addr", n.apiHTTPAddr, "scheme", "http", "redirects", cfg.API.RequireHTTPS)
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/auth"
@@ -24,6 +23,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
+	"github.com/exitmesh/exitmesh/internal/hosting"
 	"github.com/exitmesh/exitmesh/internal/hostnames"
 	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/proxy"
@@ -40,6 +40,7 @@ type Node struct {
 	bans     *bans.Tracker
 	metrics  *metrics.Metrics
 	usage    *usage.Recorder
+	proxies  *hosting.Set
 	// The per-node connection limits: every proxy server shares connsPerIP and connsPerAccount, the
 	// API listeners share apiConnsPerIP. A reload keeps them (limits need a restart).
 	connsPerIP      *connlimit.PerIP
@@ -56,58 +57,21 @@ type Node struct {
 	// and exits.
 	self egress.Self
 
-	proxiesMu sync.RWMutex   // guards proxies; Reload replaces entries, it never changes one
-	proxies   []*hostedProxy // in config order
-
-	draining      sync.WaitGroup  // removed proxy servers finishing their tunnels
-	drainCtx      context.Context // ends those drains at once when Close runs out of time
-	stopDraining  context.CancelFunc
-	shutdownGrace time.Duration // timeouts.shutdown
-
-	metricsSrv    *http.Server
+	shutdownGrace time.Duration  // timeouts.shutdown
+	stop          teardown       // what Start started, stopped in reverse order by Close
+	httpServers   []*http.Server // metrics and API, shut down with the proxy servers
 	metricsAddr   string
-	apiSrv        *http.Server
-	apiHTTPSrv    *http.Server
 	apiAddr       string
 	apiHTTPAddr   string
-	stopFollowers context.CancelFunc
-	wg            sync.WaitGroup // the serving and following goroutines
+	wg            sync.WaitGroup // the HTTP servers' and the followers' goroutines
 	serveErr      chan error     // the first listener failure
-}
-
-// hostedProxy is one proxy server this node hosts: its config, server, listener and exit pool. Once
-// published in Node.proxies it is never modified; a reload publishes a new entry instead.
-type hostedProxy struct {
-	cfg    config.Proxy
-	server *proxy.Server
-	ln     *proxyListener
-	pool   *exits.Pool
-	stop   func() // stops what runs for pool (see startPool)
-}
-
-// proxyListener is a proxy server's listener. A reload retires it when the server moves to another
-// address or is removed: it is closed, and the Serve it ends is not a listener failure.
-type proxyListener struct {
-	net.Listener
-	retired   atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
-}
-
-// Close closes the listener once; later calls return the first result.
-func (l *proxyListener) Close() error {
-	l.closeOnce.Do(func() { l.closeErr = l.Listener.Close() })
-	return l.closeErr
-}
-
-func (l *proxyListener) retire() {
-	l.retired.Store(true)
-	l.Close()
 }
 
 // Start opens the store, binds every listener (synchronously, so port 0 works and the bound address
 // is known at return), provisions plans and the proxy catalogue, loads the accounts and starts
-// serving. The caller must Close the node.
+// serving. Each part, once started, registers how it stops, and Close (or a failure of Start) stops
+// them in reverse order: the listeners, then the loops that follow the store (the usage recorder
+// flushes as it stops), then the store. The caller must Close the node.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, err error) {
 	verifier := auth.NewVerifier()
 	sharing := &banSharing{log: log, out: make(chan localBan, banQueue)}
@@ -126,41 +90,36 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	n.view.SetLog(log)
 	n.bans = bans.New(bans.Config{AuthFailures: cfg.Bans.AuthFailures, NotFound: cfg.Bans.NotFound,
 		Window: cfg.Bans.Window.D(), Duration: cfg.Bans.Duration.D(), OnBan: sharing.publish, Exempt: n.self.IsExit})
-	n.drainCtx, n.stopDraining = context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		if err != nil {
+			n.stop.run(context.WithoutCancel(ctx))
+		}
+	}()
+
 	if n.store, err = store.Open(ctx, cfg.Store); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	n.stop.push("store", func(context.Context) error { return n.store.Close() })
 	n.usage = usage.NewRecorder(n.store)
 	sharing.store, sharing.tracker = n.store, n.bans
-	var listeners []net.Listener
-	serving := false // from then on, Close undoes everything
-	defer func() {
-		if err != nil && !serving {
-			for _, ln := range listeners {
-				ln.Close()
-			}
-			n.store.Close()
-		}
-	}()
+
 	n.dialer = newDialer(cfg.Egress, &n.self)
-	for i, pc := range cfg.Proxies {
-		hp, err := prepareProxy(i, pc, n.dialer)
-		if err != nil {
-			return nil, err
-		}
-		listeners = append(listeners, hp.ln)
-		hp.server = n.newProxyServer(pc.Name, hp.pool)
-		n.proxies = append(n.proxies, hp)
+	n.proxies, err = hosting.Bind(hosting.Config{NewServer: n.newProxyServer, Metrics: n.metrics, Log: log,
+		Grace: n.shutdownGrace, Failed: n.failed}, cfg.Proxies, n.dialer, cfg.Health)
+	if err != nil {
+		return nil, err
 	}
+	n.stop.push("proxy servers", n.proxies.Shutdown) // releases the listeners when they never served
 	var metricsLn net.Listener
 	if cfg.Metrics.Listen != "" {
 		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
 			return nil, fmt.Errorf("metrics listener: %w", err)
 		}
-		listeners = append(listeners, metricsLn)
+		n.stop.push("metrics listener", func(context.Context) error { metricsLn.Close(); return nil })
 		n.metricsAddr = metricsLn.Addr().String()
 	}
-	if err := Provision(ctx, n.store, cfg, boundAddrs(n.proxies)); err != nil {
+
+	if err := Provision(ctx, n.store, cfg, n.proxies.Addrs()); err != nil {
 		return nil, err
 	}
 	if err := n.view.Refresh(ctx, n.store); err != nil {
@@ -169,46 +128,21 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	if err := n.usage.Refresh(ctx); err != nil {
 		return nil, fmt.Errorf("load month-to-date bandwidth: %w", err)
 	}
-
 	n.updateSelf()
-	serving = true
-	followCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n.stopFollowers = cancel
-	wake := make(chan struct{}, 1)
-	n.goServe(func() {
-		store.Watch(followCtx, cfg.Store, func() {
-			select {
-			case wake <- struct{}{}:
-			default: // a wake-up is pending already
-			}
-		}, log)
-	})
-	n.goServe(func() {
-		n.view.Follow(followCtx, n.store, cfg.Sync.Interval.D(), wake, cfg.Sync.FeedRetention.D(), log)
-	})
-	n.goServe(func() {
-		n.usage.Run(followCtx, cfg.Usage.FlushInterval.D(), cfg.Sync.Interval.D(), 10*time.Second, log)
-	})
-	n.goServe(func() { sharing.run(followCtx, cfg.Sync.Interval.D()) })
+
 	lookup := hostnames.NewLookup(cfg.Hostnames.Resolver)
-	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,
-		Changed: func(ctx context.Context) { n.view.Refresh(ctx, n.store) }}
-	n.goServe(func() { refresher.Run(followCtx) })
-	n.goServe(func() { n.publishExitStatus(followCtx, cfg.Node.Name, cfg.Health.Interval.D()) })
-	for _, hp := range n.proxies {
-		hp.stop = n.startPool(hp.cfg, hp.pool)
-		n.serveProxy(hp, hp.ln)
-	}
+	n.follow(ctx, sharing, lookup)
+	n.stop.push("listeners", n.shutdownServers)
+	n.proxies.Serve()
 	if metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", n.metrics.Handler())
-		n.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(log)}
-		n.goServe(func() { n.serve("metrics", func() error { return n.metricsSrv.Serve(metricsLn) }) })
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(log)}
+		n.serveHTTP("metrics", srv, metricsLn)
 		log.Info("metrics listening", "addr", n.metricsAddr)
 	}
 	if cfg.Node.API {
 		if err := n.startAPI(ctx, lookup); err != nil {
-			n.Close(ctx)
 			return nil, err
 		}
 		n.updateSelf()
@@ -216,56 +150,72 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	return n, nil
 }
 
+// follow starts the loops that keep the node in step with the store — the account view, usage,
+// bans, hostnames and exit status — and registers how they stop.
+func (n *Node) follow(ctx context.Context, sharing *banSharing, lookup hostnames.LookupFunc) {
+	cfg, log := n.cfg, n.log
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	n.stop.push("followers", func(context.Context) error {
+		cancel() // the usage recorder flushes once more as it stops
+		wg.Wait()
+		return nil
+	})
+	wake := make(chan struct{}, 1)
+	wg.Go(func() {
+		store.Watch(ctx, cfg.Store, func() {
+			select {
+			case wake <- struct{}{}:
+			default: // a wake-up is pending already
+			}
+		}, log)
+	})
+	wg.Go(func() {
+		n.view.Follow(ctx, n.store, cfg.Sync.Interval.D(), wake, cfg.Sync.FeedRetention.D(), log)
+	})
+	wg.Go(func() {
+		n.usage.Run(ctx, cfg.Usage.FlushInterval.D(), cfg.Sync.Interval.D(), 10*time.Second, log)
+	})
+	wg.Go(func() { sharing.run(ctx, cfg.Sync.Interval.D()) })
+	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,
+		Changed: func(ctx context.Context) { n.view.Refresh(ctx, n.store) }}
+	wg.Go(func() { refresher.Run(ctx) })
+	wg.Go(func() { n.publishExitStatus(ctx, cfg.Node.Name, cfg.Health.Interval.D()) })
+}
+
+// serveHTTP serves srv on ln until Close; the listeners step of the teardown shuts it down.
+func (n *Node) serveHTTP(what string, srv *http.Server, ln net.Listener) {
+	n.httpServers = append(n.httpServers, srv)
+	n.wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.failed(fmt.Errorf("%s: %w", what, err))
+		}
+	})
+}
+
+// shutdownServers stops every listener at once — proxy servers, metrics, API — so that none keeps
+// accepting while another drains, then lets requests and tunnels finish until ctx ends.
+func (n *Node) shutdownServers(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, srv := range n.httpServers {
+		wg.Go(func() { srv.Shutdown(ctx) })
+	}
+	err := n.proxies.Shutdown(ctx)
+	wg.Wait()
+	n.wg.Wait()
+	return err
+}
+
+// failed reports the first failure of a listener (Err).
+func (n *Node) failed(err error) {
+	select {
+	case n.serveErr <- err:
+	default: // a failure is already waiting; the first one is reported
+	}
+}
+
 func httpErrorLog(log *slog.Logger) *stdlog.Logger {
 	return slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-}
-
-func (n *Node) goServe(f func()) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		f()
-	}()
-}
-
-func (n *Node) serve(what string, serve func() error) {
-	if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		select {
-		case n.serveErr <- fmt.Errorf("%s: %w", what, err):
-		default: // a failure is already waiting; the first one is reported
-		}
-	}
-}
-
-// prepareProxy builds the exit pool of proxies[i] and binds its listener; the server is made and
-// served later.
-func prepareProxy(i int, pc config.Proxy, dialer *egress.Dialer) (*hostedProxy, error) {
-	pool, err := preparePool(i, pc, dialer)
-	if err != nil {
-		return nil, err
-	}
-	ln, err := listenProxy(i, pc)
-	if err != nil {
-		pool.CloseIdle()
-		return nil, err
-	}
-	return &hostedProxy{cfg: pc, pool: pool, ln: ln}, nil
-}
-
-func preparePool(i int, pc config.Proxy, dialer *egress.Dialer) (*exits.Pool, error) {
-	pool, err := buildPool(pc, dialer)
-	if err != nil {
-		return nil, fmt.Errorf("proxies[%d] (%s): %w", i, pc.Name, err)
-	}
-	return pool, nil
-}
-
-func listenProxy(i int, pc config.Proxy) (*proxyListener, error) {
-	ln, err := net.Listen("tcp", pc.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("proxies[%d].listen (%s): %w", i, pc.Name, err)
-	}
-	return &proxyListener{Listener: ln}, nil
 }
 
 func newDialer(e config.Egress, self *egress.Self) *egress.Dialer {
@@ -277,17 +227,7 @@ func newDialer(e config.Egress, self *egress.Self) *egress.Dialer {
 // listeners are bound, a reload once it is committed.
 func (n *Node) updateSelf() {
 	var a egress.SelfAddrs
-	for _, hp := range n.hostedProxies() {
-		if ap, err := netip.ParseAddrPort(hp.ln.Addr().String()); err == nil {
-			a.Listeners = append(a.Listeners, ap)
-		}
-		if hp.cfg.Address != "" {
-			a.Advertised = append(a.Advertised, hp.cfg.Address)
-		}
-		for _, e := range hp.cfg.Exits {
-			a.Exits = append(a.Exits, e.IP)
-		}
-	}
+	n.proxies.AddSelf(&a)
 	for _, addr := range []string{n.metricsAddr, n.apiAddr, n.apiHTTPAddr} {
 		if ap, err := netip.ParseAddrPort(addr); err == nil {
 			a.Listeners = append(a.Listeners, ap)
@@ -321,65 +261,6 @@ func (n *Node) newProxyServer(name string, pool *exits.Pool) *proxy.Server {
 		SessionTTL:       cfg.Sessions.TTL.D(),
 		MaxSessions:      cfg.Sessions.Max,
 	})
-}
-
-// serveProxy serves hp's server on ln until the server shuts down or a reload retires ln.
-func (n *Node) serveProxy(hp *hostedProxy, ln *proxyListener) {
-	n.goServe(func() {
-		n.serve(hp.cfg.Name, func() error {
-			err := hp.server.Serve(ln)
-			if ln.retired.Load() {
-				return nil
-			}
-			return err
-		})
-	})
-	n.log.Info("proxy server listening", "proxy", hp.cfg.Name, "addr", ln.Addr().String(), "exits", len(hp.cfg.Exits))
-}
-
-// startPool starts what a pool runs while it serves — its health checks and turnover — and returns
-// what stops them, so that a reload stops the replaced pool's when it swaps pools and a removed proxy
-// server's once it has drained.
-func (n *Node) startPool(pc config.Proxy, pool *exits.Pool) (stop func()) {
-	health := healthConfig(n.cfg.Health) // read here: a reload replaces n.cfg under its lock, which the caller holds
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n.runPoolLoops(ctx, pc, health, pool)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
-
-// boundAddrs maps each proxy server's name to its bound address.
-func boundAddrs(proxies []*hostedProxy) map[string]string {
-	addrs := make(map[string]string, len(proxies))
-	for _, hp := range proxies {
-		addrs[hp.cfg.Name] = hp.ln.Addr().String()
-	}
-	return addrs
-}
-
-// buildPool turns a proxy server's configured exits into a pool: local source addresses and
-// upstream proxies (url:) side by side, all under dialer's egress policy. It is the one place that
-// does so: whatever makes a pool from the config (start, a reload) calls it.
-func buildPool(pc config.Proxy, dialer *egress.Dialer) (*exits.Pool, error) {
-	var ex []*exits.Exit
-	for j, ec := range pc.Exits {
-		if ec.URL == "" {
-			ex = append(ex, exits.NewLocal(ec.IP, ec.Country, dialer))
-			continue
-		}
-		e, err := exits.NewUpstream(ec.IP, ec.Country, ec.URL, dialer)
-		if err != nil {
-			return nil, fmt.Errorf("exits[%d]: %w", j, err)
-		}
-		ex = append(ex, e)
-	}
-	return exits.NewPool(ex), nil
 }
 
 // Provision creates or updates the plans the config declares and registers its proxy servers in
@@ -433,20 +314,7 @@ func ProvisionMissing(ctx context.Context, s domain.Store, cfg *config.Config) e
 
 // ProxyAddr returns the bound address of the proxy server called name, or "" when this node does not
 // host it.
-func (n *Node) ProxyAddr(name string) string {
-	for _, hp := range n.hostedProxies() {
-		if hp.cfg.Name == name {
-			return hp.ln.Addr().String()
-		}
-	}
-	return ""
-}
-
-func (n *Node) hostedProxies() []*hostedProxy {
-	n.proxiesMu.RLock()
-	defer n.proxiesMu.RUnlock()
-	return n.proxies
-}
+func (n *Node) ProxyAddr(name string) string { return n.proxies.Addr(name) }
 
 // APIAddr returns the bound HTTPS address of the account API, or "" when this node serves none.
 func (n *Node) APIAddr() string { return n.apiAddr }
@@ -464,38 +332,12 @@ func (n *Node) Store() domain.Store { return n.store }
 func (n *Node) Err() <-chan error { return n.serveErr }
 
 // Close stops accepting, lets requests and tunnels finish until ctx ends (then closes them),
-// flushes usage and closes the store.
+// flushes usage and closes the store: what Start started, in reverse order.
 func (n *Node) Close(ctx context.Context) error {
 	n.reloadMu.Lock() // a reload under way finishes first; none starts after
 	n.closed = true
 	n.reloadMu.Unlock()
-	// Every server shuts down at once, so every listener closes now, not after the others drained.
-	proxies := n.hostedProxies()
-	errs := make([]error, len(proxies), len(proxies)+1)
-	var wg sync.WaitGroup
-	for i, hp := range proxies {
-		wg.Go(func() {
-			if err := hp.server.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				errs[i] = fmt.Errorf("proxy %s: %w", hp.cfg.Name, err)
-			}
-			hp.stop()
-		})
-	}
-	for _, srv := range []*http.Server{n.metricsSrv, n.apiSrv, n.apiHTTPSrv} {
-		if srv != nil {
-			wg.Go(func() { srv.Shutdown(ctx) })
-		}
-	}
-	wg.Wait()
-	stopDrains := context.AfterFunc(ctx, n.stopDraining)
-	n.draining.Wait()
-	stopDrains()
-	n.stopFollowers() // the usage recorder flushes once more as it stops
-	n.wg.Wait()
-	if err := n.store.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close store: %w", err))
-	}
-	return errors.Join(errs...)
+	return n.stop.run(ctx)
 }
 
 // Run starts a node and serves until ctx ends or a listener fails, then shuts down within the

@@ -298,3 +298,60 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedStartLeavesNothingBound: a start that fails half-way (the API's port is taken) closes
+// what it had opened — the proxy server's port is free again — and the same config starts once the
+// port is free.
+func TestFailedStartLeavesNothingBound(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyAddr := free.Addr().String()
+	free.Close()
+	dir := t.TempDir()
+	text := strings.NewReplacer(`api: {listen: "127.0.0.1:0"}`, `api: {listen: "`+taken.Addr().String()+`"}`,
+		`listen: "127.0.0.1:0"
+    country`, `listen: "`+proxyAddr+`"
+    country`).Replace(testConfig)
+	cfgPath := filepath.Join(dir, "exitmesh.yaml")
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, text, filepath.Join(dir, "exitmesh.db")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Proxies[0].Listen != proxyAddr || cfg.API.Listen != taken.Addr().String() {
+		t.Fatalf("config listens on %s and %s, want %s and %s", cfg.Proxies[0].Listen, cfg.API.Listen, proxyAddr, taken.Addr())
+	}
+	n, err := node.Start(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		n.Close(t.Context())
+		t.Fatal("Start succeeded on a taken API port")
+	}
+	if !strings.Contains(err.Error(), "api listener") {
+		t.Errorf("Start: %v, want the API listener's failure", err)
+	}
+	ln, err := net.Listen("tcp", proxyAddr)
+	if err != nil {
+		t.Fatalf("the proxy server's port is still held after the failed start: %v", err)
+	}
+	ln.Close()
+	taken.Close()
+	n, err = node.Start(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("Start once the port is free: %v", err)
+	}
+	if got := n.ProxyAddr("us-ca"); got != proxyAddr {
+		t.Errorf("proxy server on %s, want %s", got, proxyAddr)
+	}
+	if err := n.Close(t.Context()); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}

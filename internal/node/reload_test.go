@@ -18,6 +18,7 @@ import (
 
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/hosting"
 	"github.com/exitmesh/exitmesh/internal/node"
 	"github.com/exitmesh/exitmesh/internal/tcptest"
 )
@@ -196,7 +197,7 @@ func TestReloadReplacesExitsAndProxiesKeepingTunnels(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
-	want := node.Changes{Added: []string{"us-ny"}, Removed: []string{"us-tx"}, Changed: []string{"us-ca"}}
+	want := node.Changes{Changes: hosting.Changes{Added: []string{"us-ny"}, Removed: []string{"us-tx"}, Changed: []string{"us-ca"}}}
 	if fmt.Sprint(changes) != fmt.Sprint(want) {
 		t.Errorf("changes %+v, want %+v", changes, want)
 	}
