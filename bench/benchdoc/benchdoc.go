@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -93,6 +94,47 @@ func LoadAverage() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// CPUTicks is the clock ticks of all CPUs so far, from /proc/stat (zero when unknown).
+type CPUTicks struct {
+	Busy  float64 // neither idle nor waiting for I/O; steal included
+	Steal float64 // taken by the hypervisor for other machines
+	Total float64
+}
+
+// ReadCPUTicks reads the machine's CPU ticks so far.
+func ReadCPUTicks() CPUTicks {
+	var c CPUTicks
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return c
+	}
+	f := strings.Fields(FirstLine(string(b))) // cpu user nice system idle iowait irq softirq steal …
+	if len(f) < 9 {
+		return c
+	}
+	for i, v := range f[1:9] { // guest time is already counted in user
+		n, _ := strconv.ParseFloat(v, 64)
+		c.Total += n
+		if i != 3 && i != 4 { // idle, iowait
+			c.Busy += n
+		}
+		if i == 7 {
+			c.Steal = n
+		}
+	}
+	return c
+}
+
+// StealShare is the share of the CPU time from since to now that the hypervisor gave to other
+// machines: a run with much of it measured a slower machine than its description says.
+func StealShare(since CPUTicks) float64 {
+	now := ReadCPUTicks()
+	if now.Total <= since.Total {
+		return 0
+	}
+	return (now.Steal - since.Steal) / (now.Total - since.Total)
 }
 
 // Output runs a command and returns what it printed, standard error included; "" if it cannot run.

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -154,24 +153,10 @@ func (c *cpuSampler) share() float64 {
 	return c.busy / c.total
 }
 
-// cpuTicks returns the busy and total clock ticks of all CPUs so far, from /proc/stat.
+// cpuTicks returns the busy and total clock ticks of all CPUs so far.
 func cpuTicks() (busy, total float64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	f := strings.Fields(benchdoc.FirstLine(string(b))) // cpu user nice system idle iowait irq softirq steal …
-	if len(f) < 9 {
-		return 0, 0
-	}
-	for i, v := range f[1:9] { // guest time is already counted in user
-		n, _ := strconv.ParseFloat(v, 64)
-		total += n
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
-	}
-	return busy, total
+	c := benchdoc.ReadCPUTicks()
+	return c.Busy, c.Total
 }
 
 func (m machine) markdown() string {

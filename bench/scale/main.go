@@ -60,7 +60,7 @@ func run(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
 	began := time.Now()
-	load := benchdoc.LoadAverage()
+	load, ticks := benchdoc.LoadAverage(), benchdoc.ReadCPUTicks()
 	base, err := baseline(ctx, o)
 	if err != nil {
 		return fmt.Errorf("a node without accounts: %w", err)
@@ -75,7 +75,7 @@ func run(args []string) error {
 		fmt.Fprintln(os.Stderr, r.summary())
 		rows = append(rows, r)
 	}
-	text := report(o, rows, began, load)
+	text := report(o, rows, began, load, benchdoc.StealShare(ticks))
 	fmt.Print(text)
 	if o.doc == "" {
 		return nil

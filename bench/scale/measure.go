@@ -133,10 +133,15 @@ func startSeeded(ctx context.Context, o options, n int, measure func(nd *nodePro
 				other.stop()
 			}
 		}()
+		// It starts first, on the harness's CPU, and has loaded its view before the measured node
+		// starts: what is measured is one node starting alone and serving, as when a node of a running
+		// network restarts, not two starts sharing one CPU.
 		started = func() error {
 			var err error
-			other, err = startNode(ctx, o.bin, dir, otherCfg, "other.log")
-			return err
+			if other, err = startNode(ctx, o.bin, dir, otherCfg, "other.log", "1"); err != nil {
+				return err
+			}
+			return other.waitLoaded(ctx)
 		}
 	}
 	r.n, r.logins = n, n+n/4+1
@@ -148,7 +153,7 @@ func startSeeded(ctx context.Context, o options, n int, measure func(nd *nodePro
 	if err := started(); err != nil {
 		return r, err
 	}
-	nd, err := startNode(ctx, o.bin, dir, cfgPath, "node.log")
+	nd, err := startNode(ctx, o.bin, dir, cfgPath, "node.log", "0")
 	if err != nil {
 		return r, err
 	}
@@ -379,10 +384,12 @@ type nodeProc struct {
 	logPath string
 	dsn     string // its store
 	started time.Time
-	done    chan error
+	exited  chan struct{} // closed when the process has exited, err its Wait's result
+	err     error
 }
 
-func startNode(ctx context.Context, bin, dir, cfgPath, logName string) (*nodeProc, error) {
+// startNode starts a node on the CPUs cpus (taskset's list).
+func startNode(ctx context.Context, bin, dir, cfgPath, logName, cpus string) (*nodeProc, error) {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return nil, err
@@ -392,14 +399,18 @@ func startNode(ctx context.Context, bin, dir, cfgPath, logName string) (*nodePro
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, "taskset", "-c", "0", bin, "serve", "--config", cfgPath)
+	cmd := exec.CommandContext(ctx, "taskset", "-c", cpus, bin, "serve", "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = f, f
-	p := &nodeProc{cmd: cmd, logPath: logPath, dsn: cfg.Store, started: time.Now(), done: make(chan error, 1)}
+	p := &nodeProc{cmd: cmd, logPath: logPath, dsn: cfg.Store, started: time.Now(), exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, err
 	}
-	go func() { p.done <- cmd.Wait(); f.Close() }()
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.exited)
+	}()
 	return p, nil
 }
 
@@ -408,11 +419,29 @@ func (p *nodeProc) pid() int { return p.cmd.Process.Pid }
 func (p *nodeProc) stop() {
 	p.cmd.Process.Signal(os.Interrupt)
 	select {
-	case <-p.done:
+	case <-p.exited:
 	case <-time.After(10 * time.Second):
 		p.cmd.Process.Kill()
-		<-p.done
+		<-p.exited
 	}
+}
+
+// waitLoaded waits until the node has logged its full load.
+func (p *nodeProc) waitLoaded(ctx context.Context) error {
+	deadline := time.Now().Add(15 * time.Minute)
+	for p.loadLine() == "" {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("the node stopped before it loaded: %v (see %s)", p.err, p.logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the node did not load within 15 minutes (see %s)", p.logPath)
+		}
+	}
+	return nil
 }
 
 // loadLine returns the node's log line of its full load at start, without the time stamp.

@@ -43,11 +43,15 @@ const (
 )
 
 // report renders the results section of docs/SCALE.md.
-func report(o options, rows []result, began time.Time, load string) string {
+func report(o options, rows []result, began time.Time, load string, steal float64) string {
 	var b strings.Builder
 	m := benchdoc.Describe(o.doc)
 	fmt.Fprintf(&b, "Run of %s, %s to %s UTC (load average %s before, %s after).", began.UTC().Format("2006-01-02"),
 		began.UTC().Format("15:04"), time.Now().UTC().Format("15:04"), load, benchdoc.LoadAverage())
+	if steal > 0.02 {
+		fmt.Fprintf(&b, " **The hypervisor took %.0f%% of the CPU time for other machines during the run: every figure"+
+			" is from a slower and noisier machine than the one described.**", 100*steal)
+	}
 	if o.label != "" {
 		fmt.Fprintf(&b, " **%s**", o.label)
 	}

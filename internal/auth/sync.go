@@ -106,7 +106,7 @@ func (v *View) fullLoad(ctx context.Context, store domain.Store, why string) err
 func (v *View) Follow(ctx context.Context, store domain.Store, interval time.Duration, wake <-chan struct{}, retention time.Duration, log *slog.Logger) {
 	var pruned time.Time
 	loop.Loop{
-		Interval: interval, Timeout: 5 * time.Second, Wake: wake, Settle: wakeSettle, Log: log,
+		Interval: interval, Timeout: 5 * time.Second, Wake: wake, Spacing: wakeSpacing, Log: log,
 		Failing:   "account view not refreshed; serving the last known accounts",
 		Recovered: "account view refreshed again",
 		Step: func(ctx context.Context) error {
@@ -126,10 +126,10 @@ func (v *View) Follow(ctx context.Context, store domain.Store, interval time.Dur
 	}.Run(ctx)
 }
 
-// wakeSettle is how long a notified node waits for more notifications before it reads the feed: a
-// network making fifty changes a second then reads it a few times a second, not fifty, at the cost
-// of this much delay on a change.
-const wakeSettle = 50 * time.Millisecond
+// wakeSpacing is the least time between two reads of the feed that notifications cause: a lone
+// change is read at once, and a network making fifty changes a second is read ten times a second,
+// not fifty, each change waiting at most this long for its read.
+const wakeSpacing = 100 * time.Millisecond
 
 // pruneEvery is how often a following node prunes the change feed.
 const pruneEvery = time.Hour

@@ -17,10 +17,12 @@ type Loop struct {
 	Timeout  time.Duration   // each step's deadline; 0 means Interval
 	Now      bool            // run a step at once, before the first interval
 	Wake     <-chan struct{} // a receive runs a step before the interval ends; nil: none
-	// Settle is how long a wake-up waits for more before its step: a burst of wake-ups within it
-	// makes one step, not one each.
-	Settle time.Duration
-	Step   func(ctx context.Context) error // the work; an error counts as a failure
+	// Spacing is the least time from one step to the next that a wake-up runs. A wake-up after a
+	// quiet time steps at once; one within Spacing of the last step waits for the rest of it, taking
+	// the wake-ups that come meanwhile, so a steady stream of wake-ups makes one step per Spacing,
+	// not one each.
+	Spacing time.Duration
+	Step    func(ctx context.Context) error // the work; an error counts as a failure
 	// Failing is logged (at warning level, with the error) when steps begin to fail, and Recovered
 	// (at info level) when one works again; neither is repeated in between.
 	Failing, Recovered string
@@ -32,7 +34,9 @@ func (l Loop) Run(ctx context.Context) {
 	t := time.NewTicker(l.Interval)
 	defer t.Stop()
 	failing := false
+	var last time.Time // when the last step began
 	if l.Now {
+		last = time.Now()
 		failing = l.step(ctx, failing)
 	}
 	for {
@@ -41,20 +45,23 @@ func (l Loop) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-l.Wake:
-			if !l.settle(ctx) {
+			if !l.space(ctx, last) {
 				return
 			}
 		}
+		last = time.Now()
 		failing = l.step(ctx, failing)
 	}
 }
 
-// settle waits Settle after a wake-up, taking the wake-ups that come meanwhile; false if ctx ended.
-func (l Loop) settle(ctx context.Context) bool {
-	if l.Settle <= 0 {
+// space waits until Spacing has passed since last, taking the wake-ups that come meanwhile; false if
+// ctx ended.
+func (l Loop) space(ctx context.Context, last time.Time) bool {
+	rest := l.Spacing - time.Since(last)
+	if rest <= 0 {
 		return true
 	}
-	timer := time.NewTimer(l.Settle)
+	timer := time.NewTimer(rest)
 	defer timer.Stop()
 	for {
 		select {

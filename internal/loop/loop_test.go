@@ -43,20 +43,30 @@ func TestStepsEveryIntervalAndWhenWoken(t *testing.T) {
 	testwait.For(t, "steps every interval", func() error { return atLeast(&steps, 3) })
 }
 
-// Wake-ups that come while a wake-up settles make one step.
-func TestABurstOfWakeUpsMakesOneStep(t *testing.T) {
+// A wake-up after a quiet time steps at once; the wake-ups within Spacing of that step make one more
+// step when Spacing has passed, not one each.
+func TestWakeUpsAreSpaced(t *testing.T) {
 	var steps atomic.Int64
 	wake := make(chan struct{})
-	stop := run(t, Loop{Interval: time.Hour, Wake: wake, Settle: 200 * time.Millisecond,
+	stop := run(t, Loop{Interval: time.Hour, Wake: wake, Spacing: time.Hour,
 		Step: func(context.Context) error { steps.Add(1); return nil }})
+	wake <- struct{}{}
+	testwait.For(t, "the step of a lone wake-up, without waiting the hour of spacing", func() error { return atLeast(&steps, 1) })
 	for range 10 {
-		wake <- struct{}{} // each is taken: the loop is waiting, or settling
+		wake <- struct{}{} // each is taken: the loop is spacing its steps
 	}
-	testwait.For(t, "the burst's step", func() error { return atLeast(&steps, 1) })
 	stop()
 	if n := steps.Load(); n != 1 {
-		t.Errorf("%d steps for a burst of 10 wake-ups within the settle time, want 1", n)
+		t.Errorf("%d steps for 11 wake-ups within an hour's spacing, want 1", n)
 	}
+
+	steps.Store(0)
+	run(t, Loop{Interval: time.Hour, Wake: wake, Spacing: 50 * time.Millisecond,
+		Step: func(context.Context) error { steps.Add(1); return nil }})
+	for range 10 {
+		wake <- struct{}{}
+	}
+	testwait.For(t, "one step for the first wake-up and one for those spaced after it", func() error { return atLeast(&steps, 2) })
 }
 
 func atLeast(n *atomic.Int64, want int64) error {
