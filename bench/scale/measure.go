@@ -55,12 +55,17 @@ type result struct {
 	lost         int             // changes not honoured within propagationLimit
 	cpuPerChange time.Duration   // node CPU per change, idle CPU taken off
 	quiet, storm float64         // keep-alive requests per second without and during changes
+	// The share of its CPU the node used during each keep-alive run: below 100%, what limited the
+	// rate was the load's side (wrk, the origin, and during changes the writer, the database and the
+	// other node, all on the other CPU), not the node.
+	quietBusy, stormBusy float64
 }
 
 func (r result) summary() string {
 	p50, p99, worst := percentiles(r.propagation)
-	return fmt.Sprintf("%s accounts: serving after %v, %.0f B/login, propagation p50 %v p99 %v max %v (%d lost), %v CPU/change, %.0f → %.0f req/s",
-		thousands(r.n), r.serving.Round(time.Millisecond), r.rssPerLogin(), p50, p99, worst, r.lost, r.cpuPerChange, r.quiet, r.storm)
+	return fmt.Sprintf("%s accounts: serving after %v, %.0f B/login, propagation p50 %v p99 %v max %v (%d lost), %v CPU/change, %.0f → %.0f req/s (node CPU %.0f%% → %.0f%%)",
+		thousands(r.n), r.serving.Round(time.Millisecond), r.rssPerLogin(), p50, p99, worst, r.lost, r.cpuPerChange, r.quiet, r.storm,
+		100*r.quietBusy, 100*r.stormBusy)
 }
 
 func (r result) rssPerLogin() float64 { return float64(r.rssKiB) * 1024 / float64(r.logins) }
@@ -197,7 +202,7 @@ func measureNode(ctx context.Context, o options, n int, nd *nodeProc, proxyAddr,
 	used := cpuTime(nd.pid()) - before - idle*(cpuStorm+time.Second)/(10*time.Second)
 	r.cpuPerChange = max(used, 0) / time.Duration(made)
 
-	if r.quiet, err = keepAlive(ctx, o.loadDur, proxyAddr, target); err != nil {
+	if r.quiet, r.quietBusy, err = nd.keepAlive(ctx, o.loadDur, proxyAddr, target); err != nil {
 		return r, err
 	}
 	stormDone := make(chan error, 1)
@@ -206,7 +211,7 @@ func measureNode(ctx context.Context, o options, n int, nd *nodeProc, proxyAddr,
 		stormDone <- err
 	}()
 	time.Sleep(time.Second)
-	if r.storm, err = keepAlive(ctx, o.loadDur, proxyAddr, target); err != nil {
+	if r.storm, r.stormBusy, err = nd.keepAlive(ctx, o.loadDur, proxyAddr, target); err != nil {
 		return r, err
 	}
 	return r, <-stormDone
@@ -376,6 +381,16 @@ func keepAlive(ctx context.Context, d time.Duration, proxyAddr, target string) (
 		return 0, fmt.Errorf("wrk printed no rate: %s", out)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// keepAlive runs keepAlive against the node and returns, with the rate, the share of a CPU the node
+// used meanwhile.
+func (p *nodeProc) keepAlive(ctx context.Context, d time.Duration, proxyAddr, target string) (rate, busy float64, err error) {
+	before, began := cpuTime(p.pid()), time.Now()
+	if rate, err = keepAlive(ctx, d, proxyAddr, target); err != nil {
+		return 0, 0, err
+	}
+	return rate, float64(cpuTime(p.pid())-before) / float64(time.Since(began)), nil
 }
 
 // nodeProc is the running node.
