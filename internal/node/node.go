@@ -63,7 +63,7 @@ type Node struct {
 	metricsAddr   string
 	apiAddr       string
 	apiHTTPAddr   string
-	wg            sync.WaitGroup // the HTTP servers' and the followers' goroutines
+	wg            sync.WaitGroup // the HTTP servers' goroutines
 	serveErr      chan error     // the first listener failure
 }
 
@@ -91,8 +91,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	n.bans = bans.New(bans.Config{AuthFailures: cfg.Bans.AuthFailures, NotFound: cfg.Bans.NotFound,
 		Window: cfg.Bans.Window.D(), Duration: cfg.Bans.Duration.D(), OnBan: sharing.publish, Exempt: n.self.IsExit})
 	defer func() {
-		if err != nil {
-			n.stop.run(context.WithoutCancel(ctx))
+		if err != nil { // undo what started, giving what it served timeouts.shutdown to finish
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.shutdownGrace)
+			defer cancel()
+			n.stop.run(sctx)
 		}
 	}()
 
