@@ -12,14 +12,17 @@ const (
 	EINVALID     = "invalid"     // the input is wrong
 	ENOTFOUND    = "not_found"   // the thing does not exist
 	ELIMIT       = "limit"       // a plan limit would be exceeded
+	EFORBIDDEN   = "forbidden"   // the caller may not do this to that (another account's sub-account)
 	EUNAVAILABLE = "unavailable" // a dependency (the store) cannot be reached
 	EINTERNAL    = "internal"
 )
 
-// Error is an application error whose Message is written for the person who caused it.
+// Error is an application error whose Message is written for the person who caused it. Fields,
+// when set, holds one or more messages per input field of a refused form (Code EINVALID).
 type Error struct {
 	Code    string
 	Message string
+	Fields  map[string][]string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -50,4 +53,33 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "Internal error."
+}
+
+// FormErrors collects per-field messages while input is validated; Err returns them as one EINVALID
+// error ("Invalid form data" with the fields), or nil when there are none.
+type FormErrors map[string][]string
+
+// Add records msg against field.
+func (f FormErrors) Add(field, msg string) { f[field] = append(f[field], msg) }
+
+// Err is the EINVALID error of the collected messages, or nil.
+func (f FormErrors) Err() error {
+	if len(f) == 0 {
+		return nil
+	}
+	return &Error{Code: EINVALID, Message: "Invalid form data", Fields: f}
+}
+
+// FieldError is a form error of one field.
+func FieldError(field, msg string) error {
+	return &Error{Code: EINVALID, Message: "Invalid form data", Fields: map[string][]string{field: {msg}}}
+}
+
+// ErrorFields returns the per-field messages of the first *Error in err's chain, if any.
+func ErrorFields(err error) map[string][]string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Fields
+	}
+	return nil
 }
