@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/exitmesh/exitmesh/internal/account"
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
@@ -22,22 +23,13 @@ func (e *apiError) Error() string { return e.Message }
 
 func newError(status int, msg string) *apiError { return &apiError{Status: status, Message: msg} }
 
-// formError is the 400 of API.md §4 row 12: one message per invalid parameter.
-func formError(fields map[string][]string) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Message: "Invalid form data", Fields: fields}
-}
-
-func fieldError(field, msg string) *apiError { return formError(map[string][]string{field: {msg}}) }
-
 const planErrorRetry = 2 * time.Minute
 
 var (
 	errNotFound     = newError(http.StatusNotFound, "Not found.")
 	errUnauthorized = &apiError{Status: http.StatusUnauthorized, Message: "Authentication required: use HTTP Basic with your account's username and password.", Unauth: true}
 	errSubAccount   = newError(http.StatusForbidden, "Sub-accounts cannot use the API; use the account's username and password.")
-	errDisabled     = newError(http.StatusForbidden, "This account is disabled; contact support.")
-	errSubNotFound  = newError(http.StatusNotFound, "Sub-account not found.")
-	errPlan         = &apiError{Status: http.StatusServiceUnavailable, Message: "Plan error: Unable to lookup subscription plan. Please try again in a few minutes.", RetryAfter: planErrorRetry}
+	errPlan         = &apiError{Status: http.StatusServiceUnavailable, Message: account.PlanErrorMessage, RetryAfter: planErrorRetry}
 	errUnavailable  = &apiError{Status: http.StatusServiceUnavailable, Message: "The service is temporarily unavailable. Please try again in a few minutes.", RetryAfter: planErrorRetry}
 )
 
@@ -48,16 +40,40 @@ func asAPIError(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	msg := domain.ErrorMessage(err)
-	switch domain.ErrorCode(err) {
-	case domain.EINVALID, domain.ECONFLICT:
-		return newError(http.StatusBadRequest, msg)
-	case domain.ELIMIT:
-		return newError(http.StatusPaymentRequired, msg)
-	case domain.ENOTFOUND:
-		return newError(http.StatusNotFound, msg)
-	case domain.EUNAVAILABLE:
+	if errors.Is(err, account.ErrPlan) {
+		return errPlan
+	}
+	var de *domain.Error
+	if !errors.As(err, &de) {
+		return nil // internal: the caller answers 500 with a request id
+	}
+	status, ok := statusOf[de.Code]
+	switch {
+	case !ok:
+		return nil
+	case de.Code == domain.EUNAVAILABLE:
 		return errUnavailable
 	}
-	return nil // internal: the caller answers 500 with a request id
+	return &apiError{Status: status, Message: de.Message, Fields: de.Fields, RetryAfter: de.RetryAfter}
+}
+
+// Refusal is how an error of the account rules is answered over HTTP: the status, the sentence and
+// the form fields' messages. It is nil for an internal error, which is answered 500 with a request
+// id and logged. The dashboard shows refusals with the same statuses and words as the API.
+func Refusal(err error) (status int, message string, fields map[string][]string, ok bool) {
+	ae := asAPIError(err)
+	if ae == nil {
+		return http.StatusInternalServerError, "", nil, false
+	}
+	return ae.Status, ae.Message, ae.Fields, true
+}
+
+// statusOf is the status of each domain error code.
+var statusOf = map[string]int{
+	domain.EINVALID:     http.StatusBadRequest,
+	domain.ECONFLICT:    http.StatusBadRequest, // "already authorized" is row 13's 400
+	domain.EFORBIDDEN:   http.StatusForbidden,
+	domain.ENOTFOUND:    http.StatusNotFound,
+	domain.ELIMIT:       http.StatusPaymentRequired,
+	domain.EUNAVAILABLE: http.StatusServiceUnavailable,
 }

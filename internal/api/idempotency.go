@@ -44,7 +44,7 @@ func idempotencyKey(c *call) (idemKey, bool, error) {
 	case len(k) > maxIdempotencyKey:
 		return idemKey{}, false, newError(http.StatusBadRequest, "Idempotency-Key must be at most 128 characters.")
 	}
-	return idemKey{account: c.account.ID, key: k}, true, nil
+	return idemKey{account: c.caller.Account.ID, key: k}, true, nil
 }
 
 func (m *idempotency) lookup(k idemKey, now time.Time) (outcome, bool) {

@@ -7,9 +7,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
 // maxBody bounds a request body: parameters are a few names and addresses.
@@ -76,12 +77,12 @@ func readJSON(body io.Reader, p params) (params, error) {
 			for _, item := range v {
 				s, ok := item.(string)
 				if !ok {
-					return nil, fieldError(k, "Enter a list of strings.")
+					return nil, domain.FieldError(k, "Enter a list of strings.")
 				}
 				p[k] = append(p[k], s)
 			}
 		default:
-			return nil, fieldError(k, "Enter a string or a list of strings.")
+			return nil, domain.FieldError(k, "Enter a string or a list of strings.")
 		}
 	}
 	return p, nil
@@ -114,48 +115,32 @@ func (p params) list(name string) []string {
 	return out
 }
 
-// formErrors collects per-field messages while a handler validates its parameters.
-type formErrors map[string][]string
-
-func (f formErrors) add(field, msg string) { f[field] = append(f[field], msg) }
-
-func (f formErrors) err() error {
-	if len(f) == 0 {
+// optional returns a pointer to a single parameter, nil when it was not given.
+func (p params) optional(name string) *string {
+	if !p.has(name) {
 		return nil
 	}
-	return formError(f)
-}
-
-const msgRequired = "This field is required."
-
-// requireOne reads a required single parameter.
-func (f formErrors) requireOne(p params, name string) string {
 	v := p.one(name)
-	if v == "" {
-		f.add(name, msgRequired)
-	}
-	return v
+	return &v
 }
 
-// ips parses a list of IP addresses, reporting malformed ones under field.
-func (f formErrors) ips(field string, values []string) []netip.Addr {
-	var out []netip.Addr
-	for _, v := range values {
-		ip, err := netip.ParseAddr(v)
-		if err != nil {
-			f.add(field, fmt.Sprintf("%q is not a valid IPv4 or IPv6 address.", v))
-			continue
-		}
-		out = append(out, ip.Unmap())
+// optionalList returns a pointer to a list parameter, nil when it was not given.
+func (p params) optionalList(name string) *[]string {
+	if !p.has(name) {
+		return nil
 	}
-	return out
+	v := p.list(name)
+	return &v
 }
 
-// boolean parses a true/false parameter.
-func (f formErrors) boolean(field, v string) bool {
-	b, err := strconv.ParseBool(v)
+// boolean reads a true/false parameter, nil when it was not given.
+func (p params) boolean(name string) (*bool, error) {
+	if !p.has(name) {
+		return nil, nil
+	}
+	b, err := strconv.ParseBool(p.one(name))
 	if err != nil {
-		f.add(field, "Enter true or false.")
+		return nil, domain.FieldError(name, "Enter true or false.")
 	}
-	return b
+	return &b, nil
 }

@@ -4,39 +4,35 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/exitmesh/exitmesh/internal/config"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/netip"
-	"sync"
 	"time"
 
+	"github.com/exitmesh/exitmesh/internal/account"
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/domain"
-	"github.com/exitmesh/exitmesh/internal/hostnames"
 )
+
+// Store is what the API reads itself: the logins it authenticates. Everything else goes through
+// the account service.
+type Store interface {
+	account.Store
+}
 
 // Config is what the API needs. Zero values take the defaults noted.
 type Config struct {
-	Store    domain.Store
-	Verifier *auth.Verifier       // nil: a new one
-	Bans     *bans.Tracker        // nil: no bans
-	Lookup   hostnames.LookupFunc // resolves hostnames being added; nil: the system resolver
-	// Changed is called after a successful change, so the local node's proxies see it at once
-	// (other nodes follow the store within their sync interval).
-	Changed func(ctx context.Context)
-
-	UnconfirmedAllowance int           // API requests an unconfirmed account may make; default 20
-	UnconfirmedBlock     time.Duration // then its API access is blocked this long; default 5h
-	Log                  *slog.Logger
-	Now                  func() time.Time
+	Store    Store
+	Accounts *account.Service // the account rules; nil: a service on Store with its defaults
+	Verifier *auth.Verifier   // nil: a new one
+	Bans     *bans.Tracker    // nil: no bans
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Server serves the account API.
@@ -44,16 +40,7 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	mu          sync.Mutex // guards unconfirmed
-	unconfirmed map[int64]*allowance
-
 	idempotent idempotency
-}
-
-// allowance counts an unconfirmed account's API requests.
-type allowance struct {
-	used         int
-	blockedUntil time.Time
 }
 
 // New returns the API handler.
@@ -61,14 +48,8 @@ func New(cfg Config) *Server {
 	if cfg.Verifier == nil {
 		cfg.Verifier = auth.NewVerifier()
 	}
-	if cfg.Lookup == nil {
-		cfg.Lookup = hostnames.NewLookup("")
-	}
-	if cfg.UnconfirmedAllowance <= 0 {
-		cfg.UnconfirmedAllowance = config.Default().API.UnconfirmedAllowance
-	}
-	if cfg.UnconfirmedBlock <= 0 {
-		cfg.UnconfirmedBlock = config.Default().API.UnconfirmedBlock.D()
+	if cfg.Accounts == nil {
+		cfg.Accounts = account.New(account.Config{Store: cfg.Store})
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -76,23 +57,18 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Changed == nil {
-		cfg.Changed = func(context.Context) {}
-	}
-	return &Server{cfg: cfg, log: cfg.Log.With("component", "api"), unconfirmed: make(map[int64]*allowance)}
+	return &Server{cfg: cfg, log: cfg.Log.With("component", "api")}
 }
 
 // call is one API request on its way through the checks.
 type call struct {
-	r       *http.Request
-	w       http.ResponseWriter
-	id      string
-	ip      netip.Addr
-	route   *route
-	account domain.Account
-	plan    domain.Plan
-	params  params
-	free    bool // a dashboard page's read: not counted toward the unconfirmed allowance
+	r      *http.Request
+	w      http.ResponseWriter
+	id     string
+	ip     netip.Addr
+	route  *route
+	caller *account.Caller
+	params params
 }
 
 // ServeHTTP answers one API request.
@@ -141,7 +117,7 @@ func (s *Server) serve(c *call) (any, error) {
 		return nil, &apiError{Status: http.StatusMethodNotAllowed, Allow: http.MethodPost,
 			Message: fmt.Sprintf("%s makes a change: use POST.", c.route.path)}
 	}
-	if err := s.loadAccount(c, login); err != nil { // rows 8, 9
+	if c.caller, err = s.cfg.Accounts.Open(c.r.Context(), login.Username, false); err != nil { // rows 8, 9
 		return nil, err
 	}
 	key, idempotent, err := idempotencyKey(c)
@@ -167,11 +143,7 @@ func (s *Server) handle(c *call) (any, error) {
 	if c.params, err = readParams(c.w, c.r); err != nil {
 		return nil, err
 	}
-	result, err := c.route.handle(s, c)
-	if err == nil && !c.route.isList() {
-		s.cfg.Changed(c.r.Context())
-	}
-	return result, err
+	return c.route.handle(s, c)
 }
 
 // authenticate checks the Basic credentials: an account's, not a sub-account's.
@@ -182,8 +154,8 @@ func (s *Server) authenticate(c *call) (domain.Login, error) {
 		return domain.Login{}, errUnauthorized
 	}
 	login, err := s.cfg.Store.GetLogin(c.r.Context(), username)
-	if err != nil && domain.ErrorCode(err) != domain.ENOTFOUND {
-		return login, storeUnavailable(err)
+	if code := domain.ErrorCode(err); code == domain.EUNAVAILABLE || code == domain.EINTERNAL {
+		return login, fmt.Errorf("%w: %w", account.ErrPlan, err)
 	}
 	good, err := s.cfg.Verifier.Verify(c.r.Context(), username, password, login.PasswordHash)
 	if err != nil {
@@ -197,62 +169,6 @@ func (s *Server) authenticate(c *call) (domain.Login, error) {
 		return login, errSubAccount
 	}
 	return login, nil
-}
-
-// storeUnavailable turns a failure to read the account or its plan into the contract's plan error.
-func storeUnavailable(err error) error {
-	if code := domain.ErrorCode(err); code == domain.EUNAVAILABLE || code == domain.EINTERNAL {
-		return fmt.Errorf("%w: %w", errPlan, err)
-	}
-	return err
-}
-
-// loadAccount reads the account and its plan, and applies the unconfirmed allowance.
-func (s *Server) loadAccount(c *call, login domain.Login) error {
-	var err error
-	if c.account, err = s.cfg.Store.GetAccount(c.r.Context(), login.Username); err != nil {
-		return storeUnavailable(err)
-	}
-	if err := s.chargeUnconfirmed(c.account, c.free); err != nil { // row 8
-		return err
-	}
-	if c.plan, err = s.cfg.Store.GetPlan(c.r.Context(), c.account.Plan); err != nil { // row 9
-		return fmt.Errorf("%w: %w", errPlan, err)
-	}
-	if c.account.Disabled {
-		return errDisabled
-	}
-	return nil
-}
-
-// chargeUnconfirmed counts a request of an unconfirmed account; past the allowance the account's
-// API access is blocked for UnconfirmedBlock. A free request is not counted, but is refused during a
-// block all the same.
-func (s *Server) chargeUnconfirmed(a domain.Account, free bool) error {
-	if a.Confirmed {
-		return nil
-	}
-	now := s.cfg.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	al := s.unconfirmed[a.ID]
-	if al == nil || (!al.blockedUntil.IsZero() && !now.Before(al.blockedUntil)) {
-		al = &allowance{}
-		s.unconfirmed[a.ID] = al
-	}
-	if al.blockedUntil.IsZero() {
-		if free {
-			return nil
-		}
-		if al.used < s.cfg.UnconfirmedAllowance {
-			al.used++
-			return nil
-		}
-		al.blockedUntil = now.Add(s.cfg.UnconfirmedBlock)
-	}
-	left := al.blockedUntil.Sub(now)
-	return &apiError{Status: http.StatusPaymentRequired, RetryAfter: left, Message: fmt.Sprintf(
-		"Please confirm your email address first: this unconfirmed account has used its API allowance, and its API access is blocked for %s.", roundUp(left))}
 }
 
 func (s *Server) writeError(c *call, err error) {
@@ -298,17 +214,4 @@ func requestID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// roundUp renders a wait for people: whole minutes, or hours and minutes.
-func roundUp(d time.Duration) string {
-	m := int(math.Ceil(d.Minutes()))
-	switch {
-	case m <= 1:
-		return "1 minute"
-	case m < 120:
-		return fmt.Sprintf("%d minutes", m)
-	default:
-		return fmt.Sprintf("%dh%02dm", m/60, m%60)
-	}
 }

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. Each maps to exactly one user-facing answer (an HTTP status in the API, an exit status
@@ -23,6 +24,8 @@ type Error struct {
 	Code    string
 	Message string
 	Fields  map[string][]string
+	// RetryAfter, when set, is how long the caller should wait before trying again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/exitmesh/exitmesh/internal/account"
 	"github.com/exitmesh/exitmesh/internal/api"
 	"github.com/exitmesh/exitmesh/internal/certs"
 	"github.com/exitmesh/exitmesh/internal/config"
@@ -37,16 +38,14 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 	}
 	n.apiAddr = ln.Addr().String()
 	changed := func(ctx context.Context) { n.view.Refresh(ctx, n.store) }
-	apiHandler := api.New(api.Config{
+	accounts := account.New(account.Config{
 		Store:                n.store,
-		Verifier:             n.verifier,
-		Bans:                 n.bans,
 		Lookup:               lookup,
 		Changed:              changed,
 		UnconfirmedAllowance: cfg.API.UnconfirmedAllowance,
 		UnconfirmedBlock:     cfg.API.UnconfirmedBlock.D(),
-		Log:                  n.log,
 	})
+	apiHandler := api.New(api.Config{Store: n.store, Accounts: accounts, Verifier: n.verifier, Bans: n.bans, Log: n.log})
 	signup, err := n.dashboardSignup()
 	if err != nil {
 		ln.Close()
@@ -54,7 +53,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiHandler)
-	mux.Handle("/", web.New(web.Config{Store: n.store, API: apiHandler, Verifier: n.verifier, Bans: n.bans,
+	mux.Handle("/", web.New(web.Config{Store: n.store, Accounts: accounts, Verifier: n.verifier, Bans: n.bans,
 		Operators: cfg.Dashboard.Operators, Changed: changed, SessionTTL: cfg.Dashboard.SessionTTL.D(), Log: n.log, Signup: signup}))
 	handler := http.Handler(mux)
 	srv := &http.Server{

@@ -1,11 +1,12 @@
 package web
 
 import (
+	"context"
 	"net/http"
-	"net/url"
+	"net/netip"
 	"time"
 
-	"github.com/exitmesh/exitmesh/client"
+	"github.com/exitmesh/exitmesh/internal/account"
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
@@ -25,77 +26,86 @@ func (s *Server) routeCustomer() {
 	s.mux.HandleFunc("GET /usage", s.signedIn(s.usagePage))
 }
 
-// change runs one change through the account API for the visitor and puts its outcome on p:
-// notice() when it is made, the contract's sentence when it is refused. It returns the status to
-// answer with. notice runs after the call, so it may read out.
-func (s *Server) change(r *http.Request, v *visitor, p *page, path string, params url.Values, out any, notice func() string) int {
-	if e := s.cfg.API.Do(r, v.account.Username, path, params, out); e != nil {
-		return refused(p, e)
+// change makes one change as the visitor through the account service and puts its outcome on p:
+// fn's notice when it is made, the contract's sentence when it is refused. A change counts toward
+// an unconfirmed account's allowance, as through the API. It returns the status to answer with.
+func (s *Server) change(r *http.Request, v *visitor, p *page, fn func(ctx context.Context, c *account.Caller) (notice string, err error)) int {
+	c, err := s.cfg.Accounts.Open(r.Context(), v.account.Username, false)
+	notice := ""
+	if err == nil {
+		notice, err = fn(r.Context(), c)
 	}
-	p.Notice = notice()
+	if err != nil {
+		return s.refused(p, err)
+	}
+	p.Notice = notice
 	return http.StatusOK
 }
 
-// read runs a list endpoint for the page being shown. A refusal shows, unless the outcome of a
-// change already does; it returns the status to answer with.
-func (s *Server) read(r *http.Request, v *visitor, p *page, status int, path string, params url.Values, out any) int {
-	if e := s.cfg.API.Do(r, v.account.Username, path, params, out); e != nil && p.Error == "" {
-		return refused(p, e)
+// read opens the visitor's account, as it is now, to show a page: reading is not counted toward an
+// unconfirmed account's allowance. A refusal shows, unless the outcome of a change already does; the
+// caller is nil then.
+func (s *Server) read(r *http.Request, v *visitor, p *page, status int) (*account.Caller, int) {
+	c, err := s.cfg.Accounts.Open(r.Context(), v.account.Username, true)
+	if err != nil {
+		return nil, s.shown(p, status, err)
 	}
-	return status
+	return c, status
+}
+
+// shown puts a refused read on p unless p already shows an outcome; it returns the status.
+func (s *Server) shown(p *page, status int, err error) int {
+	if err == nil || p.Error != "" {
+		return status
+	}
+	return s.refused(p, err)
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	p := page{Title: "Account", Nav: "account"}
-	plan, err := s.cfg.Store.GetPlan(r.Context(), v.account.Plan)
-	if err != nil {
-		s.renderError(w, r, v, http.StatusServiceUnavailable, "Plan error: Unable to lookup subscription plan. Please try again in a few minutes.")
+	c, status := s.read(r, v, &p, http.StatusOK)
+	if c == nil {
+		s.renderError(w, r, v, status, p.Error)
 		return
 	}
-	var usage client.UsageReport
-	if e := s.cfg.API.Do(r, v.account.Username, "/api/usage/", url.Values{"from": {time.Now().UTC().Format("2006-01-02")}}, &usage); e != nil {
-		refused(&p, e)
-	}
+	report, err := s.cfg.Accounts.Usage(r.Context(), c, "", time.Now().UTC().Format(time.DateOnly), "")
+	status = s.shown(&p, status, err)
 	p.Data = struct {
 		Account   domain.Account
 		Plan      domain.Plan
-		Bandwidth client.Bandwidth
-	}{v.account, plan, usage.Bandwidth}
-	s.render(w, http.StatusOK, "account", v, p)
+		Bandwidth account.Bandwidth
+	}{c.Account, c.Plan, report.Bandwidth}
+	s.render(w, status, "account", v, p)
 }
 
 func (s *Server) ipsPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	s.showIPs(w, r, v, page{}, http.StatusOK)
 }
 
-// ipsChange adds (the given IP, or the browser's own) or deletes an authorized IP through the API.
+// ipsChange adds (the given IP, or the browser's own) or deletes an authorized IP.
 func (s *Server) ipsChange(w http.ResponseWriter, r *http.Request, v *visitor) {
 	var p page
-	var status int
 	ip := r.PostFormValue("ip")
-	switch r.PostFormValue("action") {
-	case "delete":
-		status = s.change(r, v, &p, "/api/ip/delete/", url.Values{"ip": {ip}}, nil,
-			func() string { return ip + " is no longer authorized." })
-	default:
-		params := url.Values{}
-		if ip != "" {
-			params.Set("ip", ip)
+	status := s.change(r, v, &p, func(ctx context.Context, c *account.Caller) (string, error) {
+		if r.PostFormValue("action") == "delete" {
+			return ip + " is no longer authorized.", s.cfg.Accounts.RemoveIP(ctx, c, "", ip)
 		}
-		var added struct{ IP string }
-		status = s.change(r, v, &p, "/api/ip/add/", params, &added,
-			func() string { return added.IP + " is authorized: requests from it need no password." })
-	}
+		added, err := s.cfg.Accounts.AddIP(ctx, c, "", ip, clientIP(r))
+		return added.String() + " is authorized: requests from it need no password.", err
+	})
 	s.showIPs(w, r, v, p, status)
 }
 
 func (s *Server) showIPs(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int) {
 	p.Title, p.Nav = "Authorized IPs", "ips"
-	var list struct{ IPs []string }
-	status = s.read(r, v, &p, status, "/api/ips/", nil, &list)
+	c, status := s.read(r, v, &p, status)
+	var ips []netip.Addr
+	if c != nil {
+		ips = c.Account.IPs
+	}
 	p.Data = struct {
-		IPs []string
+		IPs []netip.Addr
 		You string
-	}{list.IPs, clientIP(r).String()}
+	}{ips, clientIP(r).String()}
 	s.render(w, status, "ips", v, p)
 }

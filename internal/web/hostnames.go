@@ -1,40 +1,53 @@
 package web
 
 import (
+	"context"
 	"net/http"
-	"net/url"
 	"strings"
 
-	"github.com/exitmesh/exitmesh/client"
+	"github.com/exitmesh/exitmesh/internal/account"
+	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
 func (s *Server) hostnamesPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	s.showHostnames(w, r, v, page{}, http.StatusOK)
 }
 
-// hostnamesChange adds or deletes an authorized hostname through the API.
+// hostnamesChange adds or deletes an authorized hostname.
 func (s *Server) hostnamesChange(w http.ResponseWriter, r *http.Request, v *visitor) {
 	var p page
-	var status int
 	name := strings.TrimSpace(r.PostFormValue("hostname"))
-	params := url.Values{"hostname": {name}}
-	switch r.PostFormValue("action") {
-	case "delete":
-		status = s.change(r, v, &p, "/api/hostname/delete/", params, nil,
-			func() string { return name + " is no longer authorized." })
-	default:
-		var added client.Hostname
-		status = s.change(r, v, &p, "/api/hostname/add/", params, &added, func() string {
-			return added.Hostname + " is authorized: requests from " + added.IP + " need no password while it resolves there."
-		})
-	}
+	status := s.change(r, v, &p, func(ctx context.Context, c *account.Caller) (string, error) {
+		if r.PostFormValue("action") == "delete" {
+			return name + " is no longer authorized.", s.cfg.Accounts.RemoveHostname(ctx, c, "", name)
+		}
+		h, err := s.cfg.Accounts.AddHostname(ctx, c, "", name)
+		return h.Name + " is authorized: requests from " + h.IP.String() + " need no password while it resolves there.", err
+	})
 	s.showHostnames(w, r, v, p, status)
+}
+
+// hostnameRow is an authorized hostname as the page lists it.
+type hostnameRow struct {
+	Hostname, IP string // IP is "" while the hostname does not resolve
 }
 
 func (s *Server) showHostnames(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int) {
 	p.Title, p.Nav = "Hostnames", "hostnames"
-	var list struct{ Hostnames []client.Hostname }
-	status = s.read(r, v, &p, status, "/api/hostnames/", nil, &list)
-	p.Data = list.Hostnames
+	c, status := s.read(r, v, &p, status)
+	var rows []hostnameRow
+	if c != nil {
+		for _, h := range c.Account.Hostnames {
+			rows = append(rows, hostnameRow{Hostname: h.Name, IP: hostnameIP(h)})
+		}
+	}
+	p.Data = rows
 	s.render(w, status, "hostnames", v, p)
+}
+
+func hostnameIP(h domain.Hostname) string {
+	if h.IP.IsValid() {
+		return h.IP.String()
+	}
+	return ""
 }

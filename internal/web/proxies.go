@@ -1,39 +1,39 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 
-	"github.com/exitmesh/exitmesh/client"
+	"github.com/exitmesh/exitmesh/internal/account"
+	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
 // proxyServer is an entry of the catalogue with the name people read: "us-ca (US)".
 type proxyServer struct {
-	client.ProxyServer
+	domain.ProxyServer
 	Label string
 }
 
-// proxyServers reads the catalogue and the account's proxy servers through the API, and splits
-// the catalogue into the account's and the others.
-func (s *Server) proxyServers(r *http.Request, v *visitor, p *page, status int) (mine, others []proxyServer, _ int) {
-	var available struct{ Proxies []client.ProxyServer }
-	var authorized struct{ Proxies []string } // addresses
-	status = s.read(r, v, p, status, "/api/proxies/available/", nil, &available)
-	status = s.read(r, v, p, status, "/api/proxies/", nil, &authorized)
-	for _, cps := range available.Proxies {
-		ps := proxyServer{cps, cps.Name}
-		if cps.Country != "" {
-			ps.Label += " (" + cps.Country + ")"
+// proxyServers splits the catalogue into the account's proxy servers and the others.
+func (s *Server) proxyServers(ctx context.Context, c *account.Caller) (mine, others []proxyServer, _ error) {
+	cat, err := s.cfg.Accounts.Catalogue(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, p := range cat {
+		ps := proxyServer{p, p.Name}
+		if p.Country != "" {
+			ps.Label += " (" + p.Country + ")"
 		}
-		if slices.Contains(authorized.Proxies, ps.Address) {
+		if slices.Contains(c.Account.Proxies, p.Name) {
 			mine = append(mine, ps)
 		} else {
 			others = append(others, ps)
 		}
 	}
-	return mine, others, status
+	return mine, others, nil
 }
 
 func (s *Server) proxiesPage(w http.ResponseWriter, r *http.Request, v *visitor) {
@@ -43,18 +43,14 @@ func (s *Server) proxiesPage(w http.ResponseWriter, r *http.Request, v *visitor)
 // proxiesChange adds a proxy server from the catalogue to the account, or removes one.
 func (s *Server) proxiesChange(w http.ResponseWriter, r *http.Request, v *visitor) {
 	var p page
-	var status int
 	name := r.PostFormValue("proxy")
-	params := url.Values{"proxy": {name}}
-	switch r.PostFormValue("action") {
-	case "delete":
-		status = s.change(r, v, &p, "/api/proxy/delete/", params, nil,
-			func() string { return name + " is no longer on your account." })
-	default:
-		var added struct{ Proxy string }
-		status = s.change(r, v, &p, "/api/proxy/add/", params, &added,
-			func() string { return name + " is on your account: connect to " + added.Proxy + "." })
-	}
+	status := s.change(r, v, &p, func(ctx context.Context, c *account.Caller) (string, error) {
+		if r.PostFormValue("action") == "delete" {
+			return name + " is no longer on your account.", s.cfg.Accounts.RemoveProxy(ctx, c, "", name)
+		}
+		added, err := s.cfg.Accounts.AddProxy(ctx, c, "", name)
+		return name + " is on your account: connect to " + added.Address + ".", err
+	})
 	s.showProxies(w, r, v, p, status)
 }
 
@@ -66,7 +62,13 @@ type authorizedProxy struct {
 
 func (s *Server) showProxies(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int) {
 	p.Title, p.Nav = "Proxy servers", "proxies"
-	mine, others, status := s.proxyServers(r, v, &p, status)
+	var mine, others []proxyServer
+	c, status := s.read(r, v, &p, status)
+	if c != nil {
+		var err error
+		mine, others, err = s.proxyServers(r.Context(), c)
+		status = s.shown(&p, status, err)
+	}
 	authorized := make([]authorizedProxy, len(mine))
 	for i, ps := range mine {
 		authorized[i] = authorizedProxy{ps, snippets(urlFormats, ps, v.account.Username), snippets(exampleFormats, ps, v.account.Username)}

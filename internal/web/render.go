@@ -2,11 +2,14 @@ package web
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/exitmesh/exitmesh/internal/api"
@@ -94,15 +97,29 @@ func (s *Server) renderError(w http.ResponseWriter, _ *http.Request, v *visitor,
 	s.render(w, status, "error", v, page{Title: http.StatusText(status), Error: msg})
 }
 
-// refused fills p with an API refusal and returns the status to answer with.
-func refused(p *page, e *api.Error) int {
-	p.Error, p.Fields = e.Message, e.Fields
-	if len(e.Fields) > 0 {
+// refused puts a refusal of the account rules on p, with the API's status and sentence, and returns
+// the status to answer with. An internal error is logged with a request id that the page shows.
+func (s *Server) refused(p *page, err error) int {
+	status, msg, fields, ok := api.Refusal(err)
+	if !ok {
+		id := requestID()
+		s.log.Error("internal error", "request_id", id, "err", err)
+		msg = "Internal error (request id " + id + "). Please retry."
+	}
+	p.Error, p.Fields = msg, fields
+	if len(fields) > 0 {
 		var msgs []string
-		for field, m := range e.Fields {
+		for field, m := range fields {
 			msgs = append(msgs, field+": "+strings.Join(m, " "))
 		}
+		slices.Sort(msgs)
 		p.Error += ": " + strings.Join(msgs, "; ")
 	}
-	return e.Status
+	return status
+}
+
+func requestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/exitmesh/exitmesh/internal/api"
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -129,7 +128,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	}
 	if fields := signupProblems(email, password, again); len(fields) > 0 {
 		var p page
-		status := refused(&p, &api.Error{Status: http.StatusBadRequest, Message: "Invalid form data", Fields: fields})
+		status := s.refused(&p, &domain.Error{Code: domain.EINVALID, Message: "Invalid form data", Fields: fields})
 		s.renderSignup(w, r, status, p, email)
 		return
 	}
@@ -149,7 +148,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) {
 	case "":
 	case domain.ECONFLICT:
 		var p page
-		status := refused(&p, &api.Error{Status: http.StatusBadRequest, Message: "Invalid form data", Fields: map[string][]string{"email": {msgEmailTaken}}})
+		status := s.refused(&p, domain.FieldError("email", msgEmailTaken))
 		s.renderSignup(w, r, status, p, email)
 		return
 	case domain.EUNAVAILABLE:

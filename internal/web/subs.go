@@ -1,15 +1,37 @@
 package web
 
 import (
-	"cmp"
+	"context"
 	"net/http"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 
-	"github.com/exitmesh/exitmesh/client"
+	"github.com/exitmesh/exitmesh/internal/account"
+	"github.com/exitmesh/exitmesh/internal/domain"
 )
+
+// subView is a sub-account as the pages show it and its form takes it back: proxy servers by
+// address (and by name, to read), IPs as text.
+type subView struct {
+	Username   string
+	Active     bool
+	Proxies    []string // addresses
+	ProxyNames []string
+	IPs        []string
+}
+
+func viewSub(sub domain.SubAccount, cat account.Catalogue) subView {
+	ips := make([]string, len(sub.IPs))
+	for i, ip := range sub.IPs {
+		ips[i] = ip.String()
+	}
+	picked := cat.Pick(sub.Proxies)
+	v := subView{Username: sub.Username, Active: sub.Active, IPs: ips}
+	for _, p := range picked {
+		v.Proxies, v.ProxyNames = append(v.Proxies, p.Address), append(v.ProxyNames, p.Name)
+	}
+	return v
+}
 
 func (s *Server) subsPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	s.showSubs(w, r, v, page{}, http.StatusOK)
@@ -17,40 +39,40 @@ func (s *Server) subsPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 
 func (s *Server) showSubs(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int) {
 	p.Title, p.Nav = "Sub-accounts", "subs"
-	var list struct{ Subs []client.SubAccount }
-	status = s.read(r, v, &p, status, "/api/subs/", nil, &list)
-	mine, _, status := s.proxyServers(r, v, &p, status)
-	names := make(map[string]string, len(mine)) // address → name
-	for _, ps := range mine {
-		names[ps.Address] = ps.Name
-	}
-	type row struct {
-		client.SubAccount
-		ProxyNames []string
-	}
-	rows := make([]row, len(list.Subs))
-	for i, sub := range list.Subs {
-		rows[i].SubAccount = sub
-		for _, addr := range sub.Proxies {
-			rows[i].ProxyNames = append(rows[i].ProxyNames, cmp.Or(names[addr], addr))
+	var rows []subView
+	if c, st := s.read(r, v, &p, status); c == nil {
+		status = st
+	} else {
+		subs, err := s.cfg.Accounts.Subs(r.Context(), c)
+		var cat account.Catalogue
+		if err == nil {
+			cat, err = s.cfg.Accounts.Catalogue(r.Context())
+		}
+		status = s.shown(&p, st, err)
+		for _, sub := range subs {
+			rows = append(rows, viewSub(sub, cat))
 		}
 	}
 	p.Data = rows
 	s.render(w, status, "subs", v, p)
 }
 
-// findSub finds the visitor's sub-account username through the API; when it is not there, p says
-// so and the status is 404.
-func (s *Server) findSub(r *http.Request, v *visitor, p *page, username string) (client.SubAccount, int) {
-	var list struct{ Subs []client.SubAccount }
-	status := s.read(r, v, p, http.StatusOK, "/api/subs/", nil, &list)
-	if i := slices.IndexFunc(list.Subs, func(sub client.SubAccount) bool { return sub.Username == username }); i >= 0 {
-		return list.Subs[i], status
+// findSub finds the visitor's sub-account username; when it is not there (or not the visitor's), p
+// says so with the status to answer.
+func (s *Server) findSub(r *http.Request, v *visitor, p *page, username string) (subView, int) {
+	c, status := s.read(r, v, p, http.StatusOK)
+	if c == nil {
+		return subView{}, status
 	}
-	if p.Error == "" {
-		p.Error, status = "Sub-account not found.", http.StatusNotFound
+	sub, err := s.cfg.Accounts.Sub(r.Context(), c, username)
+	var cat account.Catalogue
+	if err == nil {
+		cat, err = s.cfg.Accounts.Catalogue(r.Context())
 	}
-	return client.SubAccount{}, status
+	if err != nil {
+		return subView{}, s.refused(p, err)
+	}
+	return viewSub(sub, cat), status
 }
 
 func (s *Server) subNewPage(w http.ResponseWriter, r *http.Request, v *visitor) {
@@ -87,13 +109,21 @@ type choice struct {
 // showSubForm shows the form that creates a sub-account or edits one, filled in with sub: what a
 // sub-account has of the account's proxy servers and IPs is ticked. With sub nil, the form is a new
 // sub-account's, with every proxy server ticked.
-func (s *Server) showSubForm(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int, editing bool, sub *client.SubAccount) {
+func (s *Server) showSubForm(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int, editing bool, sub *subView) {
 	p.Nav = "subs"
-	mine, _, status := s.proxyServers(r, v, &p, status)
-	var ips struct{ IPs []string }
-	status = s.read(r, v, &p, status, "/api/ips/", nil, &ips)
+	var mine []proxyServer
+	var ips []string
+	c, status := s.read(r, v, &p, status)
+	if c != nil {
+		var err error
+		mine, _, err = s.proxyServers(r.Context(), c)
+		status = s.shown(&p, status, err)
+		for _, ip := range c.Account.IPs {
+			ips = append(ips, ip.String())
+		}
+	}
 	form := struct {
-		Sub     client.SubAccount
+		Sub     subView
 		Editing bool
 		Proxies []choice
 		IPs     []choice
@@ -113,48 +143,57 @@ func (s *Server) showSubForm(w http.ResponseWriter, r *http.Request, v *visitor,
 	for _, ps := range mine {
 		form.Proxies = append(form.Proxies, choice{ps.Address, ps.Label + " " + ps.Address, slices.Contains(form.Sub.Proxies, ps.Address)})
 	}
-	for _, ip := range ips.IPs {
+	for _, ip := range ips {
 		form.IPs = append(form.IPs, choice{ip, ip, slices.Contains(form.Sub.IPs, ip)})
 	}
 	p.Data = form
 	s.render(w, status, "sub_form", v, p)
 }
 
-// subsChange creates, edits, enables, disables or deletes a sub-account through the API. A refused
-// form is shown again as it was filled in.
+// subsChange creates, edits, enables, disables or deletes a sub-account. A refused form is shown
+// again as it was filled in.
 func (s *Server) subsChange(w http.ResponseWriter, r *http.Request, v *visitor) {
 	var p page
 	var status int
 	username := strings.TrimSpace(r.PostFormValue("username"))
-	params := url.Values{"username": {username}}
-	var result client.SubAccount
+	in := account.SubInput{Username: username}
 	action := r.PostFormValue("action")
 	switch action {
 	case "create", "edit":
 		if pw := r.PostFormValue("password"); pw != "" || action == "create" {
-			params.Set("password", pw)
+			in.Password = &pw
 		}
-		// An empty value is an empty list: with no box ticked the sub-account gets none.
-		params["proxies"] = append([]string{""}, r.PostForm["proxies"]...)
-		params["ips"] = append([]string{""}, r.PostForm["ips"]...)
-		entered := client.SubAccount{Username: username, Proxies: r.PostForm["proxies"], IPs: r.PostForm["ips"], Active: true}
+		// With no box ticked the sub-account gets none.
+		proxies, ips := r.PostForm["proxies"], r.PostForm["ips"]
+		in.Proxies, in.IPs = &proxies, &ips
+		entered := subView{Username: username, Proxies: proxies, IPs: ips, Active: true}
 		if action == "edit" {
 			entered.Active = r.PostFormValue("active") != ""
-			params.Set("active", strconv.FormatBool(entered.Active))
+			in.Active = &entered.Active
 		}
-		status = s.change(r, v, &p, "/api/sub/"+action+"/", params, &result,
-			func() string { return result.Username + " is saved: " + activeSentence(result.Active) })
+		status = s.change(r, v, &p, func(ctx context.Context, c *account.Caller) (string, error) {
+			save := s.cfg.Accounts.CreateSub
+			if action == "edit" {
+				save = s.cfg.Accounts.EditSub
+			}
+			sub, err := save(ctx, c, in)
+			return sub.Username + " is saved: " + activeSentence(sub.Active), err
+		})
 		if status != http.StatusOK {
 			s.showSubForm(w, r, v, p, status, action == "edit", &entered)
 			return
 		}
 	case "enable", "disable":
-		params.Set("active", strconv.FormatBool(action == "enable"))
-		status = s.change(r, v, &p, "/api/sub/edit/", params, &result,
-			func() string { return result.Username + " is " + action + "d: " + activeSentence(result.Active) })
+		active := action == "enable"
+		in.Active = &active
+		status = s.change(r, v, &p, func(ctx context.Context, c *account.Caller) (string, error) {
+			sub, err := s.cfg.Accounts.EditSub(ctx, c, in)
+			return sub.Username + " is " + action + "d: " + activeSentence(sub.Active), err
+		})
 	case "delete":
-		status = s.change(r, v, &p, "/api/sub/delete/", params, nil,
-			func() string { return username + " is deleted: its username and password no longer work." })
+		status = s.change(r, v, &p, func(ctx context.Context, c *account.Caller) (string, error) {
+			return username + " is deleted: its username and password no longer work.", s.cfg.Accounts.DeleteSub(ctx, c, username)
+		})
 	default:
 		p.Error, status = "Choose what to do with the sub-account.", http.StatusBadRequest
 	}

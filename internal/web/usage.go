@@ -4,12 +4,12 @@ import (
 	"cmp"
 	"html/template"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/exitmesh/exitmesh/client"
+	"github.com/exitmesh/exitmesh/internal/account"
+	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
 // maxUsageDays bounds the period of the usage page: a year of daily bars still reads.
@@ -24,32 +24,34 @@ func (s *Server) usagePage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	q := r.URL.Query()
 	from := cmp.Or(strings.TrimSpace(q.Get("from")), today.AddDate(0, 0, -29).Format(time.DateOnly))
 	to := cmp.Or(strings.TrimSpace(q.Get("to")), today.Format(time.DateOnly))
-	var report client.UsageReport
-	status := s.read(r, v, &p, http.StatusOK, "/api/usage/", url.Values{"from": {from}, "to": {to}}, &report)
+	var report account.UsageReport
+	c, status := s.read(r, v, &p, http.StatusOK)
+	if c != nil {
+		var err error
+		report, err = s.cfg.Accounts.Usage(r.Context(), c, "", from, to)
+		status = s.shown(&p, status, err)
+	}
 	data := struct {
 		From, To        string
-		Bandwidth       client.Bandwidth
-		Rows            []client.UsageRow
-		Total           client.UsageRow
+		Bandwidth       account.Bandwidth
+		Rows            []domain.UsageRow
+		Total           domain.UsageCounts
 		ByProxy, BySub  template.HTML
 		HasSubs, Charts bool
-	}{From: from, To: to, Bandwidth: report.Bandwidth, Rows: report.Usage}
+	}{From: from, To: to, Bandwidth: report.Bandwidth, Rows: report.Rows}
 	days := daysBetween(from, to)
 	if status == http.StatusOK && len(days) > maxUsageDays {
 		p.Error, status = "Choose a period of at most 366 days.", http.StatusBadRequest
 	}
 	if status == http.StatusOK {
 		data.Charts = true
-		data.ByProxy = barChart("Bytes per day and proxy server", days, stack(days, report.Usage, func(u client.UsageRow) string { return u.Proxy }))
-		data.HasSubs = slices.ContainsFunc(report.Usage, func(u client.UsageRow) bool { return u.SubAccount != "" })
-		data.BySub = barChart("Bytes per day and sub-account", days, stack(days, report.Usage, func(u client.UsageRow) string {
+		data.ByProxy = barChart("Bytes per day and proxy server", days, stack(days, report.Rows, func(u domain.UsageRow) string { return u.Proxy }))
+		data.HasSubs = slices.ContainsFunc(report.Rows, func(u domain.UsageRow) bool { return u.SubAccount != "" })
+		data.BySub = barChart("Bytes per day and sub-account", days, stack(days, report.Rows, func(u domain.UsageRow) string {
 			return cmp.Or(u.SubAccount, v.account.Username+" (account)")
 		}))
-		for _, u := range report.Usage {
-			data.Total.BytesIn += u.BytesIn
-			data.Total.BytesOut += u.BytesOut
-			data.Total.Requests += u.Requests
-			data.Total.Tunnels += u.Tunnels
+		for _, u := range report.Rows {
+			data.Total.Add(u.UsageCounts)
 		}
 	}
 	p.Data = data
@@ -73,7 +75,7 @@ func daysBetween(first, last string) []string {
 
 // stack sums the bytes of rows per day and per group (a proxy server, a sub-account): one series
 // per group, in name order, with a value for each of days.
-func stack(days []string, rows []client.UsageRow, group func(client.UsageRow) string) []series {
+func stack(days []string, rows []domain.UsageRow, group func(domain.UsageRow) string) []series {
 	index := make(map[string]int, len(days))
 	for i, d := range days {
 		index[d] = i

@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/exitmesh/exitmesh/client"
+	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
 func TestDaysBetween(t *testing.T) {
@@ -30,13 +30,13 @@ func TestDaysBetween(t *testing.T) {
 
 func TestStack(t *testing.T) {
 	days := []string{"2026-03-01", "2026-03-02"}
-	rows := []client.UsageRow{
-		{Day: "2026-03-01", Proxy: "us-ca", BytesIn: 10, BytesOut: 90},
-		{Day: "2026-03-01", Proxy: "us-ca", SubAccount: "bot", BytesIn: 1, BytesOut: 2},
-		{Day: "2026-03-02", Proxy: "de", BytesOut: 5},
-		{Day: "2026-02-28", Proxy: "de", BytesOut: 7}, // outside the days: left out
+	rows := []domain.UsageRow{
+		{Day: "2026-03-01", Proxy: "us-ca", UsageCounts: domain.UsageCounts{BytesIn: 10, BytesOut: 90}},
+		{Day: "2026-03-01", Proxy: "us-ca", SubAccount: "bot", UsageCounts: domain.UsageCounts{BytesIn: 1, BytesOut: 2}},
+		{Day: "2026-03-02", Proxy: "de", UsageCounts: domain.UsageCounts{BytesOut: 5}},
+		{Day: "2026-02-28", Proxy: "de", UsageCounts: domain.UsageCounts{BytesOut: 7}}, // outside the days: left out
 	}
-	got := stack(days, rows, func(u client.UsageRow) string { return u.Proxy })
+	got := stack(days, rows, func(u domain.UsageRow) string { return u.Proxy })
 	want := []series{{Name: "de", Values: []int64{0, 5}}, {Name: "us-ca", Values: []int64{103, 0}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stack = %+v, want %+v", got, want)

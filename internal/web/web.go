@@ -1,7 +1,7 @@
 // Package web is the dashboard: customers manage their account, and operators their network, in a
 // browser. It is served by the API listener over HTTPS and embedded in the binary. Every customer
-// change goes through the account API's own code path (api.Server.Do), so the dashboard and the API
-// accept, refuse and word their errors alike.
+// page calls the account service the API calls, and shows its refusals with the API's statuses and
+// sentences, so the dashboard and the API accept, refuse and word their errors alike.
 package web
 
 import (
@@ -15,7 +15,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/exitmesh/exitmesh/internal/api"
+	"github.com/exitmesh/exitmesh/internal/account"
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -30,10 +30,10 @@ var staticFS embed.FS
 // Config is what the dashboard needs. Zero values take the defaults noted.
 type Config struct {
 	Store     domain.Store
-	API       *api.Server
-	Verifier  *auth.Verifier // shared with the API and the proxies; nil: a new one
-	Bans      *bans.Tracker  // the node's: failed sign-ins count like failed API logins; nil: none
-	Operators []string       // accounts that also see the operator pages
+	Accounts  *account.Service // the account rules the customer pages apply, shared with the API
+	Verifier  *auth.Verifier   // shared with the API and the proxies; nil: a new one
+	Bans      *bans.Tracker    // the node's: failed sign-ins count like failed API logins; nil: none
+	Operators []string         // accounts that also see the operator pages
 	// Changed is called after an operator changes accounts or plans, so the local node's proxies
 	// see it at once (other nodes follow the store within their sync interval); nil: nothing.
 	Changed    func(ctx context.Context)
