@@ -207,6 +207,7 @@ type Plan struct {
 	IPs       int    `yaml:"ips"`
 	Hostnames int    `yaml:"hostnames"`
 	Bandwidth Size   `yaml:"bandwidth"`
+	Tokens    int    `yaml:"tokens"` // active API tokens of an account and its sub-accounts; 0 = none
 }
 
 // Timeouts of the proxy listeners.

@@ -262,7 +262,7 @@ func (c *Config) validatePlans(p *problems) {
 			value int64
 		}{
 			{"proxies", int64(plan.Proxies)}, {"subs", int64(plan.Subs)}, {"ips", int64(plan.IPs)},
-			{"hostnames", int64(plan.Hostnames)}, {"bandwidth", int64(plan.Bandwidth)},
+			{"hostnames", int64(plan.Hostnames)}, {"bandwidth", int64(plan.Bandwidth)}, {"tokens", int64(plan.Tokens)},
 		} {
 			if limit.value < 0 {
 				p.add(key+"."+limit.name, "must not be negative")

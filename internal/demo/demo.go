@@ -62,7 +62,7 @@ egress:
 health: {target: "{{.Origin}}", interval: 10s, timeout: 2s}   # each exit must reach the demo origin
 dashboard: {operators: [demo]}   # the demo account also sees the operator pages
 plans:
-  - {name: demo, proxies: 5, subs: 5, ips: 10, hostnames: 5, bandwidth: 0}
+  - {name: demo, proxies: 5, subs: 5, ips: 10, hostnames: 5, bandwidth: 0, tokens: 5}
 `
 
 // Run starts the network and serves until ctx ends.

@@ -17,6 +17,7 @@ type Plan struct {
 	MaxIPs           int
 	MaxHostnames     int
 	MonthlyBandwidth int64 // bytes per calendar month (UTC); 0 = unlimited
+	MaxTokens        int   // active API tokens of an account and its sub-accounts together
 }
 
 // Account is a customer login with everything the proxy needs to authorize it.
@@ -249,6 +250,39 @@ type ExitStatus struct {
 	Updated     time.Time // when the node reported it
 }
 
+// Token is an API token (API.md §2.2) of an account or of one of its sub-accounts. The token itself
+// is never stored: Hash is the hex SHA-256 of it, Prefix its first characters, to tell tokens apart.
+type Token struct {
+	ID        int64
+	AccountID int64
+	SubID     int64  // 0: the account's own
+	Login     string // the username of the account or sub-account it authenticates as
+	Label     string
+	Prefix    string
+	Hash      string
+	Created   time.Time
+	Expires   time.Time // zero: never
+	LastUsed  time.Time // zero: never used (as far as the nodes have reported)
+	Active    bool
+}
+
+// Usable reports whether the token authenticates at now: active and not expired.
+func (t Token) Usable(now time.Time) bool {
+	return t.Active && (t.Expires.IsZero() || now.Before(t.Expires))
+}
+
+// NewToken is what CreateToken needs.
+type NewToken struct {
+	Sub     string // the sub-account it is for; "" for the account itself
+	Label   string
+	Prefix  string
+	Hash    string
+	Expires time.Time // zero: never
+}
+
+// MaxTokenLabel is the longest label a token takes.
+const MaxTokenLabel = 100
+
 // Snapshot is everything the proxy's in-memory authorization view is built from, read in one
 // consistent transaction. Accounts and Subs come in no particular order (sorting a million of them
 // would only slow a full load down).
@@ -257,4 +291,5 @@ type Snapshot struct {
 	Plans    []Plan
 	Accounts []Account
 	Subs     []SubAccount
+	Tokens   []Token
 }

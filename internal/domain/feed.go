@@ -5,7 +5,7 @@ type ChangeKind string
 
 const (
 	// ChangeAccount: an account or one of its sub-accounts changed (created, updated, a sub-account
-	// added or deleted, an IP, proxy server or hostname address). Ref is the account's id.
+	// added or deleted, an IP, proxy server or hostname address, an API token). Ref is the account's id.
 	ChangeAccount ChangeKind = "account"
 	// ChangePlans: a plan was created or its limits changed. Ref is 0.
 	ChangePlans ChangeKind = "plans"
@@ -28,6 +28,7 @@ type Delta struct {
 	Changes  []Change
 	Accounts []Account    // the accounts named by ChangeAccount entries, as they are at To
 	Subs     []SubAccount // every sub-account of those accounts
+	Tokens   []Token      // every API token of those accounts and their sub-accounts
 	Plans    []Plan       // every plan, when a ChangePlans entry is among Changes; else nil
 	// Gap means entries after From are no longer kept (or From is ahead of the store): the reader
 	// must load a full Snapshot instead.

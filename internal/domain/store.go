@@ -53,6 +53,21 @@ type Store interface {
 	UpdateSubAccount(ctx context.Context, account, sub string, u SubAccountUpdate) (SubAccount, error)
 	DeleteSubAccount(ctx context.Context, account, sub string) error
 
+	// API tokens, of an account or of one of its sub-accounts (sub "" for the account's own).
+	// CreateToken enforces the plan's MaxTokens over the active tokens of the account and its
+	// sub-accounts (ELIMIT), as SetTokenActive does when it activates one; a token id that is not the
+	// account's (or its sub-accounts') is ENOTFOUND. FindToken finds a token by its hash, for
+	// authentication. TouchTokens records when tokens were last used (never moving a time back) and,
+	// like it, changes no Version. Moving an account to a plan with a smaller MaxTokens deactivates its
+	// newest active tokens beyond the limit.
+	CreateToken(ctx context.Context, account string, t NewToken) (Token, error)
+	ListTokens(ctx context.Context, account, sub string) ([]Token, error)
+	GetToken(ctx context.Context, account string, id int64) (Token, error)
+	SetTokenActive(ctx context.Context, account string, id int64, active bool) (Token, error)
+	DeleteToken(ctx context.Context, account string, id int64) error
+	FindToken(ctx context.Context, hash string) (Token, error)
+	TouchTokens(ctx context.Context, used map[int64]time.Time) error
+
 	// Proxy server catalogue.
 	PutProxyServer(ctx context.Context, p ProxyServer) error
 	ListProxyServers(ctx context.Context) ([]ProxyServer, error)

@@ -271,7 +271,7 @@ func (n *Node) newProxyServer(name string, pool *exits.Pool) *proxy.Server {
 func Provision(ctx context.Context, s domain.Store, cfg *config.Config, addrs map[string]string) error {
 	for _, p := range cfg.Plans {
 		err := s.PutPlan(ctx, domain.Plan{Name: p.Name, MaxProxies: p.Proxies, MaxSubs: p.Subs, MaxIPs: p.IPs,
-			MaxHostnames: p.Hostnames, MonthlyBandwidth: int64(p.Bandwidth)})
+			MaxHostnames: p.Hostnames, MonthlyBandwidth: int64(p.Bandwidth), MaxTokens: p.Tokens})
 		if err != nil {
 			return fmt.Errorf("provision plan %s: %w", p.Name, err)
 		}

@@ -208,11 +208,17 @@ func updateAccount(ctx context.Context, tx *sql.Tx, id int64, u domain.AccountUp
 		}
 	}
 	if u.Plan != nil {
-		pid, err := planID(ctx, tx, *u.Plan)
+		pid, plan, err := lookupPlan(ctx, tx, *u.Plan)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errUnknownPlan(*u.Plan)
+		}
 		if err != nil {
 			return err
 		}
 		if err := set("plan_id", pid); err != nil {
+			return err
+		}
+		if err := trimTokens(ctx, tx, id, plan.MaxTokens); err != nil {
 			return err
 		}
 	}
@@ -358,7 +364,7 @@ func lookupAccount(ctx context.Context, tx *sql.Tx, username string) (accountRef
 	p := &ref.plan
 	err := tx.QueryRowContext(ctx, `SELECT a.id, `+planColumns+` FROM accounts a JOIN plans p ON p.id = a.plan_id
 		WHERE a.username = $1`, username).
-		Scan(&ref.id, &p.Name, &p.MaxProxies, &p.MaxSubs, &p.MaxIPs, &p.MaxHostnames, &p.MonthlyBandwidth)
+		Scan(append([]any{&ref.id}, planDest(p)...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ref, errAccountNotFound(username)
 	}

@@ -165,8 +165,8 @@ func (db *DB) Version(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
-// Snapshot reads the version, plans, accounts and sub-accounts in one read transaction, with one
-// query per table.
+// Snapshot reads the version, plans, accounts, sub-accounts and API tokens in one read transaction,
+// with one query per table.
 func (db *DB) Snapshot(ctx context.Context) (domain.Snapshot, error) {
 	var s domain.Snapshot
 	err := db.read(ctx, func(tx *sql.Tx) error {
@@ -184,7 +184,10 @@ func (db *DB) Snapshot(ctx context.Context) (domain.Snapshot, error) {
 		if s.Accounts, err = loadAccounts(ctx, tx, cat, ""); err != nil {
 			return err
 		}
-		s.Subs, err = loadSubs(ctx, tx, cat, "")
+		if s.Subs, err = loadSubs(ctx, tx, cat, ""); err != nil {
+			return err
+		}
+		s.Tokens, err = loadTokens(ctx, tx, "")
 		return err
 	})
 	if err != nil {

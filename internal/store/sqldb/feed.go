@@ -104,7 +104,7 @@ func (db *DB) ChangesSince(ctx context.Context, after int64, limit int) (domain.
 }
 
 // loadChanged reads the current state of what d's entries name: the accounts with their
-// sub-accounts, and the plans when any changed.
+// sub-accounts and API tokens, and the plans when any changed.
 func (db *DB) loadChanged(ctx context.Context, tx *sql.Tx, d *domain.Delta) error {
 	var ids []int64
 	for _, c := range d.Changes {
@@ -139,8 +139,13 @@ func (db *DB) loadChanged(ctx context.Context, tx *sql.Tx, d *domain.Delta) erro
 		if err != nil {
 			return err
 		}
+		tokens, err := loadTokens(ctx, tx, "a.id IN "+in, args...)
+		if err != nil {
+			return err
+		}
 		d.Accounts = append(d.Accounts, as...)
 		d.Subs = append(d.Subs, subs...)
+		d.Tokens = append(d.Tokens, tokens...)
 	}
 	return nil
 }

@@ -11,24 +11,29 @@ import (
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
-const planColumns = `p.name, p.max_proxies, p.max_subs, p.max_ips, p.max_hostnames, p.monthly_bandwidth`
+const planColumns = `p.name, p.max_proxies, p.max_subs, p.max_ips, p.max_hostnames, p.monthly_bandwidth, p.max_tokens`
 
 func scanPlan(row interface{ Scan(...any) error }, p *domain.Plan) error {
-	return row.Scan(&p.Name, &p.MaxProxies, &p.MaxSubs, &p.MaxIPs, &p.MaxHostnames, &p.MonthlyBandwidth)
+	return row.Scan(planDest(p)...)
+}
+
+// planDest is where planColumns scan to.
+func planDest(p *domain.Plan) []any {
+	return []any{&p.Name, &p.MaxProxies, &p.MaxSubs, &p.MaxIPs, &p.MaxHostnames, &p.MonthlyBandwidth, &p.MaxTokens}
 }
 
 func checkPlan(p domain.Plan) error {
 	if err := domain.ValidateName("Plan", p.Name); err != nil {
 		return err
 	}
-	if p.MaxProxies < 0 || p.MaxSubs < 0 || p.MaxIPs < 0 || p.MaxHostnames < 0 || p.MonthlyBandwidth < 0 {
+	if p.MaxProxies < 0 || p.MaxSubs < 0 || p.MaxIPs < 0 || p.MaxHostnames < 0 || p.MonthlyBandwidth < 0 || p.MaxTokens < 0 {
 		return domain.Errorf(domain.EINVALID, "Plan limits may not be negative.")
 	}
 	return nil
 }
 
 func planArgs(p domain.Plan) []any {
-	return []any{p.Name, p.MaxProxies, p.MaxSubs, p.MaxIPs, p.MaxHostnames, p.MonthlyBandwidth}
+	return []any{p.Name, p.MaxProxies, p.MaxSubs, p.MaxIPs, p.MaxHostnames, p.MonthlyBandwidth, p.MaxTokens}
 }
 
 // CreatePlan adds a plan; a plan of that name must not exist.
@@ -38,8 +43,8 @@ func (db *DB) CreatePlan(ctx context.Context, p domain.Plan) error {
 	}
 	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
 		feed.plans()
-		_, err := tx.ExecContext(ctx, `INSERT INTO plans (name, max_proxies, max_subs, max_ips, max_hostnames, monthly_bandwidth)
-			VALUES ($1, $2, $3, $4, $5, $6)`, planArgs(p)...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO plans (name, max_proxies, max_subs, max_ips, max_hostnames, monthly_bandwidth, max_tokens)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, planArgs(p)...)
 		if db.dialect.IsUniqueViolation(err) {
 			return domain.Errorf(domain.ECONFLICT, "Plan %q already exists.", p.Name)
 		}
@@ -59,7 +64,7 @@ func (db *DB) UpdatePlan(ctx context.Context, p domain.Plan) error {
 	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
 		feed.plans()
 		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE plans SET max_proxies = $2, max_subs = $3, max_ips = $4,
-			max_hostnames = $5, monthly_bandwidth = $6 WHERE name = $1`, planArgs(p)...))
+			max_hostnames = $5, monthly_bandwidth = $6, max_tokens = $7 WHERE name = $1`, planArgs(p)...))
 		if err == nil && n == 0 {
 			return errPlanNotFound(p.Name)
 		}
@@ -79,13 +84,14 @@ func (db *DB) PutPlan(ctx context.Context, p domain.Plan) error {
 	}
 	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
 		feed.plans()
-		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO plans (name, max_proxies, max_subs, max_ips, max_hostnames, monthly_bandwidth)
-			VALUES ($1, $2, $3, $4, $5, $6)
+		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO plans (name, max_proxies, max_subs, max_ips, max_hostnames, monthly_bandwidth, max_tokens)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (name) DO UPDATE SET max_proxies = excluded.max_proxies, max_subs = excluded.max_subs,
-				max_ips = excluded.max_ips, max_hostnames = excluded.max_hostnames, monthly_bandwidth = excluded.monthly_bandwidth
+				max_ips = excluded.max_ips, max_hostnames = excluded.max_hostnames, monthly_bandwidth = excluded.monthly_bandwidth,
+				max_tokens = excluded.max_tokens
 			WHERE plans.max_proxies <> excluded.max_proxies OR plans.max_subs <> excluded.max_subs
 				OR plans.max_ips <> excluded.max_ips OR plans.max_hostnames <> excluded.max_hostnames
-				OR plans.monthly_bandwidth <> excluded.monthly_bandwidth`,
+				OR plans.monthly_bandwidth <> excluded.monthly_bandwidth OR plans.max_tokens <> excluded.max_tokens`,
 			planArgs(p)...))
 		if err == nil && n == 0 {
 			return errUnchanged
@@ -138,7 +144,7 @@ func lookupPlan(ctx context.Context, tx *sql.Tx, name string) (int64, domain.Pla
 	var id int64
 	var p domain.Plan
 	row := tx.QueryRowContext(ctx, `SELECT p.id, `+planColumns+` FROM plans p WHERE p.name = $1`, name)
-	err := row.Scan(&id, &p.Name, &p.MaxProxies, &p.MaxSubs, &p.MaxIPs, &p.MaxHostnames, &p.MonthlyBandwidth)
+	err := row.Scan(append([]any{&id}, planDest(&p)...)...)
 	return id, p, err
 }
 

@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"PruneChanges", testPruneChanges},
 		{"ConcurrentFeed", testConcurrentFeed},
 		{"ImportAccounts", testImportAccounts},
+		{"Tokens", testTokens},
+		{"TokensFollowThePlan", testTokensFollowThePlan},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -63,8 +65,8 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 
 // The fixture: two plans, four proxy servers, alice on the small plan and bob on the big one.
 var (
-	small = domain.Plan{Name: "small", MaxProxies: 2, MaxSubs: 1, MaxIPs: 2, MaxHostnames: 1, MonthlyBandwidth: 1 << 30}
-	big   = domain.Plan{Name: "big", MaxProxies: 10, MaxSubs: 10, MaxIPs: 10, MaxHostnames: 10}
+	small = domain.Plan{Name: "small", MaxProxies: 2, MaxSubs: 1, MaxIPs: 2, MaxHostnames: 1, MonthlyBandwidth: 1 << 30, MaxTokens: 2}
+	big   = domain.Plan{Name: "big", MaxProxies: 10, MaxSubs: 10, MaxIPs: 10, MaxHostnames: 10, MaxTokens: 5}
 
 	proxyServers = []domain.ProxyServer{
 		{Name: "us-ca", Address: "us-ca.example.net:31280", Country: "US"},
