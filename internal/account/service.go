@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/hostnames"
@@ -37,6 +38,13 @@ type Store interface {
 	DeleteSubAccount(ctx context.Context, account, sub string) error
 
 	Usage(ctx context.Context, f domain.UsageFilter) ([]domain.UsageRow, error)
+
+	CreateToken(ctx context.Context, account string, t domain.NewToken) (domain.Token, error)
+	ListTokens(ctx context.Context, account, sub string) ([]domain.Token, error)
+	GetToken(ctx context.Context, account string, id int64) (domain.Token, error)
+	SetTokenActive(ctx context.Context, account string, id int64, active bool) (domain.Token, error)
+	DeleteToken(ctx context.Context, account string, id int64) error
+	FindToken(ctx context.Context, hash string) (domain.Token, error)
 }
 
 // Config is what the service needs. Zero values take the defaults noted.
@@ -47,6 +55,9 @@ type Config struct {
 	// node's proxies honour the change by the time the caller answers (other nodes follow the
 	// store's change feed). nil: nothing.
 	Changed func(ctx context.Context)
+
+	// TokenUses learns when API tokens authenticate, for their last_used; nil: not recorded.
+	TokenUses *auth.TokenUses
 
 	UnconfirmedAllowance int           // changes an unconfirmed account may make; default config's
 	UnconfirmedBlock     time.Duration // then its access is blocked this long; default config's

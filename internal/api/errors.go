@@ -26,11 +26,12 @@ func newError(status int, msg string) *apiError { return &apiError{Status: statu
 const planErrorRetry = 2 * time.Minute
 
 var (
-	errNotFound     = newError(http.StatusNotFound, "Not found.")
-	errUnauthorized = &apiError{Status: http.StatusUnauthorized, Message: "Authentication required: use HTTP Basic with your account's username and password.", Unauth: true}
-	errSubAccount   = newError(http.StatusForbidden, "Sub-accounts cannot use the API; use the account's username and password.")
-	errPlan         = &apiError{Status: http.StatusServiceUnavailable, Message: account.PlanErrorMessage, RetryAfter: planErrorRetry}
-	errUnavailable  = &apiError{Status: http.StatusServiceUnavailable, Message: "The service is temporarily unavailable. Please try again in a few minutes.", RetryAfter: planErrorRetry}
+	errNotFound       = newError(http.StatusNotFound, "Not found.")
+	errUnauthorized   = &apiError{Status: http.StatusUnauthorized, Message: "Authentication required: use HTTP Basic with your account's username and password, or an API token as Authorization: Bearer.", Unauth: true}
+	errSubAccount     = newError(http.StatusForbidden, "Sub-accounts cannot use the API; use the account's username and password.")
+	errBearerOnTokens = newError(http.StatusForbidden, "API tokens are managed with the account's username and password (HTTP Basic), not with a token.")
+	errPlan           = &apiError{Status: http.StatusServiceUnavailable, Message: account.PlanErrorMessage, RetryAfter: planErrorRetry}
+	errUnavailable    = &apiError{Status: http.StatusServiceUnavailable, Message: "The service is temporarily unavailable. Please try again in a few minutes.", RetryAfter: planErrorRetry}
 )
 
 // asAPIError maps any error of a handler or the store to its answer (API.md §4); this is the one

@@ -58,8 +58,8 @@ proxies:
     exits: [{ip: 127.0.0.5}]
 egress: {allow: [127.0.0.1/32]}
 plans:
-  - {name: small, proxies: 2, subs: 1, ips: 2, hostnames: 1, bandwidth: 1GB}
-  - {name: big, proxies: 3, subs: 10, ips: 10, hostnames: 10, bandwidth: 0}
+  - {name: small, proxies: 2, subs: 1, ips: 2, hostnames: 1, bandwidth: 1GB, tokens: 1}
+  - {name: big, proxies: 3, subs: 10, ips: 10, hostnames: 10, bandwidth: 0, tokens: 3}
 `
 
 // logBuffer collects a log that goroutines write while the test reads it.

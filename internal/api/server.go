@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/account"
@@ -106,9 +107,12 @@ func (s *Server) serve(c *call) (any, error) {
 	if c.r.Method != http.MethodGet && c.r.Method != http.MethodPost { // row 4
 		return nil, &apiError{Status: http.StatusMethodNotAllowed, Allow: c.route.method}
 	}
-	login, err := s.authenticate(c) // rows 5, 6
+	login, bearer, err := s.authenticate(c) // rows 5, 6
 	if err != nil {
 		return nil, err
+	}
+	if bearer && c.route.tokens { // row 6b
+		return nil, errBearerOnTokens
 	}
 	if c.route.isList() && c.r.Method == http.MethodPost { // row 7
 		return nil, newError(http.StatusForbidden, fmt.Sprintf("%s is a list: use GET, not POST.", c.route.path))
@@ -146,8 +150,38 @@ func (s *Server) handle(c *call) (any, error) {
 	return c.route.handle(s, c)
 }
 
-// authenticate checks the Basic credentials: an account's, not a sub-account's.
-func (s *Server) authenticate(c *call) (domain.Login, error) {
+// authenticate checks the credentials, Basic or a bearer API token (bearer is true then): an
+// account's, not a sub-account's.
+func (s *Server) authenticate(c *call) (_ domain.Login, bearer bool, _ error) {
+	if token, ok := bearerToken(c.r); ok {
+		login, err := s.cfg.Accounts.AuthenticateToken(c.r.Context(), token)
+		switch {
+		case err == account.ErrBadToken:
+			s.cfg.Bans.Fail(c.ip, bans.AuthFailure)
+			return login, true, errUnauthorized
+		case err != nil:
+			return login, true, fmt.Errorf("%w: %w", account.ErrPlan, err)
+		case login.IsSub():
+			return login, true, errSubAccount
+		}
+		return login, true, nil
+	}
+	login, err := s.basic(c)
+	return login, false, err
+}
+
+// bearerToken returns the token of "Authorization: Bearer <token>" (RFC 6750).
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
+}
+
+// basic checks Basic credentials.
+func (s *Server) basic(c *call) (domain.Login, error) {
 	username, password, ok := c.r.BasicAuth()
 	if !ok {
 		s.cfg.Bans.Fail(c.ip, bans.AuthFailure)

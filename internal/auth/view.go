@@ -7,12 +7,15 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
@@ -61,6 +64,15 @@ type accountState struct {
 	subs      []subState
 	ips       []netip.Addr // the account's authorized IPs (unique network-wide)
 	hostIPs   []netip.Addr // the current addresses of its authorized hostnames
+	tokens    [][sha256.Size]byte
+}
+
+// tokenEntry is an active API token of an account or sub-account.
+type tokenEntry struct {
+	id        int64
+	principal *Principal
+	expires   time.Time    // zero: never
+	reported  atomic.Int64 // the unix second of the last use handed to TokenUses
 }
 
 type subState struct {
@@ -86,6 +98,11 @@ type View struct {
 	hosts    map[netip.Addr][]int64 // accounts one of whose hostnames resolves to the address
 	plans    map[string]*planLimits
 	names    map[string]string // interned proxy server names
+	tokens   map[[sha256.Size]byte]*tokenEntry
+
+	// Uses, when set, learns of every token use (at most once a second per token), for the store's
+	// last_used.
+	Uses *TokenUses
 }
 
 // NewView returns an empty view that checks passwords with verifier (nil: a new one).
@@ -107,6 +124,7 @@ func (v *View) reset(seq int64, size int) {
 	v.hosts = make(map[netip.Addr][]int64)
 	v.plans = make(map[string]*planLimits)
 	v.names = make(map[string]string)
+	v.tokens = make(map[[sha256.Size]byte]*tokenEntry)
 }
 
 // Version returns the store version the view reflects (-1 before the first Load).
@@ -135,9 +153,9 @@ func (v *View) load(s domain.Snapshot) {
 	defer v.mu.Unlock()
 	v.reset(s.Version, len(s.Accounts)+len(s.Subs))
 	v.setPlans(s.Plans)
-	subs := subsByAccount(s.Subs)
+	subs, tokens := subsByAccount(s.Subs), tokensByAccount(s.Tokens)
 	for _, a := range s.Accounts {
-		v.putAccount(a, subs[a.ID])
+		v.putAccount(a, subs[a.ID], tokens[a.ID])
 	}
 	for ip := range v.owner {
 		v.resolve(ip)
@@ -159,7 +177,7 @@ func (v *View) apply(d domain.Delta) {
 	for i := range d.Accounts {
 		current[d.Accounts[i].ID] = &d.Accounts[i]
 	}
-	subs := subsByAccount(d.Subs)
+	subs, tokens := subsByAccount(d.Subs), tokensByAccount(d.Tokens)
 	done := make(map[int64]bool, len(d.Changes))
 	for _, c := range d.Changes {
 		if c.Kind != domain.ChangeAccount || done[c.Ref] {
@@ -167,7 +185,7 @@ func (v *View) apply(d domain.Delta) {
 		}
 		done[c.Ref] = true
 		v.mu.Lock()
-		v.replaceAccount(c.Ref, current[c.Ref], subs[c.Ref])
+		v.replaceAccount(c.Ref, current[c.Ref], subs[c.Ref], tokens[c.Ref])
 		v.mu.Unlock()
 	}
 	v.mu.Lock()
@@ -179,6 +197,14 @@ func subsByAccount(subs []domain.SubAccount) map[int64][]domain.SubAccount {
 	m := make(map[int64][]domain.SubAccount)
 	for _, s := range subs {
 		m[s.AccountID] = append(m[s.AccountID], s)
+	}
+	return m
+}
+
+func tokensByAccount(tokens []domain.Token) map[int64][]domain.Token {
+	m := make(map[int64][]domain.Token)
+	for _, t := range tokens {
+		m[t.AccountID] = append(m[t.AccountID], t)
 	}
 	return m
 }
@@ -202,10 +228,10 @@ func (v *View) plan(name string) *planLimits {
 
 // replaceAccount takes the account id out of the view and puts a (its current state, nil when it is
 // gone) in, then settles every address either state touched.
-func (v *View) replaceAccount(id int64, a *domain.Account, subs []domain.SubAccount) {
+func (v *View) replaceAccount(id int64, a *domain.Account, subs []domain.SubAccount, tokens []domain.Token) {
 	touched := v.removeAccount(id)
 	if a != nil {
-		v.putAccount(*a, subs)
+		v.putAccount(*a, subs, tokens)
 		st := v.accounts[id]
 		touched = append(append(touched, st.ips...), st.hostIPs...)
 	}
@@ -225,6 +251,9 @@ func (v *View) removeAccount(id int64) []netip.Addr {
 	for _, s := range st.subs {
 		delete(v.logins, s.principal.Login)
 	}
+	for _, h := range st.tokens {
+		delete(v.tokens, h)
+	}
 	for _, ip := range st.ips {
 		if v.owner[ip] == id {
 			delete(v.owner, ip)
@@ -240,8 +269,9 @@ func (v *View) removeAccount(id int64) []netip.Addr {
 	return append(slices.Clone(st.ips), st.hostIPs...)
 }
 
-// putAccount adds an account and its sub-accounts; the addresses they hold are settled by the caller.
-func (v *View) putAccount(a domain.Account, subs []domain.SubAccount) {
+// putAccount adds an account, its sub-accounts and its active tokens; the addresses they hold are
+// settled by the caller.
+func (v *View) putAccount(a domain.Account, subs []domain.SubAccount, tokens []domain.Token) {
 	p := &Principal{AccountID: a.ID, Login: a.Username, Account: a.Username, Disabled: a.Disabled,
 		plan: v.plan(a.Plan), proxies: v.intern(a.Proxies), hash: a.PasswordHash}
 	st := &accountState{principal: p, ips: slices.Clip(slices.Clone(a.IPs))}
@@ -262,6 +292,31 @@ func (v *View) putAccount(a domain.Account, subs []domain.SubAccount) {
 		st.subs = append(st.subs, subState{principal: sp, ips: slices.Clip(slices.Clone(s.IPs))})
 	}
 	v.accounts[a.ID] = st
+	v.putTokens(st, tokens)
+}
+
+// putTokens adds the active tokens of an account (and of its sub-accounts) to the view.
+func (v *View) putTokens(st *accountState, tokens []domain.Token) {
+	for _, t := range tokens {
+		var h [sha256.Size]byte
+		if !t.Active || len(t.Hash) != hex.EncodedLen(len(h)) {
+			continue
+		}
+		if _, err := hex.Decode(h[:], []byte(t.Hash)); err != nil {
+			continue // a hash that is not one matches no token
+		}
+		p := st.principal
+		for _, s := range st.subs {
+			if s.principal.SubID == t.SubID {
+				p = s.principal
+			}
+		}
+		if t.SubID != 0 && p == st.principal {
+			continue // its sub-account is gone
+		}
+		v.tokens[h] = &tokenEntry{id: t.ID, principal: p, expires: t.Expires}
+		st.tokens = append(st.tokens, h)
+	}
 }
 
 // resolve settles who the address ip authenticates as:
@@ -313,6 +368,25 @@ func (v *View) ByIP(ip netip.Addr) (*Principal, bool) {
 	p, ok := v.ips[ip.Unmap()]
 	v.mu.RUnlock()
 	return p, ok
+}
+
+// AuthenticateToken finds the account or sub-account of an active, unexpired API token.
+func (v *View) AuthenticateToken(token string) (*Principal, error) {
+	if !WellFormedToken(token) {
+		return nil, ErrBadCredentials
+	}
+	sum := sha256.Sum256([]byte(token))
+	v.mu.RLock()
+	e := v.tokens[sum]
+	v.mu.RUnlock()
+	now := time.Now()
+	if e == nil || (!e.expires.IsZero() && !now.Before(e.expires)) {
+		return nil, ErrBadCredentials
+	}
+	if sec := now.Unix(); v.Uses != nil && e.reported.Swap(sec) != sec {
+		v.Uses.Record(e.id, now)
+	}
+	return e.principal, nil
 }
 
 // Authenticate checks a login and password against the view.

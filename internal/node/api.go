@@ -42,6 +42,7 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 		Store:                n.store,
 		Lookup:               lookup,
 		Changed:              changed,
+		TokenUses:            n.tokens,
 		UnconfirmedAllowance: cfg.API.UnconfirmedAllowance,
 		UnconfirmedBlock:     cfg.API.UnconfirmedBlock.D(),
 	})

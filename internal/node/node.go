@@ -25,6 +25,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/exits"
 	"github.com/exitmesh/exitmesh/internal/hosting"
 	"github.com/exitmesh/exitmesh/internal/hostnames"
+	"github.com/exitmesh/exitmesh/internal/loop"
 	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/proxy"
 	"github.com/exitmesh/exitmesh/internal/store"
@@ -36,6 +37,7 @@ type Node struct {
 	log      *slog.Logger
 	store    domain.Store
 	view     *auth.View
+	tokens   *auth.TokenUses // API token uses, from the proxies and the API, for the store
 	verifier *auth.Verifier
 	bans     *bans.Tracker
 	metrics  *metrics.Metrics
@@ -88,6 +90,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 		shutdownGrace:   cfg.Timeouts.Shutdown.D(),
 	}
 	n.view.SetLog(log)
+	n.tokens = &auth.TokenUses{}
+	n.view.Uses = n.tokens
 	n.bans = bans.New(bans.Config{AuthFailures: cfg.Bans.AuthFailures, NotFound: cfg.Bans.NotFound,
 		Window: cfg.Bans.Window.D(), Duration: cfg.Bans.Duration.D(), OnBan: sharing.publish, Exempt: n.self.IsExit})
 	defer func() {
@@ -179,10 +183,23 @@ func (n *Node) follow(ctx context.Context, sharing *banSharing, lookup hostnames
 		n.usage.Run(ctx, cfg.Usage.FlushInterval.D(), cfg.Sync.Interval.D(), 10*time.Second, log)
 	})
 	wg.Go(func() { sharing.run(ctx, cfg.Sync.Interval.D()) })
+	wg.Go(func() { n.flushTokenUses(ctx, cfg.Usage.FlushInterval.D()) })
 	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,
 		Changed: func(ctx context.Context) { n.view.Refresh(ctx, n.store) }}
 	wg.Go(func() { refresher.Run(ctx) })
 	wg.Go(func() { n.publishExitStatus(ctx, cfg.Node.Name, cfg.Health.Interval.D()) })
+}
+
+// flushTokenUses writes when API tokens were last used, every interval and once more as it stops.
+func (n *Node) flushTokenUses(ctx context.Context, interval time.Duration) {
+	loop.Loop{Interval: interval, Timeout: 10 * time.Second, Log: n.log,
+		Step:    func(ctx context.Context) error { return n.tokens.Flush(ctx, n.store) },
+		Failing: "API token uses not recorded; keeping them for the next try", Recovered: "API token uses recorded again"}.Run(ctx)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := n.tokens.Flush(fctx, n.store); err != nil {
+		n.log.Warn("API token uses not recorded at stop", "err", err)
+	}
 }
 
 // serveHTTP serves srv on ln until Close; the listeners step of the teardown shuts it down.

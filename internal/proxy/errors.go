@@ -37,7 +37,7 @@ type refusal struct {
 func (r *refusal) Error() string { return r.Message }
 
 var (
-	errAuthRequired  = &refusal{Status: http.StatusProxyAuthRequired, Reason: "auth-required", Message: "Proxy authentication required: send Proxy-Authorization (Basic) or use an authorized IP."}
+	errAuthRequired  = &refusal{Status: http.StatusProxyAuthRequired, Reason: "auth-required", Message: "Proxy authentication required: send Proxy-Authorization (Basic, or Bearer with an API token) or use an authorized IP."}
 	errAuthFailed    = &refusal{Status: http.StatusProxyAuthRequired, Reason: "auth-failed", Message: "Proxy authentication failed: wrong username or password."}
 	errDisabled      = &refusal{Status: http.StatusForbidden, Reason: "account-disabled", Message: "This account is disabled."}
 	errNotAuthorized = &refusal{Status: http.StatusForbidden, Reason: "proxy-not-authorized", Message: "This proxy server is not authorized for your account; add it to your account's proxy servers."}

@@ -308,7 +308,12 @@ func (s *Server) countAuthFailure(src netip.Addr) {
 func (s *Server) authenticate(ctx context.Context, r *http.Request, src netip.Addr) (*auth.Principal, exits.Steering, *refusal) {
 	var p *auth.Principal
 	var steer exits.Steering
-	if h := r.Header.Get("Proxy-Authorization"); h != "" {
+	if token, ok := parseBearer(r.Header.Get("Proxy-Authorization")); ok {
+		var err error
+		if p, err = s.cfg.Accounts.AuthenticateToken(token); err != nil {
+			return nil, steer, errAuthFailed
+		}
+	} else if h := r.Header.Get("Proxy-Authorization"); h != "" {
 		login, password, ok := parseBasic(h)
 		if !ok {
 			return nil, steer, errAuthFailed
@@ -337,6 +342,15 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, src netip.Ad
 		return nil, steer, errNotAuthorized
 	}
 	return p, steer, nil
+}
+
+// parseBearer reads a "Bearer <token>" credential (RFC 6750).
+func parseBearer(h string) (token string, ok bool) {
+	const prefix = "bearer "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
 }
 
 // parseBasic decodes a "Basic base64(login:password)" credential.
