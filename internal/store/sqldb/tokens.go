@@ -237,4 +237,3 @@ func loadTokens(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]d
 	}
 	return out, nil
 }
-
