@@ -52,10 +52,13 @@ func (p *RetryPolicy) applyDefaults() {
 	}
 }
 
-// Client calls the account API of one exitmesh network as one account.
+// Client calls the account API of one exitmesh network as one account, with its username and
+// password or with one of its API tokens.
 type Client struct {
 	base               *url.URL
 	username, password string
+	token              string // an API token, instead of the username and password
+	sub                string // the sub-account the calls act on (ForSubAccount); "" for the account
 	http               *http.Client
 	retry              RetryPolicy
 	sleep              func(ctx context.Context, d time.Duration) error
@@ -85,15 +88,27 @@ func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
 
 // New returns a client of the API at baseURL (https://host:port, or http:// to be redirected).
 func New(baseURL, username, password string, opts ...Option) (*Client, error) {
+	if username == "" || password == "" {
+		return nil, errors.New("exitmesh client: the account's username and password are required")
+	}
+	return newClient(baseURL, &Client{username: username, password: password}, opts)
+}
+
+// NewWithToken returns a client that authenticates with an API token (Authorization: Bearer). A
+// token cannot manage tokens: those calls answer ErrForbidden.
+func NewWithToken(baseURL, token string, opts ...Option) (*Client, error) {
+	if token == "" {
+		return nil, errors.New("exitmesh client: the API token is required")
+	}
+	return newClient(baseURL, &Client{token: token}, opts)
+}
+
+func newClient(baseURL string, c *Client, opts []Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("exitmesh client: API address %q must be https://HOST[:PORT]", baseURL)
 	}
-	if username == "" || password == "" {
-		return nil, errors.New("exitmesh client: the account's username and password are required")
-	}
-	c := &Client{base: &url.URL{Scheme: u.Scheme, Host: u.Host}, username: username, password: password,
-		http: &http.Client{Timeout: time.Minute}, sleep: sleepContext}
+	c.base, c.http, c.sleep = &url.URL{Scheme: u.Scheme, Host: u.Host}, &http.Client{Timeout: time.Minute}, sleepContext
 	for _, o := range opts {
 		o(c)
 	}
@@ -102,6 +117,16 @@ func New(baseURL, username, password string, opts ...Option) (*Client, error) {
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.http = &hc
 	return c, nil
+}
+
+// cloneWith returns a copy of params with name set to value.
+func cloneWith(params url.Values, name, value string) url.Values {
+	out := make(url.Values, len(params)+1)
+	for k, v := range params {
+		out[k] = v
+	}
+	out.Set(name, value)
+	return out
 }
 
 func sleepContext(ctx context.Context, d time.Duration) error {
@@ -123,8 +148,19 @@ type call struct {
 	target       *url.URL
 }
 
+// ForSubAccount returns a client whose calls on IPs, hostnames, proxy servers, tokens and usage act
+// on the account's sub-account sub (API.md §1) instead of the account.
+func (c *Client) ForSubAccount(sub string) *Client {
+	cc := *c
+	cc.sub = sub
+	return &cc
+}
+
 // do performs method on path with params and decodes a JSON answer into out (nil: none expected).
 func (c *Client) do(ctx context.Context, method, path string, params url.Values, out any) error {
+	if c.sub != "" && !strings.HasPrefix(path, "/api/sub") && params.Get("username") == "" {
+		params = cloneWith(params, "username", c.sub)
+	}
 	k := &call{method: method, path: path, params: params, target: c.base}
 	if method == http.MethodPost {
 		k.idemKey = cryptorand.Text()
@@ -217,7 +253,11 @@ func (c *Client) attempt(ctx context.Context, k *call) (*http.Response, error) {
 	if k.idemKey != "" {
 		req.Header.Set("Idempotency-Key", k.idemKey)
 	}
-	if u.Scheme == "https" {
+	switch {
+	case u.Scheme != "https":
+	case c.token != "":
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	default:
 		req.SetBasicAuth(c.username, c.password)
 	}
 	return c.http.Do(req)

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Hostname is an authorized hostname and the address it resolves to ("" while it does not).
@@ -193,7 +194,7 @@ type UsageReport struct {
 }
 
 // Bandwidth is the account's traffic in the current calendar month (UTC) against its plan's monthly
-// bandwidth. Once Used reaches a non-zero Limit, proxy requests are refused with 402 until the month ends.
+// bandwidth. Once Used reaches a non-zero Limit, proxy requests are refused with 509 until the month ends.
 type Bandwidth struct {
 	Month string `json:"month"` // YYYY-MM
 	Used  int64  `json:"used"`  // bytes in + bytes out, sub-accounts included
@@ -213,4 +214,62 @@ func (c *Client) UsageReport(ctx context.Context, from, to string) (UsageReport,
 	var out UsageReport
 	err := c.get(ctx, "/api/usage/", params, &out)
 	return out, err
+}
+
+// Token is an API token as the lists show it: never the token itself, which only CreateToken returns.
+type Token struct {
+	ID       int64      `json:"id"`
+	Username string     `json:"username"` // the account or sub-account it authenticates as
+	Label    string     `json:"label"`
+	Prefix   string     `json:"prefix"` // the token's first characters
+	Created  time.Time  `json:"created"`
+	Expires  *time.Time `json:"expires"`   // nil: never
+	LastUsed *time.Time `json:"last_used"` // nil: never (the nodes report uses within a minute or so)
+	Active   bool       `json:"active"`
+}
+
+// CreatedToken is a token just created, with the token itself: keep it, it is shown only this once.
+type CreatedToken struct {
+	Token
+	Secret string `json:"token"`
+}
+
+// Tokens returns the API tokens of the account (or of the sub-account of ForSubAccount).
+func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
+	var out struct{ Tokens []Token }
+	err := c.get(ctx, "/api/tokens/", nil, &out)
+	return out.Tokens, err
+}
+
+// CreateToken creates an API token with an optional label, expiring at expires (zero: never).
+func (c *Client) CreateToken(ctx context.Context, label string, expires time.Time) (CreatedToken, error) {
+	params := url.Values{}
+	if label != "" {
+		params.Set("label", label)
+	}
+	if !expires.IsZero() {
+		params.Set("expires", expires.UTC().Format(time.RFC3339))
+	}
+	var out CreatedToken
+	err := c.post(ctx, "/api/token/create/", params, &out)
+	return out, err
+}
+
+// ActivateToken activates a token (within the plan's tokens limit).
+func (c *Client) ActivateToken(ctx context.Context, id int64) (Token, error) {
+	var out Token
+	err := c.post(ctx, "/api/token/activate/", url.Values{"id": {strconv.FormatInt(id, 10)}}, &out)
+	return out, err
+}
+
+// DeactivateToken deactivates a token: it stops working on every node within a second.
+func (c *Client) DeactivateToken(ctx context.Context, id int64) (Token, error) {
+	var out Token
+	err := c.post(ctx, "/api/token/deactivate/", url.Values{"id": {strconv.FormatInt(id, 10)}}, &out)
+	return out, err
+}
+
+// DeleteToken deletes a token.
+func (c *Client) DeleteToken(ctx context.Context, id int64) error {
+	return c.post(ctx, "/api/token/delete/", url.Values{"id": {strconv.FormatInt(id, 10)}}, nil)
 }

@@ -22,6 +22,12 @@ import (
 // realAPI starts a real node (SQLite, HTTPS API with its generated certificate) with one account,
 // alice, and returns a client of it as alice.
 func realAPI(t *testing.T, password string) (*client.Client, func(pw string) *client.Client) {
+	c, as, _ := realAPIWithToken(t, password)
+	return c, as
+}
+
+// realAPIWithToken is realAPI, with a maker of clients that authenticate with a token.
+func realAPIWithToken(t *testing.T, password string) (*client.Client, func(pw string) *client.Client, func(token string) *client.Client) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Parse(fmt.Appendf(nil, `
@@ -31,7 +37,7 @@ metrics: {listen: "off"}
 proxies:
   - {name: us-ca, listen: "127.0.0.1:0", address: "us-ca.example.net:31280", country: US, exits: [{ip: 127.0.0.2}]}
   - {name: world, listen: "127.0.0.1:0", address: "world.example.net:31281", exits: [{ip: 127.0.0.3}]}
-plans: [{name: small, proxies: 1, subs: 2, ips: 2, hostnames: 1, bandwidth: 1GB}]
+plans: [{name: small, proxies: 1, subs: 2, ips: 2, hostnames: 1, bandwidth: 1GB, tokens: 2}]
 `, dir))
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +69,79 @@ plans: [{name: small, proxies: 1, subs: 2, ips: 2, hostnames: 1, bandwidth: 1GB}
 		}
 		return c
 	}
-	return as(password), as
+	withToken := func(token string) *client.Client {
+		c, err := client.NewWithToken("https://"+n.APIAddr(), token, client.WithRootCAs(pool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	return as(password), as, withToken
+}
+
+func TestTokensAndSubAccountsThroughTheClient(t *testing.T) {
+	c, _, withToken := realAPIWithToken(t, "alice-password")
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := c.AddIP(ctx, "192.0.2.5")
+	must(err)
+	_, err = c.CreateSubAccount(ctx, client.NewSubAccount{Username: "alice-bot", Password: "bot-password"})
+	must(err)
+	bot := c.ForSubAccount("alice-bot")
+	_, err = bot.AddIP(ctx, "192.0.2.5")
+	must(err)
+	if ips, err := bot.IPs(ctx); err != nil || !slices.Equal(ips, []string{"192.0.2.5"}) {
+		t.Errorf("the sub-account's IPs: %v %v", ips, err)
+	}
+	if _, err := c.ForSubAccount("nobody").IPs(ctx); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("an unknown sub-account: %v, want ErrNotFound", err)
+	}
+
+	expires := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	tok, err := c.CreateToken(ctx, "ci", expires)
+	must(err)
+	if tok.Secret == "" || tok.Label != "ci" || !tok.Active || tok.Expires == nil || !tok.Expires.Equal(expires) || tok.Username != "alice" {
+		t.Errorf("CreateToken = %+v", tok)
+	}
+	botTok, err := bot.CreateToken(ctx, "", time.Time{})
+	must(err)
+	if botTok.Username != "alice-bot" || botTok.Expires != nil {
+		t.Errorf("the sub-account's token = %+v", botTok)
+	}
+	if _, err := c.CreateToken(ctx, "", time.Time{}); !errors.Is(err, client.ErrPaymentRequired) {
+		t.Errorf("a third token on a plan of 2: %v, want ErrPaymentRequired", err)
+	}
+	byToken := withToken(tok.Secret)
+	if ips, err := byToken.IPs(ctx); err != nil || len(ips) != 1 {
+		t.Errorf("IPs with the token: %v %v", ips, err)
+	}
+	if _, err := byToken.Tokens(ctx); !errors.Is(err, client.ErrForbidden) {
+		t.Errorf("Tokens with a token: %v, want ErrForbidden", err)
+	}
+	off, err := c.DeactivateToken(ctx, tok.ID)
+	must(err)
+	if off.Active {
+		t.Error("DeactivateToken answered an active token")
+	}
+	if _, err := byToken.IPs(ctx); !errors.Is(err, client.ErrUnauthorized) {
+		t.Errorf("a deactivated token: %v, want ErrUnauthorized", err)
+	}
+	_, err = c.ActivateToken(ctx, tok.ID)
+	must(err)
+	list, err := c.Tokens(ctx)
+	must(err)
+	if len(list) != 1 || list[0].ID != tok.ID || !list[0].Active {
+		t.Errorf("Tokens = %+v", list)
+	}
+	must(c.DeleteToken(ctx, tok.ID))
+	if err := c.DeleteToken(ctx, tok.ID); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("deleting it again: %v, want ErrNotFound", err)
+	}
 }
 
 func TestAgainstTheRealServer(t *testing.T) {

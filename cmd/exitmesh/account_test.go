@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -25,7 +26,7 @@ proxies:
   - {name: us-ny, listen: "127.0.0.1:0", address: "us-ny.test:31280", country: US, exits: [{ip: 127.0.0.4}]}
 egress: {allow: [127.0.0.1/32]}
 plans:
-  - {name: small, proxies: 2, subs: 1, ips: 2, hostnames: 1, bandwidth: 10GB}
+  - {name: small, proxies: 2, subs: 1, ips: 2, hostnames: 1, bandwidth: 10GB, tokens: 2}
 `
 
 // customer runs customer commands of the built binary against one serving node, as alice.
@@ -236,6 +237,55 @@ func TestCustomerCommands(t *testing.T) {
 			t.Errorf("exitmesh subs --json after the delete: %+v", subs)
 		}
 		c.fails(3, `Sub-account not found`, "sub", "delete", "alice-bot")
+	})
+
+	t.Run("token", func(t *testing.T) {
+		var tok struct {
+			ID       int64
+			Token    string
+			Label    string
+			Username string
+			Active   bool
+		}
+		c.jsonOf(&tok, "token", "create", "--label", "ci")
+		if !strings.HasPrefix(tok.Token, "exm_") || tok.Label != "ci" || tok.Username != "alice" || !tok.Active {
+			t.Fatalf("exitmesh token create --json: %+v", tok)
+		}
+		out := c.ok("token", "create", "--expires", "2099-01-01")
+		if !regexp.MustCompile(`(?s)^ID\s+PREFIX\s+LABEL\s+LOGIN\s+ACTIVE\s+EXPIRES\s+LAST USED\n\d+\s+exm_\w{8}\s+-\s+alice\s+yes\s+2099-01-02T00:00:00Z\s+-\n\nexm_\w{46}\n\nKeep this token`).MatchString(out) {
+			t.Errorf("exitmesh token create printed %q", out)
+		}
+		c.fails(3, `(?i)plan.*2 active API tokens`, "token", "create")
+
+		// The token is the credential of the API commands and of the proxies.
+		byToken := &customer{t: t, env: env("EXITMESH_USER=", "EXITMESH_PASSWORD=", "EXITMESH_TOKEN="+tok.Token)}
+		if out := byToken.ok("proxies"); out != "us-ca.test:31280" {
+			t.Errorf("exitmesh proxies with a token printed %q", out)
+		}
+		byToken.fails(3, `username and password`, "tokens")
+		bearer := http.Header{"Proxy-Authorization": {"Bearer " + tok.Token}}
+		viaToken := proxyClient("http://"+addrs["us-ca"], nil)
+		if _, resp := get(t, viaToken, originURL+"/ip", bearer); resp.StatusCode != 200 {
+			t.Errorf("a request through us-ca with the token: status %d", resp.StatusCode)
+		}
+		id := fmt.Sprint(tok.ID)
+		if out := c.ok("token", "deactivate", id); !regexp.MustCompile(`(?m)^` + id + `\s+exm_\w+\s+ci\s+alice\s+no\s`).MatchString(out) {
+			t.Errorf("exitmesh token deactivate printed %q", out)
+		}
+		if _, resp := get(t, viaToken, originURL+"/ip", bearer); resp.StatusCode != 407 {
+			t.Errorf("a deactivated token through us-ca: status %d, want 407", resp.StatusCode)
+		}
+		byToken.fails(3, `(?i)authentication`, "proxies")
+		c.ok("token", "activate", id)
+		if out := c.ok("token", "delete", id); out != "deleted token "+id {
+			t.Errorf("exitmesh token delete printed %q", out)
+		}
+		c.fails(3, `Token not found`, "token", "delete", id)
+		c.fails(2, `not a token id`, "token", "delete", "first")
+		c.fails(2, `--sub does not apply`, "sub", "delete", "x", "--sub", "y")
+		if out := c.ok("tokens"); strings.Count(out, "\n") != 1 || !strings.Contains(out, "2099-01-02T00:00:00Z") {
+			t.Errorf("exitmesh tokens printed %q, want the one token left", out)
+		}
 	})
 
 	t.Run("usage", func(t *testing.T) {

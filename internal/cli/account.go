@@ -34,21 +34,26 @@ func args(lo, hi int, synopsis string, run accountRun) accountCmd {
 }
 
 var accountCmds = map[string]accountCmd{
-	"ip":              args(0, 0, "ip", func(a *accountCall, _ []string) (any, string, error) { return oneIP(a.c.CallerIP(a.ctx)) }),
-	"ips":             args(0, 0, "ips", listIPs),
-	"ip add":          args(0, 1, "ip add [IP]", ipAdd),
-	"ip delete":       args(1, 1, "ip delete IP", ipDelete),
-	"hostnames":       args(0, 0, "hostnames", listHostnames),
-	"hostname add":    args(1, 1, "hostname add HOSTNAME", hostnameAdd),
-	"hostname delete": args(1, 1, "hostname delete HOSTNAME", hostnameDelete),
-	"proxies":         {"proxies [--available]", 0, 0, proxiesCmd},
-	"proxy add":       args(1, 1, "proxy add PROXY", proxyAdd),
-	"proxy delete":    args(1, 1, "proxy delete PROXY", proxyDelete),
-	"subs":            args(0, 0, "subs", listSubs),
-	"sub create":      {"sub create USERNAME (--sub-password-stdin | --sub-password P) [--proxies A,B] [--ips A,B]", 1, 1, subCreate},
-	"sub edit":        {"sub edit USERNAME [--sub-password-stdin | --sub-password P] [--proxies A,B] [--ips A,B] [--active BOOL]", 1, 1, subEdit},
-	"sub delete":      args(1, 1, "sub delete USERNAME", subDelete),
-	"usage":           {"usage [--from YYYY-MM-DD] [--to YYYY-MM-DD]", 0, 0, usageCmd},
+	"ip":               args(0, 0, "ip", func(a *accountCall, _ []string) (any, string, error) { return oneIP(a.c.CallerIP(a.ctx)) }),
+	"ips":              args(0, 0, "ips", listIPs),
+	"ip add":           args(0, 1, "ip add [IP]", ipAdd),
+	"ip delete":        args(1, 1, "ip delete IP", ipDelete),
+	"hostnames":        args(0, 0, "hostnames", listHostnames),
+	"hostname add":     args(1, 1, "hostname add HOSTNAME", hostnameAdd),
+	"hostname delete":  args(1, 1, "hostname delete HOSTNAME", hostnameDelete),
+	"proxies":          {"proxies [--available]", 0, 0, proxiesCmd},
+	"proxy add":        args(1, 1, "proxy add PROXY", proxyAdd),
+	"proxy delete":     args(1, 1, "proxy delete PROXY", proxyDelete),
+	"subs":             args(0, 0, "subs", listSubs),
+	"sub create":       {"sub create USERNAME (--sub-password-stdin | --sub-password P) [--proxies A,B] [--ips A,B]", 1, 1, subCreate},
+	"sub edit":         {"sub edit USERNAME [--sub-password-stdin | --sub-password P] [--proxies A,B] [--ips A,B] [--active BOOL]", 1, 1, subEdit},
+	"sub delete":       args(1, 1, "sub delete USERNAME", subDelete),
+	"usage":            {"usage [--from YYYY-MM-DD] [--to YYYY-MM-DD]", 0, 0, usageCmd},
+	"tokens":           args(0, 0, "tokens", listTokens),
+	"token create":     {"token create [--label TEXT] [--expires YYYY-MM-DD|RFC3339]", 0, 0, tokenCreate},
+	"token activate":   args(1, 1, "token activate ID", tokenActivate),
+	"token deactivate": args(1, 1, "token deactivate ID", tokenDeactivate),
+	"token delete":     args(1, 1, "token delete ID", tokenDelete),
 }
 
 // isAccountCommand reports whether word starts a customer command.
@@ -83,6 +88,8 @@ func runAccount(ctx context.Context, args []string, stdio IO) error {
 	api := fs.String("api", os.Getenv("EXITMESH_API"), "the account API, https://HOST:PORT (env EXITMESH_API)")
 	user := fs.String("user", os.Getenv("EXITMESH_USER"), "the account's username (env EXITMESH_USER)")
 	password := fs.String("password", os.Getenv("EXITMESH_PASSWORD"), "the account's password (env EXITMESH_PASSWORD)")
+	token := fs.String("token", os.Getenv("EXITMESH_TOKEN"), "an API token, instead of --user and --password (env EXITMESH_TOKEN)")
+	sub := fs.String("sub", "", "act on this sub-account's IPs, hostnames, proxy servers, tokens or usage")
 	cacert := fs.String("cacert", os.Getenv("EXITMESH_CACERT"), "PEM certificates to trust, e.g. a node's exitmesh-api.crt (env EXITMESH_CACERT)")
 	asJSON := fs.Bool("json", false, "print the API's JSON instead of text")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long, retries included")
@@ -94,10 +101,17 @@ func runAccount(ctx context.Context, args []string, stdio IO) error {
 	if len(pos) < cmd.minArgs || len(pos) > cmd.maxArgs {
 		return usagef("want %s", cmd.synopsis)
 	}
-	for flagName, v := range map[string]string{"--api (or EXITMESH_API)": *api, "--user (or EXITMESH_USER)": *user, "--password (or EXITMESH_PASSWORD)": *password} {
+	required := map[string]string{"--api (or EXITMESH_API)": *api}
+	if *token == "" {
+		required["--user (or EXITMESH_USER)"], required["--password (or EXITMESH_PASSWORD)"] = *user, *password
+	}
+	for flagName, v := range required {
 		if v == "" {
-			return usagef("%s is required", flagName)
+			return usagef("%s is required (or --token)", flagName)
 		}
+	}
+	if *sub != "" && strings.HasPrefix(name, "sub") {
+		return usagef("--sub does not apply to %s: it names the sub-account itself", name)
 	}
 	var opts []client.Option
 	if *cacert != "" {
@@ -111,9 +125,17 @@ func runAccount(ctx context.Context, args []string, stdio IO) error {
 		}
 		opts = append(opts, client.WithRootCAs(pool))
 	}
-	c, err := client.New(*api, *user, *password, opts...)
+	var c *client.Client
+	if *token != "" {
+		c, err = client.NewWithToken(*api, *token, opts...)
+	} else {
+		c, err = client.New(*api, *user, *password, opts...)
+	}
 	if err != nil {
 		return usagef("%s", err)
+	}
+	if *sub != "" {
+		c = c.ForSubAccount(*sub)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -296,4 +318,80 @@ func usageCmd(fs *flag.FlagSet) accountRun {
 		report.Usage = nonNil(rows)
 		return report, b.String(), err
 	}
+}
+
+func tokensText(ts []client.Token) string {
+	var b strings.Builder
+	when := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	table(&b, []string{"ID", "PREFIX", "LABEL", "LOGIN", "ACTIVE", "EXPIRES", "LAST USED"}, len(ts), func(i int) []any {
+		t := ts[i]
+		return []any{t.ID, t.Prefix, dash(t.Label), t.Username, yesNo(t.Active), when(t.Expires), when(t.LastUsed)}
+	})
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func listTokens(a *accountCall, _ []string) (any, string, error) {
+	ts, err := a.c.Tokens(a.ctx)
+	return map[string][]client.Token{"tokens": nonNil(ts)}, tokensText(ts), err
+}
+
+func tokenCreate(fs *flag.FlagSet) accountRun {
+	label := fs.String("label", "", "what the token is for")
+	expires := fs.String("expires", "", "when it stops working: a date (the end of that day, UTC) or an RFC 3339 time; default never")
+	return func(a *accountCall, _ []string) (any, string, error) {
+		var until time.Time
+		if *expires != "" {
+			var err error
+			if until, err = time.Parse(time.RFC3339, *expires); err != nil {
+				d, derr := time.Parse(time.DateOnly, *expires)
+				if derr != nil {
+					return nil, "", usagef("--expires takes YYYY-MM-DD or an RFC 3339 time")
+				}
+				until = d.AddDate(0, 0, 1)
+			}
+		}
+		t, err := a.c.CreateToken(a.ctx, *label, until)
+		text := tokensText([]client.Token{t.Token}) + "\n\n" + t.Secret +
+			"\n\nKeep this token: it is shown only once. Use it as Authorization: Bearer on the API, or Proxy-Authorization: Bearer on the proxies."
+		return t, text, err
+	}
+}
+
+// tokenID reads a token id argument.
+func tokenID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usagef("%q is not a token id (see exitmesh tokens)", s)
+	}
+	return id, nil
+}
+
+func tokenActivate(a *accountCall, pos []string) (any, string, error) {
+	return tokenSetActive(a, pos[0], a.c.ActivateToken)
+}
+
+func tokenDeactivate(a *accountCall, pos []string) (any, string, error) {
+	return tokenSetActive(a, pos[0], a.c.DeactivateToken)
+}
+
+func tokenSetActive(a *accountCall, arg string, set func(context.Context, int64) (client.Token, error)) (any, string, error) {
+	id, err := tokenID(arg)
+	if err != nil {
+		return nil, "", err
+	}
+	t, err := set(a.ctx, id)
+	return t, tokensText([]client.Token{t}), err
+}
+
+func tokenDelete(a *accountCall, pos []string) (any, string, error) {
+	id, err := tokenID(pos[0])
+	if err != nil {
+		return nil, "", err
+	}
+	return nil, "deleted token " + pos[0], a.c.DeleteToken(a.ctx, id)
 }

@@ -46,14 +46,16 @@ Usage:
   exitmesh admin COMMAND ...               operator commands against the store
   exitmesh version
 
-Account commands (the account API; --api/--user/--password or EXITMESH_API/_USER/_PASSWORD,
---cacert FILE or EXITMESH_CACERT, --json):
+Account commands (the account API; --api/--user/--password or EXITMESH_API/_USER/_PASSWORD, or
+--token/EXITMESH_TOKEN instead of the user and password; --cacert FILE or EXITMESH_CACERT, --json;
+--sub NAME acts on a sub-account's IPs, hostnames, proxy servers, tokens or usage):
   exitmesh ip | ips | ip add [IP] | ip delete IP
   exitmesh hostnames | hostname add H | hostname delete H
   exitmesh proxies [--available] | proxy add P | proxy delete P
   exitmesh subs | sub create USER (--sub-password-stdin | --sub-password P) [--proxies a,b] [--ips ...]
   exitmesh sub edit USER [--sub-password...] [--proxies a,b] [--ips ...] [--active true|false]
   exitmesh sub delete USER | usage [--from DATE] [--to DATE]
+  exitmesh tokens | token create [--label TEXT] [--expires DATE] | token activate|deactivate|delete ID
 
 Run "exitmesh admin --help" for the operator commands.
 `
