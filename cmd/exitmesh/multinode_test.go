@@ -100,7 +100,7 @@ sync: {interval: 500ms}
 usage: {flush_interval: 300ms}
 egress: {allow: [127.0.0.1/32]}
 plans:
-  - {name: starter, proxies: 3, subs: 5, ips: 10, hostnames: 5, bandwidth: 0}
+  - {name: starter, proxies: 3, subs: 5, ips: 10, hostnames: 5, bandwidth: 0, tokens: 3}
 proxies: %s
 `
 
@@ -202,10 +202,19 @@ func (c *cluster) fetch(proxyName, source, target string) int {
 // send makes one request through a proxy server from source, and counts its payload when answered.
 func (c *cluster) send(proxyName, source, method, target, body string) int {
 	c.t.Helper()
+	return c.sendWith(proxyName, source, method, target, body, nil)
+}
+
+// sendWith is send with more request header fields (Proxy-Authorization, say).
+func (c *cluster) sendWith(proxyName, source, method, target, body string, header http.Header) int {
+	c.t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 5 * time.Second}
 	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: c.proxyAddrs[proxyName]}),
 		DialContext: d.DialContext, DisableKeepAlives: true}
 	req, _ := http.NewRequest(method, target, strings.NewReader(body))
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		c.t.Fatalf("through %s: %v", proxyName, err)
@@ -223,10 +232,16 @@ func (c *cluster) send(proxyName, source, method, target, body string) int {
 // that took. The bound only keeps a broken build from hanging; the time is reported.
 func (c *cluster) propagation(what, source, target string, want int) time.Duration {
 	c.t.Helper()
+	return c.propagate(what, want, func(name string) int { return c.fetch(name, source, target) })
+}
+
+// propagate waits until probe answers want for both proxy servers, and returns how long that took.
+func (c *cluster) propagate(what string, want int, probe func(proxyName string) int) time.Duration {
+	c.t.Helper()
 	start := time.Now()
 	for _, name := range []string{"us-ca", "world"} {
 		for {
-			if got := c.fetch(name, source, target); got == want {
+			if got := probe(name); got == want {
 				break
 			}
 			if time.Since(start) > 3*time.Second {
@@ -349,4 +364,44 @@ func TestManyNodesOnPostgreSQL(t *testing.T) {
 	}
 	t.Logf("usage across two nodes: %d bytes in, %d out, equal to what the clients sent and received", in, outBytes)
 	c.procs["api"].stop(t, os.Interrupt)
+}
+
+// TestTokensOnEveryNode: a token made on the API node works on every proxy node, and once deactivated
+// or expired it stops working on all of them (the time it took is logged).
+func TestTokensOnEveryNode(t *testing.T) {
+	c := startCluster(t)
+	originSrv := httptest.NewServer(origin.Handler())
+	defer originSrv.Close()
+	target := originSrv.URL + "/ip"
+	cmd := adminCmd(t, c.apiConfig, "alice-password\n", "account", "create", "alice", "--plan", "starter", "--password-stdin", "--proxies", "us-ca,world")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("admin account create: %v\n%s", err, out)
+	}
+	create := func(form url.Values) (token, id string) {
+		status, body := c.api("POST", "/api/token/create/", form)
+		var tok struct {
+			ID    int64
+			Token string
+		}
+		if err := json.Unmarshal([]byte(body), &tok); status != 200 || err != nil {
+			t.Fatalf("token/create: %d %s", status, body)
+		}
+		return tok.Token, fmt.Sprint(tok.ID)
+	}
+	withToken := func(token string) func(string) int {
+		h := http.Header{"Proxy-Authorization": {"Bearer " + token}}
+		return func(name string) int { return c.sendWith(name, "127.0.0.40", "GET", target, "", h) }
+	}
+	token, id := create(nil)
+	c.propagate("a new token", 200, withToken(token))
+	if status, body := c.api("POST", "/api/token/deactivate/", url.Values{"id": {id}}); status != 200 {
+		t.Fatalf("token/deactivate: %d %s", status, body)
+	}
+	c.propagate("a deactivated token", 407, withToken(token))
+
+	expires := time.Now().Add(2 * time.Second).Truncate(time.Second) // RFC 3339 here has whole seconds
+	expiring, _ := create(url.Values{"expires": {expires.UTC().Format(time.RFC3339)}})
+	c.propagate("an expiring token", 200, withToken(expiring))
+	time.Sleep(time.Until(expires))
+	c.propagate("an expired token (from its expiry)", 407, withToken(expiring))
 }
