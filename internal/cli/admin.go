@@ -6,7 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -54,9 +54,9 @@ var adminCmds = map[string]adminCmd{
 	"account create":         accountCreate,
 	"account list":           accountList,
 	"account show":           accountShow,
-	"account confirm":        accountFlag(func(u *domain.AccountUpdate) { u.Confirmed = ptr(true) }, "confirmed"),
-	"account disable":        accountFlag(func(u *domain.AccountUpdate) { u.Disabled = ptr(true) }, "disabled"),
-	"account enable":         accountFlag(func(u *domain.AccountUpdate) { u.Disabled = ptr(false) }, "enabled"),
+	"account confirm":        accountChange((*operator.Service).Confirm, "confirmed"),
+	"account disable":        accountChange((*operator.Service).Disable, "disabled"),
+	"account enable":         accountChange((*operator.Service).Enable, "enabled"),
 	"account set-plan":       accountSetPlan,
 	"account reset-password": accountResetPassword,
 	"proxy list":             proxyList,
@@ -66,9 +66,9 @@ var adminCmds = map[string]adminCmd{
 
 // admin is what a running operator command works with.
 type admin struct {
-	ctx   context.Context
-	store domain.Store
-	io    IO
+	ctx context.Context
+	ops *operator.Service
+	io  IO
 }
 
 func runAdmin(ctx context.Context, args []string, stdio IO) error {
@@ -126,7 +126,8 @@ func runAdmin(ctx context.Context, args []string, stdio IO) error {
 	if err := node.ProvisionMissing(ctx, st, cfg); err != nil {
 		return err
 	}
-	return runCmd(&admin{ctx: ctx, store: st, io: stdio}, pos)
+	// Nothing to tell of a change: no node's view lives in this process.
+	return runCmd(&admin{ctx: ctx, ops: operator.New(operator.Config{Store: st}), io: stdio}, pos)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -149,25 +150,25 @@ func declarePlanFlags(fs *flag.FlagSet) *planFlags {
 	}
 }
 
-// apply writes the given flags into p; with onlySet, flags not on the command line are left alone.
-func (f *planFlags) apply(p *domain.Plan, onlySet bool) error {
-	assign := func(name string, dst *int, v int) {
-		if !onlySet || f.given(name) {
-			*dst = v
+// change returns the limits given on the command line or, with all, every limit (a flag not
+// given has its default).
+func (f *planFlags) change(all bool) (operator.PlanChange, error) {
+	count := func(name string, v *int) *int {
+		if all || f.given(name) {
+			return v
 		}
+		return nil
 	}
-	assign("proxies", &p.MaxProxies, *f.proxies)
-	assign("subs", &p.MaxSubs, *f.subs)
-	assign("ips", &p.MaxIPs, *f.ips)
-	assign("hostnames", &p.MaxHostnames, *f.hostnames)
-	if !onlySet || f.given("bandwidth") {
+	c := operator.PlanChange{MaxProxies: count("proxies", f.proxies), MaxSubs: count("subs", f.subs),
+		MaxIPs: count("ips", f.ips), MaxHostnames: count("hostnames", f.hostnames)}
+	if all || f.given("bandwidth") {
 		size, err := config.ParseSize(*f.bandwidth)
 		if err != nil {
-			return usagef("--bandwidth: %s", err)
+			return c, usagef("--bandwidth: %s", err)
 		}
-		p.MonthlyBandwidth = int64(size)
+		c.MonthlyBandwidth = ptr(int64(size))
 	}
-	return nil
+	return c, nil
 }
 
 func planCreate(fs *flag.FlagSet) func(*admin, []string) error {
@@ -176,11 +177,13 @@ func planCreate(fs *flag.FlagSet) func(*admin, []string) error {
 		if err := wantArgs(pos, 1, "plan create NAME"); err != nil {
 			return err
 		}
-		p := domain.Plan{Name: pos[0]}
-		if err := pf.apply(&p, false); err != nil {
+		limits, err := pf.change(true)
+		if err != nil {
 			return err
 		}
-		if err := a.store.CreatePlan(a.ctx, p); err != nil {
+		p := domain.Plan{Name: pos[0]}
+		limits.Apply(&p)
+		if err := a.ops.CreatePlan(a.ctx, p); err != nil {
 			return err
 		}
 		fmt.Fprintf(a.io.Stdout, "plan %s created\n", p.Name)
@@ -194,14 +197,12 @@ func planEdit(fs *flag.FlagSet) func(*admin, []string) error {
 		if err := wantArgs(pos, 1, "plan edit NAME"); err != nil {
 			return err
 		}
-		p, err := a.store.GetPlan(a.ctx, pos[0])
+		limits, err := pf.change(false)
 		if err != nil {
 			return err
 		}
-		if err := pf.apply(&p, true); err != nil {
-			return err
-		}
-		if err := a.store.UpdatePlan(a.ctx, p); err != nil {
+		p, err := a.ops.EditPlan(a.ctx, pos[0], limits)
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(a.io.Stdout, "plan %s updated\n", p.Name)
@@ -214,7 +215,7 @@ func planList(*flag.FlagSet) func(*admin, []string) error {
 		if err := wantArgs(pos, 0, "no arguments"); err != nil {
 			return err
 		}
-		plans, err := a.store.ListPlans(a.ctx)
+		plans, err := a.ops.Plans(a.ctx)
 		if err != nil {
 			return err
 		}
@@ -285,15 +286,6 @@ func (f passwordFlags) required(stdin io.Reader) (string, error) {
 	return pw, err
 }
 
-// hash returns the argon2id hash of the given password after checking it.
-func (f passwordFlags) hash(stdin io.Reader) (string, error) {
-	pw, err := f.required(stdin)
-	if err != nil {
-		return "", err
-	}
-	return operator.PasswordHash(pw)
-}
-
 // readLine reads a password from the first line of r.
 func readLine(r io.Reader) (string, error) {
 	line, err := bufio.NewReader(io.LimitReader(r, 1024)).ReadString('\n')
@@ -337,22 +329,14 @@ func accountCreate(fs *flag.FlagSet) func(*admin, []string) error {
 		if *plan == "" {
 			return usagef("--plan is required")
 		}
-		var addrs []netip.Addr
-		for _, s := range splitList(*ips) {
-			ip, err := netip.ParseAddr(s)
-			if err != nil {
-				return usagef("--ips: %q is not an IP address", s)
-			}
-			addrs = append(addrs, ip)
-		}
-		hash, err := pw.hash(a.io.Stdin)
+		password, err := pw.required(a.io.Stdin)
 		if err != nil {
 			return err
 		}
-		acct, err := a.store.CreateAccount(a.ctx, domain.NewAccount{Username: pos[0], PasswordHash: hash, Plan: *plan,
-			Confirmed: !*unconfirmed, Proxies: splitList(*proxies), IPs: addrs})
+		acct, err := a.ops.CreateAccount(a.ctx, operator.NewAccount{Username: pos[0], Password: password, Plan: *plan,
+			Confirmed: !*unconfirmed, Proxies: splitList(*proxies), IPs: splitList(*ips)})
 		if err != nil {
-			return err
+			return flagErrors(err)
 		}
 		fmt.Fprintf(a.io.Stdout, "account %s created (plan %s)\n", acct.Username, acct.Plan)
 		return nil
@@ -370,14 +354,14 @@ func accountList(fs *flag.FlagSet) func(*admin, []string) error {
 		if *limit < 1 || *limit > domain.MaxAccountPage {
 			return usagef("--limit must be from 1 to %d", domain.MaxAccountPage)
 		}
-		page, err := a.store.ListAccounts(a.ctx, domain.AccountQuery{Prefix: *prefix, After: *after, Limit: *limit})
+		page, err := a.ops.AccountsPage(a.ctx, domain.AccountQuery{Prefix: *prefix, After: *after, Limit: *limit})
 		if err != nil {
 			return err
 		}
 		accts := page.Accounts
 		err = table(a.io.Stdout, []string{"USERNAME", "PLAN", "STATUS", "PROXIES", "IPS", "CREATED"}, len(accts), func(i int) []any {
 			ac := accts[i]
-			return []any{ac.Username, ac.Plan, operator.AccountStatus(ac), dash(strings.Join(ac.Proxies, ",")), len(ac.IPs), ac.CreatedAt.UTC().Format(time.DateOnly)}
+			return []any{ac.Username, ac.Plan, ac.Status, dash(strings.Join(ac.Proxies, ",")), len(ac.IPs), ac.CreatedAt.UTC().Format(time.DateOnly)}
 		})
 		if err == nil && page.Next != "" {
 			next := "--after " + page.Next
@@ -402,11 +386,7 @@ func accountShow(*flag.FlagSet) func(*admin, []string) error {
 		if err := wantArgs(pos, 1, "account show USERNAME"); err != nil {
 			return err
 		}
-		ac, err := a.store.GetAccount(a.ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		subs, err := a.store.ListSubAccounts(a.ctx, ac.Username)
+		ac, err := a.ops.Account(a.ctx, pos[0])
 		if err != nil {
 			return err
 		}
@@ -414,83 +394,33 @@ func accountShow(*flag.FlagSet) func(*admin, []string) error {
 		for i, ip := range ac.IPs {
 			ips[i] = ip.String()
 		}
-		subNames := make([]string, len(subs))
-		for i, s := range subs {
+		subNames := make([]string, len(ac.Subs))
+		for i, s := range ac.Subs {
 			subNames[i] = s.Username
 		}
-		month, err := operator.MonthBandwidth(a.ctx, a.store, time.Now())
-		if err != nil {
-			return err
-		}
-		plan, err := a.store.GetPlan(a.ctx, ac.Plan)
-		if err != nil {
-			return err
-		}
 		w := a.io.Stdout
-		fmt.Fprintf(w, "username:  %s\nplan:      %s\nstatus:    %s\ncreated:   %s\n", ac.Username, ac.Plan, operator.AccountStatus(ac), ac.CreatedAt.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "username:  %s\nplan:      %s\nstatus:    %s\ncreated:   %s\n", ac.Username, ac.Plan, ac.Status, ac.CreatedAt.UTC().Format(time.RFC3339))
 		fmt.Fprintf(w, "proxies:   %s\nips:       %s\nsubs:      %s\n", dash(strings.Join(ac.Proxies, ", ")), dash(strings.Join(ips, ", ")), dash(strings.Join(subNames, ", ")))
-		fmt.Fprintf(w, "bandwidth: %s this month (%s, UTC)\n", operator.BandwidthUsed(month.Bytes[ac.ID], plan.MonthlyBandwidth), month.Month)
+		fmt.Fprintf(w, "bandwidth: %s this month (%s, UTC)\n", ac.Bandwidth, ac.Month)
 		return nil
 	}
 }
 
-// bandwidthReport writes the month's bandwidth of one account, or of every account when username
-// is empty.
-func (a *admin) bandwidthReport(username string) error {
-	month, err := operator.MonthBandwidth(a.ctx, a.store, time.Now())
-	if err != nil {
-		return err
-	}
-	plans, err := a.store.ListPlans(a.ctx)
-	if err != nil {
-		return err
-	}
-	limits := make(map[string]int64, len(plans))
-	for _, p := range plans {
-		limits[p.Name] = p.MonthlyBandwidth
-	}
-	w := a.io.Stdout
-	if username != "" {
-		ac, err := a.store.GetAccount(a.ctx, username)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "\nbandwidth this month (%s, UTC): %s\n", month.Month, operator.BandwidthUsed(month.Bytes[ac.ID], limits[ac.Plan]))
-		return nil
-	}
-	fmt.Fprintf(w, "\nbandwidth this month (%s, UTC):\n", month.Month)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for q := (domain.AccountQuery{}); ; {
-		page, err := a.store.ListAccounts(a.ctx, q)
-		if err != nil {
-			return err
-		}
-		for _, ac := range page.Accounts {
-			fmt.Fprintf(tw, "  %s\t%s\n", ac.Username, operator.BandwidthUsed(month.Bytes[ac.ID], limits[ac.Plan]))
-		}
-		if q.After = page.Next; q.After == "" {
-			break
-		}
-	}
-	return tw.Flush()
-}
-
-// accountFlag makes a command that applies one fixed change to an account.
-func accountFlag(change func(*domain.AccountUpdate), done string) adminCmd {
+// accountChange makes a command that applies one fixed change to an account.
+func accountChange(change func(*operator.Service, context.Context, string) (domain.Account, error), done string) adminCmd {
 	return func(*flag.FlagSet) func(*admin, []string) error {
 		return func(a *admin, pos []string) error {
 			if err := wantArgs(pos, 1, "USERNAME"); err != nil {
 				return err
 			}
-			var u domain.AccountUpdate
-			change(&u)
-			return a.updateAccount(pos[0], u, done)
+			ac, err := change(a.ops, a.ctx, pos[0])
+			return a.reportChange(ac, err, done)
 		}
 	}
 }
 
-func (a *admin) updateAccount(username string, u domain.AccountUpdate, done string) error {
-	ac, err := a.store.UpdateAccount(a.ctx, username, u)
+// reportChange reports the outcome of a change of an account.
+func (a *admin) reportChange(ac domain.Account, err error, done string) error {
 	if err != nil {
 		return err
 	}
@@ -503,7 +433,8 @@ func accountSetPlan(*flag.FlagSet) func(*admin, []string) error {
 		if err := wantArgs(pos, 2, "account set-plan USERNAME PLAN"); err != nil {
 			return err
 		}
-		return a.updateAccount(pos[0], domain.AccountUpdate{Plan: &pos[1]}, "moved to plan "+pos[1])
+		ac, err := a.ops.SetPlan(a.ctx, pos[0], pos[1])
+		return a.reportChange(ac, err, "moved to plan "+pos[1])
 	}
 }
 
@@ -513,12 +444,29 @@ func accountResetPassword(fs *flag.FlagSet) func(*admin, []string) error {
 		if err := wantArgs(pos, 1, "account reset-password USERNAME"); err != nil {
 			return err
 		}
-		hash, err := pw.hash(a.io.Stdin)
+		password, err := pw.required(a.io.Stdin)
 		if err != nil {
 			return err
 		}
-		return a.updateAccount(pos[0], domain.AccountUpdate{PasswordHash: &hash}, "has a new password")
+		ac, err := a.ops.ResetPassword(a.ctx, pos[0], password)
+		return a.reportChange(ac, err, "has a new password")
 	}
+}
+
+// flagErrors turns the service's field errors, inputs it could not read, into a wrong command line
+// naming the flags: "--ips: "999.1.1.1" is not an IP address."
+func flagErrors(err error) error {
+	fields := domain.ErrorFields(err)
+	if len(fields) == 0 {
+		return err
+	}
+	var msgs []string
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		for _, m := range fields[name] {
+			msgs = append(msgs, "--"+name+": "+m)
+		}
+	}
+	return usagef("%s", strings.Join(msgs, " "))
 }
 
 func proxyList(*flag.FlagSet) func(*admin, []string) error {
@@ -526,7 +474,7 @@ func proxyList(*flag.FlagSet) func(*admin, []string) error {
 		if err := wantArgs(pos, 0, "no arguments"); err != nil {
 			return err
 		}
-		ps, err := a.store.ListProxyServers(a.ctx)
+		ps, err := a.ops.ProxyServers(a.ctx)
 		if err != nil {
 			return err
 		}
@@ -541,16 +489,18 @@ func exitList(*flag.FlagSet) func(*admin, []string) error {
 		if len(pos) > 1 {
 			return usagef("want exits [PROXY]")
 		}
-		all, err := a.store.ListExitStatuses(a.ctx)
+		var proxy string // "": every proxy server's
+		if len(pos) == 1 {
+			proxy = pos[0]
+		}
+		ex, err := a.ops.Exits(a.ctx, proxy)
 		if err != nil {
 			return err
 		}
-		ex := slices.DeleteFunc(all, func(e domain.ExitStatus) bool { return len(pos) == 1 && e.Proxy != pos[0] })
-		now := time.Now()
 		return table(a.io.Stdout, []string{"NODE", "PROXY", "EXIT", "VIA", "HEALTH", "ACTIVE", "LATENCY", "CHECKS", "FAILED", "LAST ERROR", "REPORTED"}, len(ex), func(i int) []any {
 			e := ex[i]
-			return []any{e.Node, e.Proxy, e.IP, dash(e.Via), operator.ExitHealth(e, now), yesNo(e.Active), operator.ExitLatency(e),
-				e.Checks, e.Failures, dash(clip(e.LastError, 60)), operator.ReportAge(e, now)}
+			return []any{e.Node, e.Proxy, e.IP, dash(e.Via), e.Health, yesNo(e.Active), e.Latency,
+				e.Checks, e.Failures, dash(clip(e.LastError, 60)), e.Reported}
 		})
 	}
 }
@@ -582,10 +532,11 @@ func usageReport(fs *flag.FlagSet) func(*admin, []string) error {
 		if len(pos) == 1 {
 			f.Username = pos[0]
 		}
-		rows, err := a.store.Usage(a.ctx, f)
+		report, err := a.ops.UsageReport(a.ctx, f)
 		if err != nil {
 			return err
 		}
+		rows := report.Rows
 		err = table(a.io.Stdout, []string{"DAY", "ACCOUNT", "SUB-ACCOUNT", "PROXY", "BYTES-IN", "BYTES-OUT", "REQUESTS", "TUNNELS"}, len(rows), func(i int) []any {
 			r := rows[i]
 			return []any{r.Day, r.Username, dash(r.SubAccount), r.Proxy, r.BytesIn, r.BytesOut, r.Requests, r.Tunnels}
@@ -593,6 +544,22 @@ func usageReport(fs *flag.FlagSet) func(*admin, []string) error {
 		if err != nil {
 			return err
 		}
-		return a.bandwidthReport(f.Username)
+		return bandwidthReport(a.io.Stdout, report, f.Username != "")
 	}
+}
+
+// bandwidthReport writes the month's bandwidth of the report's accounts: on the heading's line for
+// the one account asked about, else one line each.
+func bandwidthReport(w io.Writer, report operator.UsageReport, one bool) error {
+	heading := "\nbandwidth this month (" + report.Month + ", UTC):"
+	if one {
+		_, err := fmt.Fprintf(w, "%s %s\n", heading, report.Accounts[0].Bandwidth)
+		return err
+	}
+	fmt.Fprintln(w, heading)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, ac := range report.Accounts {
+		fmt.Fprintf(tw, "  %s\t%s\n", ac.Username, ac.Bandwidth)
+	}
+	return tw.Flush()
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/hostnames"
 	"github.com/exitmesh/exitmesh/internal/httphead"
 	"github.com/exitmesh/exitmesh/internal/metrics"
+	"github.com/exitmesh/exitmesh/internal/operator"
 	"github.com/exitmesh/exitmesh/internal/web"
 )
 
@@ -54,8 +55,9 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiHandler)
+	ops := operator.New(operator.Config{Store: n.store, Changed: changed, Bans: n.bans})
 	mux.Handle("/", web.New(web.Config{Store: n.store, Accounts: accounts, Verifier: n.verifier, Bans: n.bans,
-		Operators: cfg.Dashboard.Operators, Changed: changed, SessionTTL: cfg.Dashboard.SessionTTL.D(), Log: n.log, Signup: signup}))
+		Operators: cfg.Dashboard.Operators, Operator: ops, SessionTTL: cfg.Dashboard.SessionTTL.D(), Log: n.log, Signup: signup}))
 	handler := http.Handler(mux)
 	srv := &http.Server{
 		Handler:           handler,

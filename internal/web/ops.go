@@ -1,15 +1,18 @@
 package web
 
 import (
-	"context"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
 // The operator pages, under /ops/: accounts, plans, proxy servers with their exits' health, bans,
-// and the network's usage. They work on the store directly, as `exitmesh admin` does, with the
-// store's checks and sentences, and they are for the accounts in dashboard.operators only.
+// and the network's usage. They read their form, call the operator service (the one `exitmesh
+// admin` calls, with its checks and sentences) and render its answer, and they are for the
+// accounts in dashboard.operators only.
 
 func (s *Server) routeOps() {
 	s.mux.HandleFunc("GET /ops/{$}", s.operatorOnly(func(w http.ResponseWriter, r *http.Request, _ *visitor) {
@@ -39,27 +42,26 @@ func (s *Server) operatorOnly(h func(http.ResponseWriter, *http.Request, *visito
 	})
 }
 
-// changed tells the local node that accounts or plans changed, so its proxies apply the change at
-// once; other nodes follow the store within their sync interval.
-func (s *Server) changed(ctx context.Context) {
-	if s.cfg.Changed != nil {
-		s.cfg.Changed(ctx)
-	}
-}
-
 // opsDone records an operator's change in the log and on the page.
 func (s *Server) opsDone(p *page, v *visitor, action, target, notice string) {
 	s.log.Info("operator change", "operator", v.account.Username, "action", action, "target", target)
 	p.Notice = notice
 }
 
-// opsFailed puts a refused or failed store call on the page and returns the status to answer
-// with: the store's own sentence for a refusal (the one `exitmesh admin` prints), a plain one for
-// an outage, and nothing internal.
+// opsFailed puts a refused or failed service call on the page and returns the status to answer
+// with: the service's own sentence for a refusal (the one `exitmesh admin` prints), with the
+// message of each field it could not read, a plain one for an outage, and nothing internal.
 func (s *Server) opsFailed(p *page, err error) int {
 	switch domain.ErrorCode(err) {
 	case domain.EINVALID, domain.ELIMIT:
 		p.Error = domain.ErrorMessage(err)
+		if p.Fields = domain.ErrorFields(err); p.Fields != nil {
+			var msgs []string
+			for _, name := range slices.Sorted(maps.Keys(p.Fields)) {
+				msgs = append(msgs, p.Fields[name]...)
+			}
+			p.Error = strings.Join(msgs, " ")
+		}
 		return http.StatusBadRequest
 	case domain.ECONFLICT:
 		p.Error = domain.ErrorMessage(err)

@@ -8,13 +8,13 @@ import (
 
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/operator"
 )
 
 // opsPlanRow is a plan as the plans page shows and edits it.
 type opsPlanRow struct {
-	domain.Plan
+	operator.PlanRow
 	Bandwidth string // the limit as the form takes it back: "10GB", "0" for unlimited
-	Accounts  int    // accounts on the plan
 }
 
 func (s *Server) opsPlansPage(w http.ResponseWriter, r *http.Request, v *visitor) {
@@ -22,7 +22,7 @@ func (s *Server) opsPlansPage(w http.ResponseWriter, r *http.Request, v *visitor
 }
 
 // opsPlansChange creates a plan or replaces an existing plan's limits, as exitmesh admin plan
-// create|edit does. A smaller limit applies to what accounts add next; what they have stays.
+// create|edit does.
 func (s *Server) opsPlansChange(w http.ResponseWriter, r *http.Request, v *visitor) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	var p page
@@ -39,15 +39,14 @@ func (s *Server) opsPlansChange(w http.ResponseWriter, r *http.Request, v *visit
 	default:
 		var err error
 		if action == "create" {
-			err = s.cfg.Store.CreatePlan(r.Context(), plan)
+			err = s.cfg.Operator.CreatePlan(r.Context(), plan)
 		} else {
-			err = s.cfg.Store.UpdatePlan(r.Context(), plan)
+			_, err = s.cfg.Operator.EditPlan(r.Context(), plan.Name, operator.LimitsOf(plan))
 		}
 		if err != nil {
 			status = s.opsFailed(&p, err)
 			break
 		}
-		s.changed(r.Context())
 		verb := "created"
 		if action == "edit" {
 			verb = "updated: accounts on it get its limits within a sync interval"
@@ -55,7 +54,7 @@ func (s *Server) opsPlansChange(w http.ResponseWriter, r *http.Request, v *visit
 		s.opsDone(&p, v, action+"-plan", plan.Name, fmt.Sprintf("Plan %s %s.", plan.Name, verb))
 	}
 	if action == "create" && p.Error != "" {
-		sent = &opsPlanRow{Plan: plan, Bandwidth: r.PostFormValue("bandwidth")}
+		sent = &opsPlanRow{PlanRow: operator.PlanRow{Plan: plan}, Bandwidth: r.PostFormValue("bandwidth")}
 	}
 	s.showOpsPlans(w, r, v, p, status, sent)
 }
@@ -96,18 +95,14 @@ func fieldSentence(fields map[string][]string) string {
 
 func (s *Server) showOpsPlans(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int, sent *opsPlanRow) {
 	p.Title, p.Nav = "Plans", "ops-plans"
-	plans, err := s.cfg.Store.ListPlans(r.Context())
-	var onPlan map[string]int
-	if err == nil {
-		onPlan, err = s.cfg.Store.CountAccountsByPlan(r.Context())
-	}
+	plans, err := s.cfg.Operator.Plans(r.Context())
 	if err != nil {
 		s.opsPageFailed(w, r, v, err)
 		return
 	}
 	rows := make([]opsPlanRow, len(plans))
 	for i, pl := range plans {
-		rows[i] = opsPlanRow{Plan: pl, Bandwidth: config.Size(pl.MonthlyBandwidth).String(), Accounts: onPlan[pl.Name]}
+		rows[i] = opsPlanRow{PlanRow: pl, Bandwidth: config.Size(pl.MonthlyBandwidth).String()}
 		if pl.MonthlyBandwidth == 0 {
 			rows[i].Bandwidth = "0"
 		}

@@ -46,7 +46,7 @@ func (s *Server) opsUsagePage(w http.ResponseWriter, r *http.Request, v *visitor
 	if p.Error != "" {
 		from, to = today.AddDate(0, 0, 1-opsUsageDays), today
 	}
-	rows, err := s.cfg.Store.Usage(r.Context(), domain.UsageFilter{From: from.Format(time.DateOnly), To: to.Format(time.DateOnly)})
+	rows, err := s.cfg.Operator.Usage(r.Context(), domain.UsageFilter{From: from.Format(time.DateOnly), To: to.Format(time.DateOnly)})
 	if err != nil {
 		s.opsPageFailed(w, r, v, err)
 		return

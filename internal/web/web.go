@@ -5,7 +5,6 @@
 package web
 
 import (
-	"context"
 	"embed"
 	"github.com/exitmesh/exitmesh/internal/config"
 	"html/template"
@@ -19,6 +18,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/operator"
 )
 
 //go:embed templates/*.html
@@ -30,13 +30,13 @@ var staticFS embed.FS
 // Config is what the dashboard needs. Zero values take the defaults noted.
 type Config struct {
 	Store     domain.Store
-	Accounts  *account.Service // the account rules the customer pages apply, shared with the API
+	Accounts  *account.Service // the account rules the customer pages apply, shared with the API; nil: one on Store
 	Verifier  *auth.Verifier   // shared with the API and the proxies; nil: a new one
 	Bans      *bans.Tracker    // the node's: failed sign-ins count like failed API logins; nil: none
 	Operators []string         // accounts that also see the operator pages
-	// Changed is called after an operator changes accounts or plans, so the local node's proxies
-	// see it at once (other nodes follow the store within their sync interval); nil: nothing.
-	Changed    func(ctx context.Context)
+	// Operator carries out what the operator pages ask; nil: one on Store and Bans that tells
+	// the node of no change.
+	Operator   *operator.Service
 	SessionTTL time.Duration // default 12h
 	Log        *slog.Logger
 	Now        func() time.Time
@@ -64,6 +64,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Accounts == nil {
+		cfg.Accounts = account.New(account.Config{Store: cfg.Store, Now: cfg.Now})
+	}
+	if cfg.Operator == nil {
+		cfg.Operator = operator.New(operator.Config{Store: cfg.Store, Bans: cfg.Bans, Now: cfg.Now})
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.With("component", "dashboard"), pages: parsePages(), mux: http.NewServeMux()}
 	s.routes()
