@@ -123,6 +123,11 @@ func (s *Service) token(ctx context.Context, c *Caller, sub, id string) (domain.
 	return tok, err
 }
 
+// Token returns one of the tokens of the account or its sub-accounts, by its id as typed.
+func (s *Service) Token(ctx context.Context, c *Caller, id string) (domain.Token, error) {
+	return s.token(ctx, c, "", id)
+}
+
 // SetTokenActive activates (within the plan's limit) or deactivates one of the account's tokens.
 func (s *Service) SetTokenActive(ctx context.Context, c *Caller, sub, id string, active bool) (domain.Token, error) {
 	tok, err := s.token(ctx, c, sub, id)

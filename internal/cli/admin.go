@@ -22,8 +22,8 @@ import (
 const adminUsage = `Usage: exitmesh admin COMMAND [--config FILE] ...
 
 Plans:
-  plan create NAME --proxies N --subs N --ips N --hostnames N --bandwidth SIZE
-  plan edit NAME [--proxies N] [--subs N] [--ips N] [--hostnames N] [--bandwidth SIZE]
+  plan create NAME --proxies N --subs N --ips N --hostnames N --bandwidth SIZE [--tokens N]
+  plan edit NAME [--proxies N] [--subs N] [--ips N] [--hostnames N] [--bandwidth SIZE] [--tokens N]
   plan list
 Accounts:
   account create USERNAME --plan NAME (--password-stdin | --password P) [--proxies NAME,NAME] [--ips IP,IP] [--unconfirmed]
@@ -134,8 +134,8 @@ func ptr[T any](v T) *T { return &v }
 
 // planFlags declares the plan limit flags; set reports which were given.
 type planFlags struct {
-	proxies, subs, ips, hostnames *int
-	bandwidth                     *string
+	proxies, subs, ips, hostnames, tokens *int
+	bandwidth                             *string
 	flagsGiven
 }
 
@@ -145,6 +145,7 @@ func declarePlanFlags(fs *flag.FlagSet) *planFlags {
 		subs:       fs.Int("subs", 0, "sub-accounts"),
 		ips:        fs.Int("ips", 0, "authorized IPs"),
 		hostnames:  fs.Int("hostnames", 0, "authorized hostnames"),
+		tokens:     fs.Int("tokens", 0, "active API tokens of an account and its sub-accounts (0 = none)"),
 		bandwidth:  fs.String("bandwidth", "0", "monthly bandwidth (0 = unlimited)"),
 		flagsGiven: flagsGiven{fs},
 	}
@@ -160,7 +161,7 @@ func (f *planFlags) change(all bool) (operator.PlanChange, error) {
 		return nil
 	}
 	c := operator.PlanChange{MaxProxies: count("proxies", f.proxies), MaxSubs: count("subs", f.subs),
-		MaxIPs: count("ips", f.ips), MaxHostnames: count("hostnames", f.hostnames)}
+		MaxIPs: count("ips", f.ips), MaxHostnames: count("hostnames", f.hostnames), MaxTokens: count("tokens", f.tokens)}
 	if all || f.given("bandwidth") {
 		size, err := config.ParseSize(*f.bandwidth)
 		if err != nil {
@@ -219,9 +220,9 @@ func planList(*flag.FlagSet) func(*admin, []string) error {
 		if err != nil {
 			return err
 		}
-		return table(a.io.Stdout, []string{"PLAN", "PROXIES", "SUBS", "IPS", "HOSTNAMES", "BANDWIDTH"}, len(plans), func(i int) []any {
+		return table(a.io.Stdout, []string{"PLAN", "PROXIES", "SUBS", "IPS", "HOSTNAMES", "TOKENS", "BANDWIDTH"}, len(plans), func(i int) []any {
 			p := plans[i]
-			return []any{p.Name, p.MaxProxies, p.MaxSubs, p.MaxIPs, p.MaxHostnames, bandwidth(p.MonthlyBandwidth)}
+			return []any{p.Name, p.MaxProxies, p.MaxSubs, p.MaxIPs, p.MaxHostnames, p.MaxTokens, bandwidth(p.MonthlyBandwidth)}
 		})
 	}
 }

@@ -191,7 +191,7 @@ func TestPlanCreateAndList(t *testing.T) {
 		wantOut   string // a fragment of stdout; empty: no stdout at all
 		wantError string // a fragment of stderr
 	}{
-		{"create", []string{"plan", "create", "gold", "--proxies", "1", "--subs", "2", "--ips", "3", "--hostnames", "4", "--bandwidth", "5GB"},
+		{"create", []string{"plan", "create", "gold", "--proxies", "1", "--subs", "2", "--ips", "3", "--hostnames", "4", "--bandwidth", "5GB", "--tokens", "6"},
 			0, "plan gold created", ""},
 		{"duplicate", []string{"plan", "create", "gold", "--proxies", "9", "--bandwidth", "1GB"}, 3, "", `plan "gold" already exists`},
 		{"bad bandwidth unit", []string{"plan", "create", "silver", "--proxies", "1", "--bandwidth", "5XB"}, 2, "", "--bandwidth"},
@@ -214,7 +214,7 @@ func TestPlanCreateAndList(t *testing.T) {
 	}
 
 	got, err := e.store(t).GetPlan(t.Context(), "gold")
-	want := domain.Plan{Name: "gold", MaxProxies: 1, MaxSubs: 2, MaxIPs: 3, MaxHostnames: 4, MonthlyBandwidth: 5_000_000_000}
+	want := domain.Plan{Name: "gold", MaxProxies: 1, MaxSubs: 2, MaxIPs: 3, MaxHostnames: 4, MonthlyBandwidth: 5_000_000_000, MaxTokens: 6}
 	if err != nil || got != want {
 		t.Errorf("stored plan gold = %+v, %v; want %+v (the duplicate create must not change it)", got, err, want)
 	}
@@ -226,9 +226,9 @@ func TestPlanCreateAndList(t *testing.T) {
 
 	list := e.mustAdmin(t, "", "plan", "list")
 	wantRows := map[string][]string{
-		"PLAN":    {"PLAN", "PROXIES", "SUBS", "IPS", "HOSTNAMES", "BANDWIDTH"},
-		"gold":    {"gold", "1", "2", "3", "4", "5GB/month"},
-		"starter": {"starter", "1", "2", "2", "1", "10GB/month"},
+		"PLAN":    {"PLAN", "PROXIES", "SUBS", "IPS", "HOSTNAMES", "TOKENS", "BANDWIDTH"},
+		"gold":    {"gold", "1", "2", "3", "4", "6", "5GB/month"},
+		"starter": {"starter", "1", "2", "2", "1", "0", "10GB/month"},
 	}
 	for key, want := range wantRows {
 		if got := row(t, list, key); !slices.Equal(got, want) {
@@ -273,6 +273,8 @@ func TestPlanEdit(t *testing.T) {
 		{"negative", []string{"plan", "edit", "gold", "--subs", "-1"}, 3, "negative", withIPs(gold, 7)},
 		{"unlimited bandwidth", []string{"plan", "edit", "gold", "--bandwidth", "0"}, 0, "",
 			domain.Plan{Name: "gold", MaxProxies: 1, MaxSubs: 2, MaxIPs: 7, MaxHostnames: 4}},
+		{"tokens only", []string{"plan", "edit", "gold", "--tokens", "3"}, 0, "",
+			domain.Plan{Name: "gold", MaxProxies: 1, MaxSubs: 2, MaxIPs: 7, MaxHostnames: 4, MaxTokens: 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,20 +40,20 @@ func (s *Service) CreatePlan(ctx context.Context, p domain.Plan) error {
 
 // PlanChange changes the limits that are non-nil; the others stay as they are.
 type PlanChange struct {
-	MaxProxies, MaxSubs, MaxIPs, MaxHostnames *int
-	MonthlyBandwidth                          *int64 // bytes per calendar month (UTC); 0 = unlimited
+	MaxProxies, MaxSubs, MaxIPs, MaxHostnames, MaxTokens *int
+	MonthlyBandwidth                                     *int64 // bytes per calendar month (UTC); 0 = unlimited
 }
 
 // LimitsOf is the change that gives a plan every limit of p.
 func LimitsOf(p domain.Plan) PlanChange {
 	return PlanChange{MaxProxies: &p.MaxProxies, MaxSubs: &p.MaxSubs, MaxIPs: &p.MaxIPs,
-		MaxHostnames: &p.MaxHostnames, MonthlyBandwidth: &p.MonthlyBandwidth}
+		MaxHostnames: &p.MaxHostnames, MaxTokens: &p.MaxTokens, MonthlyBandwidth: &p.MonthlyBandwidth}
 }
 
 // Apply writes the limits c changes into p.
 func (c PlanChange) Apply(p *domain.Plan) {
 	for _, l := range []struct{ dst, v *int }{{&p.MaxProxies, c.MaxProxies}, {&p.MaxSubs, c.MaxSubs},
-		{&p.MaxIPs, c.MaxIPs}, {&p.MaxHostnames, c.MaxHostnames}} {
+		{&p.MaxIPs, c.MaxIPs}, {&p.MaxHostnames, c.MaxHostnames}, {&p.MaxTokens, c.MaxTokens}} {
 		if l.v != nil {
 			*l.dst = *l.v
 		}

@@ -24,6 +24,8 @@ func (s *Server) routeCustomer() {
 	s.mux.HandleFunc("GET /subs/{username}/edit", s.signedIn(s.subEditPage))
 	s.mux.HandleFunc("GET /subs/{username}/delete", s.signedIn(s.subDeletePage))
 	s.mux.HandleFunc("GET /usage", s.signedIn(s.usagePage))
+	s.mux.HandleFunc("GET /tokens", s.signedIn(s.tokensPage))
+	s.mux.HandleFunc("POST /tokens", s.signedIn(s.tokensChange))
 }
 
 // change makes one change as the visitor through the account service and puts its outcome on p:

@@ -38,7 +38,7 @@ proxies:
   - {name: de, listen: "127.0.0.1:0", country: DE, exits: [{ip: 127.0.0.4}]}
 egress: {allow: [127.0.0.1/32]}
 plans:
-  - {name: small, proxies: 2, subs: 1, ips: 1, hostnames: 1, bandwidth: 10GB}
+  - {name: small, proxies: 2, subs: 1, ips: 1, hostnames: 1, bandwidth: 10GB, tokens: 2}
   - {name: big, proxies: 10, subs: 10, ips: 10, hostnames: 10, bandwidth: 100GB}
 `
 

@@ -67,7 +67,7 @@ func planFromForm(r *http.Request) (domain.Plan, map[string][]string) {
 	for _, c := range []struct {
 		name string
 		dst  *int
-	}{{"proxies", &p.MaxProxies}, {"subs", &p.MaxSubs}, {"ips", &p.MaxIPs}, {"hostnames", &p.MaxHostnames}} {
+	}{{"proxies", &p.MaxProxies}, {"subs", &p.MaxSubs}, {"ips", &p.MaxIPs}, {"hostnames", &p.MaxHostnames}, {"tokens", &p.MaxTokens}} {
 		n, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue(c.name)))
 		if err != nil || n < 0 {
 			fields[c.name] = append(fields[c.name], "must be a whole number, 0 or more.")
@@ -85,7 +85,7 @@ func planFromForm(r *http.Request) (domain.Plan, map[string][]string) {
 // fieldSentence lists field messages in a stable order: "ips must be a whole number, 0 or more."
 func fieldSentence(fields map[string][]string) string {
 	var parts []string
-	for _, name := range []string{"name", "proxies", "subs", "ips", "hostnames", "bandwidth"} {
+	for _, name := range []string{"name", "proxies", "subs", "ips", "hostnames", "tokens", "bandwidth"} {
 		for _, m := range fields[name] {
 			parts = append(parts, name+" "+m)
 		}
