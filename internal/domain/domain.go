@@ -32,6 +32,52 @@ type Account struct {
 	Proxies      []string     // names of authorized proxy servers, sorted
 	IPs          []netip.Addr // authorized client IPs, sorted
 	Hostnames    []Hostname   // authorized hostnames, sorted by name
+	Limits                    // the account's own bandwidth limits, on top of its plan's
+	BillingDay   int          // the day (1-28) its billing period starts each month, 00:00 UTC
+}
+
+// Limits are bandwidth limits of an account or sub-account, in bytes; 0 = none. Monthly counts the
+// account's billing period, Total all time.
+type Limits struct {
+	MonthlyLimit int64
+	TotalLimit   int64
+}
+
+// MaxBillingDay is the last day of the month a billing period may start: every month has it.
+const MaxBillingDay = 28
+
+// PeriodStart returns the first instant (00:00 UTC) of the billing period holding t of an account
+// whose periods start on billingDay (1-28; anything else counts as 1).
+func PeriodStart(billingDay int, t time.Time) time.Time {
+	if billingDay < 1 || billingDay > MaxBillingDay {
+		billingDay = 1
+	}
+	t = t.UTC()
+	start := time.Date(t.Year(), t.Month(), billingDay, 0, 0, 0, 0, time.UTC)
+	if t.Day() < billingDay {
+		start = start.AddDate(0, -1, 0)
+	}
+	return start
+}
+
+// PeriodOf is the billing period (its first day, YYYY-MM-DD) holding the day (YYYY-MM-DD) for an
+// account whose periods start on billingDay.
+func PeriodOf(billingDay int, day string) string {
+	t, err := time.Parse(time.DateOnly, day)
+	if err != nil {
+		return ""
+	}
+	return PeriodStart(billingDay, t).Format(time.DateOnly)
+}
+
+// CurrentPeriods returns the first day (YYYY-MM-DD) of the billing period holding t for each billing
+// day 1-28, in that order.
+func CurrentPeriods(t time.Time) []string {
+	out := make([]string, MaxBillingDay)
+	for d := range MaxBillingDay {
+		out[d] = PeriodStart(d+1, t).Format(time.DateOnly)
+	}
+	return out
 }
 
 // Hostname is an authorized hostname and the address it last resolved to.
@@ -69,6 +115,13 @@ type SubAccount struct {
 	Active       bool
 	Proxies      []string
 	IPs          []netip.Addr
+	Profile
+	Limits // its own, on top of its account's
+}
+
+// Profile is who a sub-account is for, as its account describes it.
+type Profile struct {
+	Email, FirstName, LastName string
 }
 
 // ProxyServer is an entry of the proxy server catalogue: a location customers may authorize.
@@ -117,6 +170,9 @@ type AccountUpdate struct {
 	Plan         *string
 	Confirmed    *bool
 	Disabled     *bool
+	MonthlyLimit *int64
+	TotalLimit   *int64
+	BillingDay   *int // the account's usage in its new current period is counted again from the days' rows
 }
 
 // NewSubAccount is what CreateSubAccount needs.
@@ -125,6 +181,8 @@ type NewSubAccount struct {
 	PasswordHash string
 	Proxies      []string
 	IPs          []netip.Addr
+	Profile
+	Limits
 }
 
 // SubAccountUpdate changes the fields that are non-nil.
@@ -133,6 +191,11 @@ type SubAccountUpdate struct {
 	Active       *bool
 	Proxies      *[]string
 	IPs          *[]netip.Addr
+	Email        *string
+	FirstName    *string
+	LastName     *string
+	MonthlyLimit *int64
+	TotalLimit   *int64
 }
 
 // UsageKey identifies one usage counter row: who, through which proxy server, on which UTC day.
@@ -185,6 +248,21 @@ type MonthBandwidth struct {
 
 // MonthOf returns the month (YYYY-MM) of a day (YYYY-MM-DD).
 func MonthOf(day string) string { return day[:min(len(day), 7)] }
+
+// BandwidthKey names one login's bytes in one period: an account's own traffic (SubID 0) or a
+// sub-account's, in a billing period (Period: its first day, YYYY-MM-DD) or for all time (Period "").
+type BandwidthKey struct {
+	AccountID int64
+	SubID     int64
+	Period    string
+}
+
+// BandwidthFigures are logins' bytes (in + out) as one snapshot of the store; logins without traffic
+// are absent. Applied reports whether the usage batch asked about is part of them.
+type BandwidthFigures struct {
+	Bytes   map[BandwidthKey]int64
+	Applied bool
+}
 
 // Ban is a temporary ban of a client IP, shared by the nodes.
 type Ban struct {

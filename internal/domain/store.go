@@ -81,6 +81,10 @@ type Store interface {
 	// snapshot, whether the usage batch with id batch ("" for none) has been applied, so that the
 	// process that wrote the batch knows whether the totals include it.
 	MonthBandwidth(ctx context.Context, month, batch string) (MonthBandwidth, error)
+	// Bandwidth reads, as one snapshot, every login's bytes in the billing periods that start on the
+	// days in periods (YYYY-MM-DD; the current ones, CurrentPeriods) and for all time, and whether the
+	// usage batch batch ("" for none) has been applied.
+	Bandwidth(ctx context.Context, periods []string, batch string) (BandwidthFigures, error)
 
 	// Bans. PutBan keeps the later end when ip is banned already; ListBans returns the bans still
 	// in force, all of them (a node's ban sharing needs them all); ListBansPage returns one page of

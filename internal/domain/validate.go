@@ -90,3 +90,26 @@ func ValidateHostname(s string) error {
 	}
 	return nil
 }
+
+// MaxProfileField is the longest email or name a sub-account's profile holds.
+const MaxProfileField = 254
+
+// ValidateProfileField checks a sub-account's email, first_name or last_name (field): at most
+// MaxProfileField characters without control characters, and an email of the form local@domain.
+func ValidateProfileField(field, v string) error {
+	if len(v) > MaxProfileField {
+		return Errorf(EINVALID, "%s must be at most %d characters long.", field, MaxProfileField)
+	}
+	for _, c := range v {
+		if c < 0x20 || c == 0x7f {
+			return Errorf(EINVALID, "%s may not contain control characters.", field)
+		}
+	}
+	if field == "email" && v != "" {
+		local, domain, ok := strings.Cut(v, "@")
+		if !ok || local == "" || !strings.Contains(domain, ".") || strings.ContainsAny(v, " ,;<>") || strings.Contains(domain, "@") {
+			return Errorf(EINVALID, "Enter an email address such as name@example.com.")
+		}
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 	"slices"
 	"strconv"
 	"strings"
@@ -176,7 +177,7 @@ func (db *DB) CountAccountsByPlan(ctx context.Context) (map[string]int, error) {
 func (db *DB) UpdateAccount(ctx context.Context, username string, u domain.AccountUpdate) (domain.Account, error) {
 	var acc domain.Account
 	err := db.writeAccount(ctx, username, func(tx *sql.Tx, ref accountRef) error {
-		if err := updateAccount(ctx, tx, ref.id, u); err != nil {
+		if err := updateAccount(ctx, tx, ref.id, u, db.now()); err != nil {
 			return err
 		}
 		var err error
@@ -194,7 +195,7 @@ func (db *DB) UpdateAccount(ctx context.Context, username string, u domain.Accou
 	return acc, nil
 }
 
-func updateAccount(ctx context.Context, tx *sql.Tx, id int64, u domain.AccountUpdate) error {
+func updateAccount(ctx context.Context, tx *sql.Tx, id int64, u domain.AccountUpdate, now time.Time) error {
 	set := func(column string, v any) error {
 		_, err := tx.ExecContext(ctx, `UPDATE accounts SET `+column+` = $1 WHERE id = $2`, v, id)
 		return err
@@ -228,9 +229,55 @@ func updateAccount(ctx context.Context, tx *sql.Tx, id int64, u domain.AccountUp
 		}
 	}
 	if u.Disabled != nil {
-		return set("disabled", *u.Disabled)
+		if err := set("disabled", *u.Disabled); err != nil {
+			return err
+		}
+	}
+	if err := setLimits(set, u.MonthlyLimit, u.TotalLimit); err != nil {
+		return err
+	}
+	if u.BillingDay != nil {
+		if *u.BillingDay < 1 || *u.BillingDay > domain.MaxBillingDay {
+			return domain.Errorf(domain.EINVALID, "The billing day must be from 1 to %d.", domain.MaxBillingDay)
+		}
+		if err := set("billing_day", *u.BillingDay); err != nil {
+			return err
+		}
+		return recountPeriod(ctx, tx, id, *u.BillingDay, now)
 	}
 	return nil
+}
+
+// setLimits sets the bandwidth limits given (bytes, 0 = none) with set.
+func setLimits(set func(column string, v any) error, monthly, total *int64) error {
+	for _, l := range []struct {
+		column string
+		v      *int64
+	}{{"monthly_limit", monthly}, {"total_limit", total}} {
+		if l.v == nil {
+			continue
+		}
+		if *l.v < 0 {
+			return domain.Errorf(domain.EINVALID, "A bandwidth limit may not be negative (0 means none).")
+		}
+		if err := set(l.column, *l.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recountPeriod counts an account's usage in its current billing period again, from the days' rows,
+// after its billing day changed: what was counted under the old periods no longer applies.
+func recountPeriod(ctx context.Context, tx *sql.Tx, accountID int64, billingDay int, now time.Time) error {
+	start := domain.PeriodStart(billingDay, now).Format(time.DateOnly)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM usage_periods WHERE account_id = $1`, accountID); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO usage_periods (account_id, sub_id, period, bytes)
+		SELECT account_id, sub_id, $2, SUM(bytes_in + bytes_out) FROM usage WHERE account_id = $1 AND day >= $2
+		GROUP BY account_id, sub_id HAVING SUM(bytes_in + bytes_out) > 0`, accountID, start)
+	return err
 }
 
 // AuthorizeProxy adds a proxy server to the account, within its plan's limit.

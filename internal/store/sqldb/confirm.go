@@ -68,7 +68,7 @@ func (db *DB) ConfirmAccount(ctx context.Context, id string) (domain.Account, er
 		}
 		confirmed := true
 		feed.account(account)
-		if err := updateAccount(ctx, tx, account, domain.AccountUpdate{Confirmed: &confirmed}); err != nil {
+		if err := updateAccount(ctx, tx, account, domain.AccountUpdate{Confirmed: &confirmed}, db.now()); err != nil {
 			return err
 		}
 		acc, err = loadAccount(ctx, tx, account)

@@ -48,11 +48,13 @@ func loadAccounts(ctx context.Context, tx *sql.Tx, cat *catalog, where string, a
 	if err != nil {
 		return nil, err
 	}
-	err = queryEach(ctx, tx, `SELECT a.id, a.username, a.password_hash, a.plan_id, a.confirmed, a.disabled, a.created_at
+	err = queryEach(ctx, tx, `SELECT a.id, a.username, a.password_hash, a.plan_id, a.confirmed, a.disabled, a.created_at,
+		a.monthly_limit, a.total_limit, a.billing_day
 		FROM accounts a`+cond, args, func(r *sql.Rows) error {
 		a := domain.Account{Proxies: []string{}, IPs: []netip.Addr{}, Hostnames: []domain.Hostname{}}
 		var created, plan int64
-		if err := r.Scan(&a.ID, &a.Username, &a.PasswordHash, &plan, &a.Confirmed, &a.Disabled, &created); err != nil {
+		if err := r.Scan(&a.ID, &a.Username, &a.PasswordHash, &plan, &a.Confirmed, &a.Disabled, &created,
+			&a.MonthlyLimit, &a.TotalLimit, &a.BillingDay); err != nil {
 			return err
 		}
 		a.Plan = cat.plans[plan]
@@ -128,10 +130,12 @@ func loadSubs(ctx context.Context, tx *sql.Tx, cat *catalog, where string, args 
 	if where != "" {
 		join = " JOIN accounts a ON a.id = s.account_id"
 	}
-	err = queryEach(ctx, tx, `SELECT s.id, s.account_id, s.username, s.password_hash, s.active
+	err = queryEach(ctx, tx, `SELECT s.id, s.account_id, s.username, s.password_hash, s.active,
+		s.email, s.first_name, s.last_name, s.monthly_limit, s.total_limit
 		FROM sub_accounts s`+join+cond, args, func(r *sql.Rows) error {
 		s := domain.SubAccount{Proxies: []string{}, IPs: []netip.Addr{}}
-		if err := r.Scan(&s.ID, &s.AccountID, &s.Username, &s.PasswordHash, &s.Active); err != nil {
+		if err := r.Scan(&s.ID, &s.AccountID, &s.Username, &s.PasswordHash, &s.Active,
+			&s.Email, &s.FirstName, &s.LastName, &s.MonthlyLimit, &s.TotalLimit); err != nil {
 			return err
 		}
 		subs = append(subs, s)

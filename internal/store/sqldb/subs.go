@@ -67,7 +67,25 @@ func (db *DB) insertSub(ctx context.Context, tx *sql.Tx, ref accountRef, s domai
 	if err := setSubProxies(ctx, tx, id, proxies); err != nil {
 		return 0, err
 	}
+	if err := updateSub(ctx, tx, ref.id, id, domain.SubAccountUpdate{Email: nonEmpty(s.Email), FirstName: nonEmpty(s.FirstName),
+		LastName: nonEmpty(s.LastName), MonthlyLimit: nonZero(s.MonthlyLimit), TotalLimit: nonZero(s.TotalLimit)}); err != nil {
+		return 0, err
+	}
 	return id, setSubIPs(ctx, tx, id, ips)
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nonZero(n int64) *int64 {
+	if n == 0 {
+		return nil
+	}
+	return &n
 }
 
 // ListSubAccounts returns the account's sub-accounts, sorted by username.
@@ -115,6 +133,16 @@ func (db *DB) UpdateSubAccount(ctx context.Context, account, sub string, u domai
 }
 
 func updateSub(ctx context.Context, tx *sql.Tx, accountID, id int64, u domain.SubAccountUpdate) error {
+	set := func(column string, v any) error {
+		_, err := tx.ExecContext(ctx, `UPDATE sub_accounts SET `+column+` = $1 WHERE id = $2`, v, id)
+		return err
+	}
+	if err := setProfile(set, u.Email, u.FirstName, u.LastName); err != nil {
+		return err
+	}
+	if err := setLimits(set, u.MonthlyLimit, u.TotalLimit); err != nil {
+		return err
+	}
 	if u.PasswordHash != nil {
 		if err := checkPassword(*u.PasswordHash); err != nil {
 			return err
@@ -235,6 +263,25 @@ func setSubProxies(ctx context.Context, tx *sql.Tx, subID int64, proxyIDs []int6
 func setSubIPs(ctx context.Context, tx *sql.Tx, subID int64, ips []netip.Addr) error {
 	for _, ip := range ips {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sub_account_ips (sub_id, ip) VALUES ($1, $2)`, subID, ip.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setProfile sets the profile fields given with set.
+func setProfile(set func(column string, v any) error, email, first, last *string) error {
+	for _, f := range []struct {
+		column string
+		v      *string
+	}{{"email", email}, {"first_name", first}, {"last_name", last}} {
+		if f.v == nil {
+			continue
+		}
+		if err := domain.ValidateProfileField(f.column, *f.v); err != nil {
+			return err
+		}
+		if err := set(f.column, *f.v); err != nil {
 			return err
 		}
 	}

@@ -70,7 +70,10 @@ func (db *DB) AddUsage(ctx context.Context, batch string, deltas map[domain.Usag
 				return err
 			}
 		}
-		return addMonthBytes(ctx, tx, keys, deltas)
+		if err := addMonthBytes(ctx, tx, keys, deltas); err != nil {
+			return err
+		}
+		return addLedgerBytes(ctx, tx, keys, deltas)
 	})
 	if err != nil {
 		return fmt.Errorf("add usage (%d counters): %w", len(keys), err)
@@ -102,6 +105,121 @@ func addMonthBytes(ctx context.Context, tx *sql.Tx, keys []domain.UsageKey, delt
 		}
 	}
 	return nil
+}
+
+// addLedgerBytes adds the deltas' bytes to the logins' billing-period and all-time totals
+// (usage_periods, usage_totals), in key order, as addMonthBytes does. A day's bytes go to the billing
+// period holding that day for its account's billing day (1 for an account that is gone).
+func addLedgerBytes(ctx context.Context, tx *sql.Tx, keys []domain.UsageKey, deltas map[domain.UsageKey]domain.UsageCounts) error {
+	days, err := billingDays(ctx, tx, keys)
+	if err != nil {
+		return err
+	}
+	periods, totals := map[domain.BandwidthKey]int64{}, map[domain.BandwidthKey]int64{}
+	for _, k := range keys {
+		if c := deltas[k]; c.BytesIn+c.BytesOut != 0 {
+			login := domain.BandwidthKey{AccountID: k.AccountID, SubID: k.SubID}
+			totals[login] += c.BytesIn + c.BytesOut
+			login.Period = domain.PeriodOf(days[k.AccountID], k.Day)
+			periods[login] += c.BytesIn + c.BytesOut
+		}
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(periods), compareBandwidthKeys) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_periods (account_id, sub_id, period, bytes) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (account_id, sub_id, period) DO UPDATE SET bytes = usage_periods.bytes + excluded.bytes`,
+			k.AccountID, k.SubID, k.Period, periods[k]); err != nil {
+			return fmt.Errorf("period total: %w", err)
+		}
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(totals), compareBandwidthKeys) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_totals (account_id, sub_id, bytes) VALUES ($1, $2, $3)
+			ON CONFLICT (account_id, sub_id) DO UPDATE SET bytes = usage_totals.bytes + excluded.bytes`,
+			k.AccountID, k.SubID, totals[k]); err != nil {
+			return fmt.Errorf("all-time total: %w", err)
+		}
+	}
+	return nil
+}
+
+func compareBandwidthKeys(a, b domain.BandwidthKey) int {
+	return cmp.Or(cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.SubID, b.SubID), strings.Compare(a.Period, b.Period))
+}
+
+// billingDays returns the billing day of each account the keys name that still exists.
+func billingDays(ctx context.Context, tx *sql.Tx, keys []domain.UsageKey) (map[int64]int, error) {
+	var ids []int64
+	for _, k := range keys {
+		if len(ids) == 0 || ids[len(ids)-1] != k.AccountID { // keys are sorted by account
+			ids = append(ids, k.AccountID)
+		}
+	}
+	days := make(map[int64]int, len(ids))
+	for chunk := range slices.Chunk(ids, 500) {
+		in, args := inList(chunk)
+		err := queryEach(ctx, tx, `SELECT id, billing_day FROM accounts WHERE id IN `+in, args, func(r *sql.Rows) error {
+			var id int64
+			var day int
+			err := r.Scan(&id, &day)
+			days[id] = day
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read billing days: %w", err)
+		}
+	}
+	return days, nil
+}
+
+// Bandwidth reads the logins' bytes in the billing periods starting on the days in periods and for
+// all time, and whether batch was applied, in one read transaction.
+func (db *DB) Bandwidth(ctx context.Context, periods []string, batch string) (domain.BandwidthFigures, error) {
+	for _, p := range periods {
+		if _, err := time.Parse(dayLayout, p); err != nil {
+			return domain.BandwidthFigures{}, fmt.Errorf("bandwidth: %w", domain.Errorf(domain.EINVALID, "The period %q must be YYYY-MM-DD.", p))
+		}
+	}
+	f := domain.BandwidthFigures{Bytes: map[domain.BandwidthKey]int64{}}
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		if batch != "" {
+			n, err := count(ctx, tx, `SELECT COUNT(*) FROM usage_batches WHERE id = $1`, batch)
+			if err != nil {
+				return fmt.Errorf("look up batch: %w", err)
+			}
+			f.Applied = n > 0
+		}
+		scan := func(period bool) func(r *sql.Rows) error {
+			return func(r *sql.Rows) error {
+				var k domain.BandwidthKey
+				var bytes int64
+				dest := []any{&k.AccountID, &k.SubID, &bytes}
+				if period {
+					dest = append(dest, &k.Period)
+				}
+				err := r.Scan(dest...)
+				f.Bytes[k] = bytes
+				return err
+			}
+		}
+		if len(periods) > 0 {
+			in := make([]string, len(periods))
+			args := make([]any, len(periods))
+			for i, p := range periods {
+				in[i], args[i] = "$"+strconv.Itoa(i+1), p
+			}
+			if err := queryEach(ctx, tx, `SELECT account_id, sub_id, bytes, period FROM usage_periods WHERE period IN (`+
+				strings.Join(in, ", ")+`)`, args, scan(true)); err != nil {
+				return fmt.Errorf("read period totals: %w", err)
+			}
+		}
+		if err := queryEach(ctx, tx, `SELECT account_id, sub_id, bytes FROM usage_totals`, nil, scan(false)); err != nil {
+			return fmt.Errorf("read all-time totals: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return domain.BandwidthFigures{}, fmt.Errorf("bandwidth: %w", err)
+	}
+	return f, nil
 }
 
 // MonthBandwidth reads the accounts' totals for month and whether batch was applied in one read

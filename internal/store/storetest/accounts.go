@@ -22,7 +22,7 @@ func testCreateAccount(t *testing.T, s domain.Store) {
 	}
 	want := domain.Account{ID: got.ID, Username: "carol@example.org", PasswordHash: hash, Plan: "big",
 		CreatedAt: got.CreatedAt, Proxies: []string{"de", "us-ca"},
-		IPs: []netip.Addr{ip("203.0.113.2"), ip("203.0.113.9"), ip("2001:db8::1")}, Hostnames: []domain.Hostname{}}
+		IPs: []netip.Addr{ip("203.0.113.2"), ip("203.0.113.9"), ip("2001:db8::1")}, Hostnames: []domain.Hostname{}, BillingDay: 1}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("CreateAccount =\n%+v, want\n%+v", got, want)
 	}

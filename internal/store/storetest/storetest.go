@@ -56,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"ConcurrentFeed", testConcurrentFeed},
 		{"ImportAccounts", testImportAccounts},
 		{"Tokens", testTokens},
+		{"LimitsAndProfile", testLimitsAndProfile},
+		{"BandwidthLedger", testBandwidthLedger},
 		{"TokensFollowThePlan", testTokensFollowThePlan},
 	}
 	for _, tt := range tests {
