@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
