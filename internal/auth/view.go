@@ -31,9 +31,14 @@ type Principal struct {
 	Login     string // the username that authenticated
 	Account   string // the account's username
 	Disabled  bool   // account disabled, or sub-account inactive
-	plan      *planLimits
-	proxies   []string // sorted; the strings are shared through the view's interning
-	hash      string
+	// BillingDay is the day (1-28) the account's billing periods start; AccountLimits are the
+	// account's own bandwidth limits and SubLimits the sub-account's (zero for the account itself).
+	BillingDay    int
+	AccountLimits domain.Limits
+	SubLimits     domain.Limits
+	plan          *planLimits
+	proxies       []string // sorted; the strings are shared through the view's interning
+	hash          string
 }
 
 // MayUse reports whether the principal has authorized the proxy server named proxy.
@@ -42,8 +47,8 @@ func (p *Principal) MayUse(proxy string) bool {
 	return ok
 }
 
-// Bandwidth returns the monthly bandwidth of the account's plan in bytes; 0 = unlimited. It follows
-// changes to the plan.
+// Bandwidth returns the monthly bandwidth of the account's plan in bytes (per billing period); 0 =
+// unlimited. It follows changes to the plan.
 func (p *Principal) Bandwidth() int64 {
 	if p.plan == nil {
 		return 0
@@ -273,6 +278,7 @@ func (v *View) removeAccount(id int64) []netip.Addr {
 // settled by the caller.
 func (v *View) putAccount(a domain.Account, subs []domain.SubAccount, tokens []domain.Token) {
 	p := &Principal{AccountID: a.ID, Login: a.Username, Account: a.Username, Disabled: a.Disabled,
+		BillingDay: a.BillingDay, AccountLimits: a.Limits,
 		plan: v.plan(a.Plan), proxies: v.intern(a.Proxies), hash: a.PasswordHash}
 	st := &accountState{principal: p, ips: slices.Clip(slices.Clone(a.IPs))}
 	v.logins[a.Username] = p
@@ -287,7 +293,8 @@ func (v *View) putAccount(a domain.Account, subs []domain.SubAccount, tokens []d
 	}
 	for _, s := range subs {
 		sp := &Principal{AccountID: a.ID, SubID: s.ID, Login: s.Username, Account: a.Username,
-			Disabled: a.Disabled || !s.Active, plan: p.plan, proxies: v.intern(s.Proxies), hash: s.PasswordHash}
+			Disabled: a.Disabled || !s.Active, BillingDay: a.BillingDay, AccountLimits: a.Limits, SubLimits: s.Limits,
+			plan: p.plan, proxies: v.intern(s.Proxies), hash: s.PasswordHash}
 		v.logins[s.Username] = sp
 		st.subs = append(st.subs, subState{principal: sp, ips: slices.Clip(slices.Clone(s.IPs))})
 	}

@@ -253,6 +253,9 @@ type Sync struct {
 // Usage is how traffic counters reach the store.
 type Usage struct {
 	FlushInterval Duration `yaml:"flush_interval"`
+	// MeterInterval is how often the bytes of open tunnels and long answers are counted while they
+	// run, and checked against the bandwidth limits covering their login.
+	MeterInterval Duration `yaml:"meter_interval"`
 }
 
 // Log configures the slog handler.
@@ -312,6 +315,7 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Sync.Interval, Duration(500*time.Millisecond))
 	setDuration(&c.Sync.FeedRetention, Duration(24*time.Hour))
 	setDuration(&c.Usage.FlushInterval, Duration(10*time.Second))
+	setDuration(&c.Usage.MeterInterval, Duration(time.Second))
 	setString(&c.Log.Level, "info")
 	setString(&c.Log.Format, "text")
 	setDuration(&c.Health.Interval, Duration(30*time.Second))

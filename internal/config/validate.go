@@ -60,6 +60,7 @@ func (c *Config) Validate() error {
 	positive(&p, "sync.interval", c.Sync.Interval)
 	positive(&p, "sync.feed_retention", c.Sync.FeedRetention)
 	positive(&p, "usage.flush_interval", c.Usage.FlushInterval)
+	positive(&p, "usage.meter_interval", c.Usage.MeterInterval)
 	oneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(&p, "log.format", c.Log.Format, "text", "json")
 	return errors.Join(p...)

@@ -136,14 +136,15 @@ const (
 	LimitMaxHeaderFields
 	LimitWrite
 	LimitTunnelIdle
+	LimitBandwidth // a transfer cut because its login spent a bandwidth limit
 	numLimits
 )
 
 var limitNames = [numLimits]string{"connections_per_ip", "connections_per_account", "read_header", "max_header_bytes", "max_header_fields",
-	"write", "tunnel_idle"}
+	"write", "tunnel_idle", "bandwidth"}
 
 var allLimits = []Limit{LimitConnectionsPerIP, LimitConnectionsPerAccount, LimitReadHeader, LimitMaxHeaderBytes,
-	LimitMaxHeaderFields, LimitWrite, LimitTunnelIdle}
+	LimitMaxHeaderFields, LimitWrite, LimitTunnelIdle, LimitBandwidth}
 
 func (l Limit) String() string { return limitNames[l] }
 

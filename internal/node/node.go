@@ -270,6 +270,7 @@ func (n *Node) newProxyServer(name string, pool *exits.Pool) *proxy.Server {
 		OriginTimeout:    cfg.Timeouts.Origin.D(),
 		MaxOriginTimeout: cfg.Timeouts.MaxOrigin.D(),
 		TunnelIdle:       cfg.Timeouts.TunnelIdle.D(),
+		MeterInterval:    cfg.Usage.MeterInterval.D(),
 		ReadHeader:       cfg.Timeouts.ReadHeader.D(),
 		Idle:             cfg.Timeouts.Idle.D(),
 		MaxHeaderBytes:   int(cfg.Limits.MaxHeaderBytes),

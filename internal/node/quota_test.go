@@ -17,6 +17,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/node"
+	"github.com/exitmesh/exitmesh/internal/proxy"
 	"github.com/exitmesh/exitmesh/internal/origin"
 	"github.com/exitmesh/exitmesh/internal/store"
 	"github.com/exitmesh/exitmesh/internal/store/pgtest"
@@ -119,7 +120,7 @@ func TestBandwidthSpentOnOneNodeIsRefusedOnAnother(t *testing.T) {
 	served := 0
 	for ; ; served++ {
 		s, r := status(t, aliceOnA, big)
-		if s == http.StatusPaymentRequired && r == "bandwidth-exceeded" {
+		if s == proxy.StatusBandwidthExceeded && r == "bandwidth-exceeded" {
 			break
 		}
 		if s != http.StatusOK || served == 100 {
@@ -127,15 +128,15 @@ func TestBandwidthSpentOnOneNodeIsRefusedOnAnother(t *testing.T) {
 		}
 	}
 	if want := (tinyBandwidth + size - 1) / size; served != want {
-		t.Errorf("node A served %d requests of %d bytes before the 402, want %d", served, size, want)
+		t.Errorf("node A served %d requests of %d bytes before the 509, want %d", served, size, want)
 	}
 
 	aliceOnB := proxyClient(b.ProxyAddr("world"), "alice", "password-1")
 	start := time.Now()
 	eventually(t, "node B refuses what node A spent", func() error {
-		return is(http.StatusPaymentRequired, "bandwidth-exceeded")(status(t, aliceOnB, originSrv.URL+"/ip"))
+		return is(proxy.StatusBandwidthExceeded, "bandwidth-exceeded")(status(t, aliceOnB, originSrv.URL+"/ip"))
 	})
-	t.Logf("node B refused %v after node A's first 402", time.Since(start).Round(time.Millisecond))
+	t.Logf("node B refused %v after node A's first 509", time.Since(start).Round(time.Millisecond))
 	if s, r := status(t, proxyClient(b.ProxyAddr("world"), "erin", "password-1"), originSrv.URL+"/ip"); s != http.StatusOK {
 		t.Errorf("erin on node B: %d %q, want 200", s, r)
 	}
@@ -146,7 +147,7 @@ func TestBandwidthSpentOnOneNodeIsRefusedOnAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	aliceOnC := proxyClient(c.ProxyAddr("us-ca"), "alice", "password-1")
-	if err := is(http.StatusPaymentRequired, "bandwidth-exceeded")(status(t, aliceOnC, originSrv.URL+"/ip")); err != nil {
+	if err := is(proxy.StatusBandwidthExceeded, "bandwidth-exceeded")(status(t, aliceOnC, originSrv.URL+"/ip")); err != nil {
 		t.Errorf("first request through a node started afterwards: %v", err)
 	}
 }

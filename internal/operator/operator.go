@@ -100,7 +100,7 @@ func BandwidthUsed(used, limit int64) string {
 	case limit == 0:
 		return s + " (unlimited plan)"
 	case used >= limit:
-		return s + " of " + config.Size(limit).Human() + " (spent: the proxies answer 402)"
+		return s + " of " + config.Size(limit).Human() + " (spent: the proxies answer 509)"
 	}
 	return s + " of " + config.Size(limit).Human()
 }

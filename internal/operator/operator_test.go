@@ -22,7 +22,7 @@ func TestDescriptions(t *testing.T) {
 		{accountStatus(domain.Account{}), "unconfirmed"},
 		{accountStatus(domain.Account{Confirmed: true, Disabled: true}), "disabled"},
 		{BandwidthUsed(1_200_000_000, 10_000_000_000), "1.2 GB of 10 GB"},
-		{BandwidthUsed(10_000_000_000, 10_000_000_000), "10 GB of 10 GB (spent: the proxies answer 402)"},
+		{BandwidthUsed(10_000_000_000, 10_000_000_000), "10 GB of 10 GB (spent: the proxies answer 509)"},
 		{BandwidthUsed(999, 0), "999 B (unlimited plan)"},
 		{exitHealth(domain.ExitStatus{Healthy: true}, now), "up"},
 		{exitHealth(domain.ExitStatus{Since: now.Add(-12 * time.Second)}, now), "DOWN 12s"},

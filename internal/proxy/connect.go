@@ -83,7 +83,9 @@ func (s *Server) runTunnel(cc *clientConn, upstream net.Conn, p *auth.Principal,
 	defer s.releaseAccount(p)
 	s.metrics.Tunnels.Inc()
 	s.metrics.ActiveTunnels.Inc()
-	in, out, idled := relay.Pipe(cc.conn, upstream, s.cfg.TunnelIdle)
+	var moved relay.Counters
+	metered := s.startTransfer(p, func() (int64, int64) { return early + moved.Up.Load(), moved.Down.Load() }, cc.closeAll)
+	in, out, idled := relay.Pipe(cc.conn, upstream, s.cfg.TunnelIdle, &moved)
 	in += early
 	if idled {
 		s.metrics.Limits.Hit(metrics.LimitTunnelIdle)
@@ -92,7 +94,8 @@ func (s *Server) runTunnel(cc *clientConn, upstream net.Conn, p *auth.Principal,
 	s.metrics.BytesIn.Add(float64(in))
 	s.metrics.BytesOut.Add(float64(out))
 	if s.cfg.Usage != nil {
-		s.cfg.Usage.Add(p.AccountID, p.SubID, s.cfg.Name, domain.UsageCounts{BytesIn: in, BytesOut: out, Tunnels: 1})
+		restIn, restOut := s.finishTransfer(metered, in, out)
+		s.cfg.Usage.Add(usageLogin(p), s.cfg.Name, domain.UsageCounts{BytesIn: restIn, BytesOut: restOut, Tunnels: 1})
 	}
 	s.log.Debug("tunnel closed", "target", target, "exit", exit, "login", p.Login, "in", in, "out", out)
 }

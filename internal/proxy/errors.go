@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/bans"
-	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
 )
@@ -63,20 +62,6 @@ func errBanned(retryAfter time.Duration) *refusal {
 	}
 }
 
-// errBandwidthExceeded answers an account whose plan's monthly bandwidth, limit bytes, is spent in
-// the calendar month (UTC) of now.
-func errBandwidthExceeded(limit int64, now time.Time) *refusal {
-	now = now.UTC()
-	resets := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
-	return &refusal{
-		Status: http.StatusPaymentRequired,
-		Reason: "bandwidth-exceeded",
-		Message: "Monthly bandwidth exceeded: this account has used all " + config.Size(limit).Human() +
-			" its plan allows per month. It resets on " + resets.Format("2 January 2006") +
-			" (00:00 UTC); upgrade the plan to continue before then.",
-	}
-}
-
 // failure maps an error from steering, exit choice or dialling to the proxy's answer. It is the one
 // place where such errors become status codes.
 func failure(err error) *refusal {
@@ -119,10 +104,7 @@ func (cc *clientConn) refuse(r *http.Request, rf *refusal, exit *exits.Exit, not
 	// would the bytes a client sent behind a CONNECT head for the tunnel that did not open.
 	keep := !rf.Close && !r.Close && r.Body == http.NoBody && r.ProtoAtLeast(1, 1) &&
 		(r.Method != http.MethodConnect || cc.br.Buffered() == 0)
-	text := http.StatusText(rf.Status)
-	if rf.Status == errClientGone.Status {
-		text = "Client Closed Request"
-	}
+	text := statusText(rf.Status)
 	h := http.Header{
 		"Content-Type":           {"text/plain; charset=utf-8"},
 		"X-Content-Type-Options": {"nosniff"},
@@ -137,7 +119,7 @@ func (cc *clientConn) refuse(r *http.Request, rf *refusal, exit *exits.Exit, not
 	if !keep {
 		h.Set("Connection", "close")
 	}
-	if exit != nil && rf.Status >= http.StatusBadGateway {
+	if exit != nil && rf.Status >= http.StatusBadGateway && rf.Status != StatusBandwidthExceeded {
 		setExitHeaders(h, exit.IP, notFound)
 	} else if notFound.IsValid() {
 		h[headerNotFound] = []string{notFound.String()}

@@ -44,6 +44,9 @@ type exchange struct {
 	oc       *exits.OriginConn
 	body     *bodyCopy // the request body on its way, or nil
 	hungUp   bool      // the client hung up during the answer and its origin connection was closed
+	p        *auth.Principal
+	down     atomic.Int64 // the answer's bytes relayed so far
+	metered  *transfer    // a long answer or an upgraded connection, metered while it runs; or nil
 }
 
 // forward sends r to its origin through the chosen exit and relays the answer. It reports whether
@@ -52,7 +55,7 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, c e
 	_, length := r.Header["Content-Length"]
 	key := exits.OriginKey{Login: exits.Login{AccountID: p.AccountID, SubID: p.SubID},
 		Scheme: r.URL.Scheme, HostPort: originAddr(r.URL.Scheme, r.URL.Host)}
-	x := &exchange{cc: cc, r: r, choice: c, key: key, length: length, deadline: time.Now().Add(timeout)}
+	x := &exchange{cc: cc, r: r, choice: c, key: key, length: length, deadline: time.Now().Add(timeout), p: p}
 	expect := r.ProtoAtLeast(1, 1) && r.Body != http.NoBody && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 	x.upgrade = cleanRequestHeader(r.Header)
 	resp, err := x.roundTrip(expect)
@@ -75,7 +78,7 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, c e
 	defer cc.setUpstream(nil)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		in, out := x.switchProtocols(resp)
-		s.account(p, in, out, http.StatusSwitchingProtocols)
+		s.account(p, in, out, http.StatusSwitchingProtocols, x.metered)
 		return false
 	}
 	out, keep := x.relayResponse(resp)
@@ -84,7 +87,7 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, c e
 	x.release(keep && bodyOK)
 	// Counted before the answer's last bytes leave: a client that has read a whole answer finds it
 	// counted against its plan's bandwidth when it sends the next request.
-	s.account(p, in, out, resp.StatusCode)
+	s.account(p, in, out, resp.StatusCode, x.metered)
 	if err := cc.bw.Flush(); err != nil {
 		return false
 	}
@@ -101,15 +104,32 @@ func (x *exchange) release(reusable bool) {
 	}
 }
 
-// account counts a request the origin answered; one it never answered is not billed.
-func (s *Server) account(p *auth.Principal, in, out int64, status int) {
+// account counts a request the origin answered; one it never answered is not billed. The bytes a
+// meter already reported (metered, when not nil) are not counted again.
+func (s *Server) account(p *auth.Principal, in, out int64, status int, metered *transfer) {
 	m := s.metrics
 	m.BytesIn.Add(float64(in))
 	m.BytesOut.Add(float64(out))
 	m.Request(status)
 	if s.cfg.Usage != nil {
-		s.cfg.Usage.Add(p.AccountID, p.SubID, s.cfg.Name, domain.UsageCounts{BytesIn: in, BytesOut: out, Requests: 1})
+		in, out = s.finishTransfer(metered, in, out)
+		s.cfg.Usage.Add(usageLogin(p), s.cfg.Name, domain.UsageCounts{BytesIn: in, BytesOut: out, Requests: 1})
 	}
+}
+
+// meterAnswer meters the exchange while its answer streams, when the answer is long or of unknown
+// length, or the connection was upgraded.
+func (x *exchange) meterAnswer(length int64) {
+	if length >= 0 && length <= longAnswer {
+		return
+	}
+	x.metered = x.cc.s.startTransfer(x.p, func() (int64, int64) {
+		var up int64
+		if x.body != nil {
+			up = x.body.read.Load()
+		}
+		return up, x.down.Load()
+	}, x.cc.closeAll)
 }
 
 // originAddr returns an origin's host:port, with the scheme's port when the URL names none.
@@ -274,7 +294,10 @@ func (x *exchange) relayResponse(resp *http.Response) (int64, bool) {
 	if resp.ContentLength < 0 && x.body == nil {
 		defer x.cc.watchHangup(x.oc, &x.hungUp)()
 	}
-	n, err := copyBody(w, resp.Body, chunked)
+	if bodyAllowed(r, resp.StatusCode) {
+		x.meterAnswer(resp.ContentLength)
+	}
+	n, err := copyBody(w, resp.Body, chunked, &x.down)
 	if err == nil && chunked {
 		w.WriteString("0\r\n")
 		writeHeader(w, resp.Trailer)
@@ -306,7 +329,7 @@ func trailerNames(t http.Header) string {
 // copyBody copies a body to w — chunk-encoded when chunked, without the last chunk — flushing after
 // every read but the last, so that a streamed body goes on as it comes while a small one leaves
 // with its head in one write once the caller flushes.
-func copyBody(w *bufio.Writer, body io.Reader, chunked bool) (int64, error) {
+func copyBody(w *bufio.Writer, body io.Reader, chunked bool, moved *atomic.Int64) (int64, error) {
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
@@ -323,6 +346,7 @@ func copyBody(w *bufio.Writer, body io.Reader, chunked bool) (int64, error) {
 				w.WriteString("\r\n")
 			}
 			total += int64(n)
+			moved.Add(int64(n))
 		}
 		switch {
 		case rerr == io.EOF:
@@ -367,7 +391,8 @@ func startBody(w *bufio.Writer, body io.Reader, chunked bool, abort func()) *bod
 	b := &bodyCopy{done: make(chan struct{}), body: body}
 	go func() {
 		defer close(b.done)
-		if _, b.err = copyBody(w, b, chunked); b.err != nil {
+		var sent atomic.Int64 // b.read counts the body as it comes
+		if _, b.err = copyBody(w, b, chunked, &sent); b.err != nil {
 			if b.readErr.Load() != nil {
 				abort()
 			}
@@ -448,7 +473,9 @@ func (x *exchange) switchProtocols(resp *http.Response) (in, out int64) {
 	in, _ = x.finishBody()
 	client := bufferedConn(x.cc.conn, x.cc.br)
 	origin := bufferedConn(x.oc.Conn, x.oc.R)
-	up, down, idled := relay.Pipe(client, origin, x.cc.s.cfg.TunnelIdle)
+	var moved relay.Counters
+	x.metered = x.cc.s.startTransfer(x.p, func() (int64, int64) { return in + moved.Up.Load(), moved.Down.Load() }, x.cc.closeAll)
+	up, down, idled := relay.Pipe(client, origin, x.cc.s.cfg.TunnelIdle, &moved)
 	x.oc.Release(false)
 	if idled {
 		x.cc.s.metrics.Limits.Hit(metrics.LimitTunnelIdle)

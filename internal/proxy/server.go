@@ -40,6 +40,7 @@ type Config struct {
 	OriginTimeout    time.Duration // default 30s: connect + first byte, unless the client sends X-ProxyMesh-Timeout
 	MaxOriginTimeout time.Duration // default 120s: cap on X-ProxyMesh-Timeout
 	TunnelIdle       time.Duration // default 10m
+	MeterInterval    time.Duration // default 1s: open tunnels and long answers are counted and checked this often
 	ReadHeader       time.Duration // default 10s
 	Idle             time.Duration // default 90s: keep-alive idle on client connections
 	MaxHeaderBytes   int           // default 64 KiB: a request head, request line included
@@ -69,6 +70,7 @@ func (c *Config) applyDefaults() {
 	def(&c.OriginTimeout, d.Timeouts.Origin)
 	def(&c.MaxOriginTimeout, d.Timeouts.MaxOrigin)
 	def(&c.TunnelIdle, d.Timeouts.TunnelIdle)
+	def(&c.MeterInterval, d.Usage.MeterInterval)
 	def(&c.ReadHeader, d.Timeouts.ReadHeader)
 	def(&c.Idle, d.Timeouts.Idle)
 	def(&c.WriteTimeout, d.Timeouts.Write)
@@ -103,6 +105,8 @@ type Server struct {
 	metrics *metrics.Proxy
 	pool    atomic.Pointer[exits.Pool]
 	closing atomic.Bool // Shutdown has begun
+
+	meter meter // counts what open tunnels and long answers move while they run
 
 	mu        sync.Mutex // guards the following fields
 	listeners []net.Listener

@@ -17,20 +17,30 @@ const bufSize = 32 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
+// Counters are the bytes a running Pipe has moved each way so far, for a meter to read while it runs.
+// A splice burst adds its bytes when it ends, so they trail the wire by at most maxBurst.
+type Counters struct {
+	Up, Down atomic.Int64
+}
+
 // Pipe relays between client and upstream and closes both before it returns. A side that ends
 // cleanly (EOF) is half-closed towards the other, so request/response protocols that shut down their
 // write side still get their answer. When no byte has moved either way for idle (0 = never), or a side
 // fails, both are closed; so are both when a receiver takes nothing for idle. It returns the bytes
-// copied from client to upstream and back, and whether idle is what ended the tunnel.
-func Pipe(client, upstream net.Conn, idle time.Duration) (up, down int64, idled bool) {
+// copied from client to upstream and back, and whether idle is what ended the tunnel. moved, when not
+// nil, follows the bytes as they go.
+func Pipe(client, upstream net.Conn, idle time.Duration, moved *Counters) (up, down int64, idled bool) {
 	t := &tunnel{idle: idle}
+	if moved == nil {
+		moved = &Counters{}
+	}
 	t.touch()
 	upDone := make(chan int64, 1) // buffered: the sender never waits for a reader that left
 	go func() {
-		n := t.copyAndClose(upstream, client)
+		n := t.copyAndClose(upstream, client, &moved.Up)
 		upDone <- n
 	}()
-	down = t.copyAndClose(client, upstream)
+	down = t.copyAndClose(client, upstream, &moved.Down)
 	up = <-upDone
 	client.Close()
 	upstream.Close()
@@ -52,8 +62,8 @@ func (t *tunnel) idleFor() bool {
 
 // copyAndClose copies src to dst; on EOF it half-closes dst, on any other end it closes both, which
 // also ends the opposite direction.
-func (t *tunnel) copyAndClose(dst, src net.Conn) int64 {
-	n, err := t.copy(dst, src)
+func (t *tunnel) copyAndClose(dst, src net.Conn, moved *atomic.Int64) int64 {
+	n, err := t.copy(dst, src, moved)
 	if err == nil {
 		closeWrite(dst)
 	} else {
@@ -68,11 +78,11 @@ func (t *tunnel) copyAndClose(dst, src net.Conn) int64 {
 	return n
 }
 
-func (t *tunnel) copy(dst, src net.Conn) (int64, error) {
+func (t *tunnel) copy(dst, src net.Conn, moved *atomic.Int64) (int64, error) {
 	if d, s, ok := tcpPair(dst, src); ok && canSplice {
-		return t.splice(d, s)
+		return t.splice(d, s, moved)
 	}
-	return t.copyBuffered(dst, src)
+	return t.copyBuffered(dst, src, moved)
 }
 
 func tcpPair(dst, src net.Conn) (*net.TCPConn, *net.TCPConn, bool) {
@@ -82,7 +92,7 @@ func tcpPair(dst, src net.Conn) (*net.TCPConn, *net.TCPConn, bool) {
 }
 
 // copyBuffered copies through a pooled buffer, pushing the idle deadline forward at every read.
-func (t *tunnel) copyBuffered(dst, src net.Conn) (int64, error) {
+func (t *tunnel) copyBuffered(dst, src net.Conn, moved *atomic.Int64) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -99,6 +109,7 @@ func (t *tunnel) copyBuffered(dst, src net.Conn) (int64, error) {
 			}
 			w, werr := dst.Write(buf[:n])
 			total += int64(w)
+			moved.Add(int64(w))
 			if werr != nil {
 				return total, werr
 			}

@@ -42,11 +42,16 @@ type pipeResult struct {
 // startPipe relays between two loopback connections and returns the outer ends: what the client
 // holds and what the origin holds.
 func startPipe(t *testing.T, idle time.Duration) (client, origin net.Conn, done chan pipeResult) {
+	return startPipeCounted(t, idle, nil)
+}
+
+// startPipeCounted is startPipe with the Pipe's running counters.
+func startPipeCounted(t *testing.T, idle time.Duration, moved *Counters) (client, origin net.Conn, done chan pipeResult) {
 	client, proxyClientSide := pair(t)
 	proxyUpstreamSide, origin := pair(t)
 	done = make(chan pipeResult, 1)
 	go func() {
-		up, down, idled := Pipe(proxyClientSide, proxyUpstreamSide, idle)
+		up, down, idled := Pipe(proxyClientSide, proxyUpstreamSide, idle, moved)
 		done <- pipeResult{up, down, idled}
 	}()
 	return client, origin, done
@@ -156,7 +161,7 @@ func BenchmarkPipe(b *testing.B) {
 	pc := <-conns
 	pu, _ := net.Dial("tcp", ln.Addr().String())
 	origin := <-conns
-	go Pipe(pc, pu, time.Minute)
+	go Pipe(pc, pu, time.Minute, nil)
 	go io.Copy(io.Discard, origin)
 	buf := make([]byte, 64<<10)
 	b.SetBytes(int64(len(buf)))
@@ -167,4 +172,39 @@ func BenchmarkPipe(b *testing.B) {
 	b.StopTimer()
 	client.Close()
 	origin.Close()
+}
+
+// TestCountersFollowARunningPipe: the counters show the bytes each way while the tunnel is open, bulk
+// (spliced) and small writes alike, and end equal to what Pipe returns.
+func TestCountersFollowARunningPipe(t *testing.T) {
+	var moved Counters
+	client, origin, done := startPipeCounted(t, time.Minute, &moved)
+	for _, size := range []int{100, 4 << 20} {
+		data := make([]byte, size)
+		rand.Read(data)
+		upBefore, downBefore := moved.Up.Load(), moved.Down.Load()
+		go client.Write(data)
+		if _, err := io.ReadFull(origin, make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+		go origin.Write(data)
+		if _, err := io.ReadFull(client, make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+		// A splice burst reports when it ends (within maxBurst): wait for the figures, bounded.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if moved.Up.Load()-upBefore == int64(size) && moved.Down.Load()-downBefore == int64(size) {
+				break
+			}
+		}
+		if up, down := moved.Up.Load()-upBefore, moved.Down.Load()-downBefore; up != int64(size) || down != int64(size) {
+			t.Fatalf("%d bytes each way moved while open: counters up %d, down %d", size, up, down)
+		}
+	}
+	client.Close()
+	origin.Close()
+	r := wait(t, done)
+	if r.up != moved.Up.Load() || r.down != moved.Down.Load() {
+		t.Errorf("Pipe returned up %d, down %d; the counters hold %d and %d", r.up, r.down, moved.Up.Load(), moved.Down.Load())
+	}
 }

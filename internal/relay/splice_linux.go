@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/peek"
@@ -24,7 +25,7 @@ const maxBurst = 500 * time.Millisecond
 // answer) never takes a pipe, and an idle one holds nothing but its two sockets. A burst ends at a
 // deadline short against the idle timeout, so a busy direction reports its bytes often enough to
 // keep the other, silent direction from taking the tunnel for idle.
-func (t *tunnel) splice(dst, src *net.TCPConn) (int64, error) {
+func (t *tunnel) splice(dst, src *net.TCPConn, moved *atomic.Int64) (int64, error) {
 	burst := maxBurst
 	if t.idle > 0 {
 		burst = min(burst, max(t.idle/8, time.Millisecond))
@@ -48,6 +49,7 @@ func (t *tunnel) splice(dst, src *net.TCPConn) (int64, error) {
 		}
 		n, more, err := copyOnce(dst, src)
 		total += n
+		moved.Add(n)
 		if n > 0 {
 			t.touch()
 		}
@@ -62,6 +64,7 @@ func (t *tunnel) splice(dst, src *net.TCPConn) (int64, error) {
 		src.SetReadDeadline(begin.Add(burst))
 		n, err = io.Copy(dst, src)
 		total += n
+		moved.Add(n)
 		if n > 0 {
 			t.touch()
 		}

@@ -2,8 +2,13 @@
 
 package relay
 
-import "net"
+import (
+	"net"
+	"sync/atomic"
+)
 
 const canSplice = false
 
-func (t *tunnel) splice(dst, src *net.TCPConn) (int64, error) { return t.copyBuffered(dst, src) }
+func (t *tunnel) splice(dst, src *net.TCPConn, moved *atomic.Int64) (int64, error) {
+	return t.copyBuffered(dst, src, moved)
+}

@@ -1,6 +1,7 @@
 // Package usage counts traffic per account, sub-account, proxy server and UTC day in memory and writes
 // it to the store in batches, so the proxy never writes to the store per request. It also keeps each
-// account's month-to-date bandwidth across the nodes, which the proxy checks against the plan.
+// login's bandwidth in its billing period and for all time across the nodes (the ledger), which the
+// proxy checks against the limits covering the login.
 package usage
 
 import (
@@ -19,24 +20,24 @@ import (
 // Sink is where batches go and where the month's totals come from: the store.
 type Sink interface {
 	AddUsage(ctx context.Context, batch string, deltas map[domain.UsageKey]domain.UsageCounts) error
-	MonthBandwidth(ctx context.Context, month, batch string) (domain.MonthBandwidth, error)
+	Bandwidth(ctx context.Context, periods []string, batch string) (domain.BandwidthFigures, error)
 }
 
-// Recorder accumulates usage until Flush, and keeps each account's month-to-date bandwidth (see
-// MonthToDate).
+// Recorder accumulates usage until Flush, and keeps the ledger of bandwidth figures (see Figures).
 type Recorder struct {
 	sink Sink
 	now  func() time.Time
 
-	day   atomic.Pointer[utcDay]      // today's date string, formatted once a day rather than per request
-	month atomic.Pointer[monthTotals] // the current month's bandwidth per account
+	day     atomic.Pointer[utcDay]  // today's date string, formatted once a day rather than per request
+	current atomic.Pointer[periods] // today's current billing periods
+	figures sync.Map                // domain.BandwidthKey → *atomic.Int64, as described in ledger.go
 
 	mu      sync.Mutex // guards pending
 	pending map[domain.UsageKey]domain.UsageCounts
 
 	flushMu sync.Mutex // one flush or refresh at a time; guards the following fields
 	unsent  *batch     // a batch whose write failed: retried as it is, under the same id
-	written map[monthAccount]int64
+	ledger  ledgerState
 }
 
 // batch is a set of deltas written to the store at most once, by id.
@@ -64,15 +65,16 @@ func (r *Recorder) today() string {
 // NewRecorder returns a recorder that flushes to sink.
 func NewRecorder(sink Sink) *Recorder {
 	return &Recorder{sink: sink, now: time.Now, pending: make(map[domain.UsageKey]domain.UsageCounts),
-		written: make(map[monthAccount]int64)}
+		ledger: ledgerState{stored: map[domain.BandwidthKey]int64{}, written: map[domain.BandwidthKey]int64{}}}
 }
 
-// Add records c for a principal on a proxy server today.
-func (r *Recorder) Add(accountID, subID int64, proxy string, c domain.UsageCounts) {
-	k := domain.UsageKey{AccountID: accountID, SubID: subID, Proxy: proxy, Day: r.today()}
-	// The month's figure first: until the bytes are pending too, no flush can write them and no
-	// refresh can find them in the store, so the figure never counts them twice.
-	r.addToMonth(accountID, k.Day, c)
+// Add records c for a login on a proxy server today.
+func (r *Recorder) Add(l Login, proxy string, c domain.UsageCounts) {
+	k := domain.UsageKey{AccountID: l.AccountID, SubID: l.SubID, Proxy: proxy, Day: r.today()}
+	// The figures first: until the bytes are pending too, no flush can write them and no refresh can
+	// find them in the store, so the figures never count them twice.
+	r.ledger.billingDay(l.AccountID, l.BillingDay)
+	r.addToLedger(l, c.BytesIn+c.BytesOut)
 	r.mu.Lock()
 	total := r.pending[k]
 	total.Add(c)
@@ -105,7 +107,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	}
 }
 
-// Run flushes every flushEvery and refreshes the month-to-date figures every refreshEvery until ctx
+// Run flushes every flushEvery and refreshes the bandwidth figures every refreshEvery until ctx
 // ends, then flushes once more within finalWait. A flush that fails keeps its counters for the next
 // one; a refresh that fails leaves the figures counting this node's traffic meanwhile.
 func (r *Recorder) Run(ctx context.Context, flushEvery, refreshEvery, finalWait time.Duration, log *slog.Logger) {
@@ -116,8 +118,8 @@ func (r *Recorder) Run(ctx context.Context, flushEvery, refreshEvery, finalWait 
 	})
 	wg.Go(func() {
 		loop.Loop{Interval: refreshEvery, Timeout: 5 * time.Second, Step: r.Refresh, Log: log,
-			Failing:   "month-to-date bandwidth not refreshed; counting this node's traffic only",
-			Recovered: "month-to-date bandwidth refreshed again"}.Run(ctx)
+			Failing:   "bandwidth figures not refreshed; counting this node's traffic only",
+			Recovered: "bandwidth figures refreshed again"}.Run(ctx)
 	})
 	wg.Wait()
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWait)

@@ -27,8 +27,8 @@ func (f *flakySink) AddUsage(ctx context.Context, batch string, d map[domain.Usa
 	return err
 }
 
-func (f *flakySink) MonthBandwidth(ctx context.Context, month, batch string) (domain.MonthBandwidth, error) {
-	return f.store.MonthBandwidth(ctx, month, batch)
+func (f *flakySink) Bandwidth(ctx context.Context, periods []string, batch string) (domain.BandwidthFigures, error) {
+	return f.store.Bandwidth(ctx, periods, batch)
 }
 
 func TestFailedFlushLosesNothingAndCountsOnce(t *testing.T) {
@@ -52,13 +52,13 @@ func TestFailedFlushLosesNothingAndCountsOnce(t *testing.T) {
 	day := time.Date(2026, 11, 24, 23, 59, 0, 0, time.UTC)
 	r.now = func() time.Time { return day }
 
-	r.Add(a.ID, 0, "us-ca", domain.UsageCounts{BytesIn: 10, BytesOut: 100, Requests: 1})
+	r.Add(Login{AccountID: a.ID, BillingDay: 1}, "us-ca", domain.UsageCounts{BytesIn: 10, BytesOut: 100, Requests: 1})
 	if err := r.Flush(ctx); err == nil {
 		t.Fatal("first flush succeeded against a failing sink")
 	}
-	r.Add(a.ID, 0, "us-ca", domain.UsageCounts{BytesIn: 5, BytesOut: 50, Tunnels: 1})
+	r.Add(Login{AccountID: a.ID, BillingDay: 1}, "us-ca", domain.UsageCounts{BytesIn: 5, BytesOut: 50, Tunnels: 1})
 	day = day.Add(2 * time.Minute) // the next UTC day
-	r.Add(a.ID, 0, "us-ca", domain.UsageCounts{Requests: 3})
+	r.Add(Login{AccountID: a.ID, BillingDay: 1}, "us-ca", domain.UsageCounts{Requests: 3})
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -41,10 +41,11 @@ func bytes(in, out int64) domain.UsageCounts {
 	return domain.UsageCounts{BytesIn: in, BytesOut: out, Requests: 1}
 }
 
+// wantMonth checks the account's figure for its current billing period (billing day 1: the month).
 func wantMonth(t *testing.T, step string, r *Recorder, account, want int64) {
 	t.Helper()
-	if got := r.MonthToDate(account); got != want {
-		t.Fatalf("%s: MonthToDate(%d) = %d, want %d", step, account, got, want)
+	if got := r.Figures(Login{AccountID: account, BillingDay: 1}).AccountPeriod; got != want {
+		t.Fatalf("%s: the account %d's period figure = %d, want %d", step, account, got, want)
 	}
 }
 
@@ -55,17 +56,17 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// TestMonthToDateCountsEachByteOnce follows two nodes' recorders on one store through flushes and
+// TestFiguresCountEachByteOnce follows two nodes' recorders on one store through flushes and
 // refreshes in every order: each node counts its own bytes at once and the other's once flushed and
 // refreshed, and no flush makes a byte count twice.
-func TestMonthToDateCountsEachByteOnce(t *testing.T) {
+func TestFiguresCountEachByteOnce(t *testing.T) {
 	ctx := t.Context()
 	st := openStores(t, 2)
 	now := time.Date(2026, 11, 14, 12, 0, 0, 0, time.UTC)
 	a, b := at(st[0], &now), at(st[1], &now)
 	const alice, bob, aliceSub = 1, 2, 7
 
-	a.Add(alice, 0, "us-ca", bytes(10, 100))
+	a.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "us-ca", bytes(10, 100))
 	wantMonth(t, "a recorded 110", a, alice, 110)
 	wantMonth(t, "b has not seen it", b, alice, 0)
 	must(t, a.Flush(ctx))
@@ -77,7 +78,7 @@ func TestMonthToDateCountsEachByteOnce(t *testing.T) {
 	must(t, b.Refresh(ctx))
 	wantMonth(t, "b refreshed", b, alice, 110)
 
-	b.Add(alice, aliceSub, "world", bytes(1000, 0)) // a sub-account's bytes are its account's
+	b.Add(Login{AccountID: alice, SubID: aliceSub, BillingDay: 1}, "world", bytes(1000, 0)) // a sub-account's bytes are its account's
 	wantMonth(t, "b recorded the sub-account's 1000", b, alice, 1110)
 	must(t, a.Refresh(ctx))
 	wantMonth(t, "a refreshed before b flushed", a, alice, 110)
@@ -87,12 +88,12 @@ func TestMonthToDateCountsEachByteOnce(t *testing.T) {
 	must(t, b.Refresh(ctx))
 	wantMonth(t, "b refreshed after its flush", b, alice, 1110)
 
-	a.Add(alice, 0, "us-ca", bytes(2, 3))
+	a.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "us-ca", bytes(2, 3))
 	must(t, a.Refresh(ctx))
 	wantMonth(t, "a refreshed with 5 pending", a, alice, 1115)
 	must(t, a.Flush(ctx))
-	a.Add(alice, 0, "us-ca", bytes(0, 4)) // pending while the next refresh reads the flushed 5
-	b.Add(alice, 0, "world", bytes(1, 0))
+	a.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "us-ca", bytes(0, 4)) // pending while the next refresh reads the flushed 5
+	b.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "world", bytes(1, 0))
 	must(t, b.Flush(ctx))
 	must(t, a.Refresh(ctx))
 	wantMonth(t, "a: its flush, its pending 4, b's 1", a, alice, 1120)
@@ -132,9 +133,9 @@ func (f *faultySink) AddUsage(ctx context.Context, batch string, d map[domain.Us
 	return errors.New("connection reset during COMMIT")
 }
 
-// TestMonthToDateAfterAnUncertainFlush: a flush that failed may or may not have been written; the
+// TestFiguresAfterAnUncertainFlush: a flush that failed may or may not have been written; the
 // figure is exact whichever it was, and whichever of the retry and the next refresh comes first.
-func TestMonthToDateAfterAnUncertainFlush(t *testing.T) {
+func TestFiguresAfterAnUncertainFlush(t *testing.T) {
 	for _, tt := range []struct {
 		name         string
 		commit       bool
@@ -150,7 +151,7 @@ func TestMonthToDateAfterAnUncertainFlush(t *testing.T) {
 			st := openStores(t, 1)[0]
 			now := time.Date(2026, 11, 14, 12, 0, 0, 0, time.UTC)
 			r := at(&faultySink{Store: st, commit: tt.commit}, &now)
-			r.Add(1, 0, "us-ca", bytes(10, 100))
+			r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", bytes(10, 100))
 			if err := r.Flush(ctx); err == nil {
 				t.Fatal("the first flush succeeded against a failing sink")
 			}
@@ -159,7 +160,7 @@ func TestMonthToDateAfterAnUncertainFlush(t *testing.T) {
 				must(t, r.Refresh(ctx))
 				wantMonth(t, "refreshed", r, 1, 110)
 			}
-			r.Add(1, 0, "us-ca", bytes(1, 0))
+			r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", bytes(1, 0))
 			must(t, r.Flush(ctx))
 			must(t, r.Refresh(ctx))
 			wantMonth(t, "flushed and refreshed", r, 1, 111)
@@ -184,17 +185,17 @@ func TestMonthRollover(t *testing.T) {
 	now := time.Date(2026, 11, 30, 23, 59, 0, 0, time.UTC)
 	r, other := at(st[0], &now), at(st[1], &now)
 
-	r.Add(1, 0, "us-ca", bytes(0, 500))
-	other.Add(1, 0, "world", bytes(0, 20))
+	r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", bytes(0, 500))
+	other.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "world", bytes(0, 20))
 	must(t, other.Flush(ctx))
 	must(t, r.Flush(ctx))
 	must(t, r.Refresh(ctx))
 	wantMonth(t, "November", r, 1, 520)
-	r.Add(1, 0, "us-ca", bytes(0, 7)) // pending over the turn: November's
+	r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", bytes(0, 7)) // pending over the turn: November's
 
 	now = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	wantMonth(t, "00:00 on December 1st", r, 1, 0)
-	r.Add(1, 0, "us-ca", bytes(3, 0))
+	r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", bytes(3, 0))
 	wantMonth(t, "December's first bytes", r, 1, 3)
 	must(t, r.Flush(ctx)) // one batch: 7 bytes on November 30th, 3 on December 1st
 	must(t, r.Refresh(ctx))
@@ -211,10 +212,10 @@ func TestMonthRollover(t *testing.T) {
 	wantMonth(t, "January", r, 1, 0)
 }
 
-// TestMonthToDateUnderLoad records from many goroutines on two nodes while each flushes and
+// TestFiguresUnderLoad records from many goroutines on two nodes while each flushes and
 // refreshes continuously: a figure watched meanwhile never goes down (a byte counted twice and then
 // corrected would make it) and, once everything is flushed and refreshed, equals what was recorded.
-func TestMonthToDateUnderLoad(t *testing.T) {
+func TestFiguresUnderLoad(t *testing.T) {
 	ctx := t.Context()
 	st := openStores(t, 2)
 	now := time.Date(2026, 11, 14, 12, 0, 0, 0, time.UTC)
@@ -245,7 +246,7 @@ func TestMonthToDateUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				got := r.MonthToDate(account)
+				got := r.Figures(Login{AccountID: account, BillingDay: 1}).AccountPeriod
 				if got < last {
 					t.Errorf("the figure went down from %d to %d", last, got)
 					return
@@ -257,7 +258,7 @@ func TestMonthToDateUnderLoad(t *testing.T) {
 			traffic.Go(func() {
 				for range 300 {
 					n := rand.Int64N(10_000)
-					r.Add(account, int64(g), "us-ca", bytes(n/3, n-n/3))
+					r.Add(Login{AccountID: account, SubID: int64(g), BillingDay: 1}, "us-ca", bytes(n/3, n-n/3))
 					recorded.Add(n)
 				}
 			})
@@ -272,16 +273,62 @@ func TestMonthToDateUnderLoad(t *testing.T) {
 	for i, r := range nodes {
 		must(t, r.Refresh(ctx))
 		wantMonth(t, "after the load", r, account, recorded.Load())
-		t.Logf("node %d: %d bytes", i, r.MonthToDate(account))
+		t.Logf("node %d: %d bytes", i, r.Figures(Login{AccountID: account, BillingDay: 1}).AccountPeriod)
 	}
 }
 
-// BenchmarkMonthToDate is the proxy's per-request check.
-func BenchmarkMonthToDate(b *testing.B) {
+// BenchmarkFigures is the proxy's per-request check.
+func BenchmarkFigures(b *testing.B) {
 	r := NewRecorder(nil)
-	r.Add(123456, 0, "us-ca", bytes(1, 1))
+	l := Login{AccountID: 123456, SubID: 7, BillingDay: 12}
+	r.Add(l, "us-ca", bytes(1, 1))
 	b.ReportAllocs()
 	for b.Loop() {
-		r.MonthToDate(123456)
+		r.Figures(l)
 	}
+}
+
+// TestFiguresOfLoginsAndPeriods: a sub-account's bytes count for it and its account; an account's
+// period starts on its billing day; totals run across periods, and other nodes' flushed bytes join
+// every figure.
+func TestFiguresOfLoginsAndPeriods(t *testing.T) {
+	ctx := t.Context()
+	st := openStores(t, 2)
+	now := time.Date(2026, 11, 14, 12, 0, 0, 0, time.UTC)
+	a, b := at(st[0], &now), at(st[1], &now)
+	// The store attributes bytes to periods by the account's billing day: the account must exist.
+	must(t, st[0].CreatePlan(ctx, domain.Plan{Name: "p", MaxSubs: 1}))
+	created, err := st[0].CreateAccount(ctx, domain.NewAccount{Username: "alice", PasswordHash: "x", Plan: "p"})
+	must(t, err)
+	day := 15
+	_, err = st[0].UpdateAccount(ctx, "alice", domain.AccountUpdate{BillingDay: &day})
+	must(t, err)
+	sub, err := st[0].CreateSubAccount(ctx, "alice", domain.NewSubAccount{Username: "alice-bot", PasswordHash: "x"})
+	must(t, err)
+	acct := Login{AccountID: created.ID, BillingDay: day}
+	bot := Login{AccountID: created.ID, SubID: sub.ID, BillingDay: day}
+	a.Add(acct, "us-ca", bytes(0, 100))
+	a.Add(bot, "us-ca", bytes(0, 10))
+	b.Add(bot, "world", bytes(0, 1))
+	must(t, errors.Join(a.Flush(ctx), b.Flush(ctx), a.Refresh(ctx), b.Refresh(ctx)))
+	want := Figures{Period: 11, Total: 11, AccountPeriod: 111, AccountTotal: 111}
+	for i, r := range []*Recorder{a, b} {
+		if got := r.Figures(bot); got != want {
+			t.Errorf("node %d: the sub-account's figures %+v, want %+v", i, got, want)
+		}
+	}
+	// The 15th: a new period for billing day 15; all-time figures go on.
+	now = time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC)
+	if got := a.Figures(bot); got != (Figures{Total: 11, AccountTotal: 111}) {
+		t.Errorf("on the 15th: %+v, want the periods back to zero and the totals kept", got)
+	}
+	a.Add(bot, "us-ca", bytes(5, 0))
+	must(t, errors.Join(a.Flush(ctx), a.Refresh(ctx), b.Refresh(ctx)))
+	want = Figures{Period: 5, Total: 16, AccountPeriod: 5, AccountTotal: 116}
+	for i, r := range []*Recorder{a, b} {
+		if got := r.Figures(bot); got != want {
+			t.Errorf("node %d after the turn: %+v, want %+v", i, got, want)
+		}
+	}
+
 }
