@@ -17,8 +17,8 @@ import (
 	"github.com/exitmesh/exitmesh/internal/config"
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/node"
-	"github.com/exitmesh/exitmesh/internal/proxy"
 	"github.com/exitmesh/exitmesh/internal/origin"
+	"github.com/exitmesh/exitmesh/internal/proxy"
 	"github.com/exitmesh/exitmesh/internal/store"
 	"github.com/exitmesh/exitmesh/internal/store/pgtest"
 )

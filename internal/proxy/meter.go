@@ -26,9 +26,9 @@ type transfer struct {
 	moved func() (up, down int64) // what it has moved so far
 	cut   func()                  // ends it
 
-	mu                   sync.Mutex // guards the following fields
+	mu                       sync.Mutex // guards the following fields
 	reportedUp, reportedDown int64
-	ended                bool
+	ended                    bool
 }
 
 type meter struct {
