@@ -23,6 +23,8 @@ type Store interface {
 	GetLogin(ctx context.Context, username string) (domain.Login, error)
 	GetAccount(ctx context.Context, username string) (domain.Account, error)
 	GetPlan(ctx context.Context, name string) (domain.Plan, error)
+	UpdateAccount(ctx context.Context, username string, u domain.AccountUpdate) (domain.Account, error)
+	AccountBandwidth(ctx context.Context, account string, now time.Time) (domain.AccountBandwidth, error)
 	ListProxyServers(ctx context.Context) ([]domain.ProxyServer, error)
 
 	AddIP(ctx context.Context, username string, ip netip.Addr) error

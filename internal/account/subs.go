@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -17,6 +18,9 @@ type SubInput struct {
 	Proxies  *[]string
 	IPs      *[]string
 	Active   *bool
+
+	Email, FirstName, LastName *string
+	LimitsInput                // in GB
 }
 
 // Subs lists the account's sub-accounts.
@@ -76,6 +80,21 @@ func (s *Service) subUpdate(ctx context.Context, c *Caller, in SubInput, fe doma
 		u.IPs = &ips
 	}
 	u.Active = in.Active
+	for _, f := range []struct {
+		field    string
+		in, dest **string
+	}{{"email", &in.Email, &u.Email}, {"first_name", &in.FirstName, &u.FirstName}, {"last_name", &in.LastName, &u.LastName}} {
+		if *f.in == nil {
+			continue
+		}
+		v := strings.TrimSpace(**f.in)
+		if err := domain.ValidateProfileField(f.field, v); err != nil {
+			fe.Add(f.field, domain.ErrorMessage(err))
+		}
+		*f.dest = &v
+	}
+	u.MonthlyLimit = optionalGB(fe, "monthly_bandwidth_limit", in.Monthly)
+	u.TotalLimit = optionalGB(fe, "total_bandwidth_limit", in.Total)
 	return u, nil
 }
 
@@ -97,7 +116,9 @@ func (s *Service) CreateSub(ctx context.Context, c *Caller, in SubInput) (domain
 	if err := fe.Err(); err != nil {
 		return domain.SubAccount{}, err
 	}
-	n := domain.NewSubAccount{Username: in.Username, PasswordHash: *u.PasswordHash}
+	n := domain.NewSubAccount{Username: in.Username, PasswordHash: *u.PasswordHash,
+		Profile: domain.Profile{Email: deref(u.Email), FirstName: deref(u.FirstName), LastName: deref(u.LastName)},
+		Limits:  domain.Limits{MonthlyLimit: deref(u.MonthlyLimit), TotalLimit: deref(u.TotalLimit)}}
 	if u.Proxies != nil {
 		n.Proxies = *u.Proxies
 	}
@@ -146,4 +167,12 @@ func (s *Service) DeleteSub(ctx context.Context, c *Caller, username string) err
 	}
 	s.changed(ctx)
 	return nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }

@@ -140,10 +140,10 @@ func TestSubAccountEndpoints(t *testing.T) {
 
 	check(t, "create (form, comma list)", e.post("/api/sub/create/", "bob", bobPW, url.Values{
 		"username": {"bob-eu"}, "password": {subPW}, "proxies": {"world,us-ca.example.net:31280"}, "ips": {"127.0.0.60"}}), 200,
-		`{"username":"bob-eu","proxies":["us-ca.example.net:31280","world.example.net:31281"],"ips":["127.0.0.60"],"active":true}`)
+		`{"username":"bob-eu","proxies":["us-ca.example.net:31280","world.example.net:31281"],"ips":["127.0.0.60"],"active":true,"email":"","first_name":"","last_name":"","monthly_bandwidth_limit":0,"total_bandwidth_limit":0}`)
 	check(t, "create (JSON arrays)", e.do(request{method: "POST", path: "/api/sub/create/", login: "bob", pw: bobPW,
 		json: map[string]any{"username": "bob-json", "password": subPW, "proxies": []string{"world"}}}), 200,
-		`{"username":"bob-json","proxies":["world.example.net:31281"],"ips":[],"active":true}`)
+		`{"username":"bob-json","proxies":["world.example.net:31281"],"ips":[],"active":true,"email":"","first_name":"","last_name":"","monthly_bandwidth_limit":0,"total_bandwidth_limit":0}`)
 
 	var mp bytes.Buffer
 	w := multipart.NewWriter(&mp)
@@ -154,7 +154,7 @@ func TestSubAccountEndpoints(t *testing.T) {
 	w.Close()
 	check(t, "create (multipart, repeated)", e.do(request{method: "POST", path: "/api/sub/create/", login: "bob", pw: bobPW,
 		rawBody: mp.String(), contentType: w.FormDataContentType()}), 200,
-		`{"username":"bob-multi","proxies":["us-ca.example.net:31280","world.example.net:31281"],"ips":[],"active":true}`)
+		`{"username":"bob-multi","proxies":["us-ca.example.net:31280","world.example.net:31281"],"ips":[],"active":true,"email":"","first_name":"","last_name":"","monthly_bandwidth_limit":0,"total_bandwidth_limit":0}`)
 
 	r := e.get("/api/subs/", "bob", bobPW)
 	if r.status != 200 || len(r.json["subs"].([]any)) != 4 || strings.Contains(r.body, "password") || strings.Contains(r.body, subPW) {
@@ -170,7 +170,7 @@ func TestSubAccountEndpoints(t *testing.T) {
 	}
 	check(t, "edit", e.post("/api/sub/edit/", "bob", bobPW, url.Values{"username": {"bob-eu"}, "proxies": {"us-ca"},
 		"ips": {"127.0.0.61"}, "active": {"false"}, "password": {"new-sub-password"}}), 200,
-		`{"username":"bob-eu","proxies":["us-ca.example.net:31280"],"ips":["127.0.0.61"],"active":false}`)
+		`{"username":"bob-eu","proxies":["us-ca.example.net:31280"],"ips":["127.0.0.61"],"active":false,"email":"","first_name":"","last_name":"","monthly_bandwidth_limit":0,"total_bandwidth_limit":0}`)
 	if got := e.proxyStatus("us-ca", "bob-eu", "new-sub-password", ""); got != 403 {
 		t.Errorf("deactivated sub-account: %d, want 403", got)
 	}
@@ -188,7 +188,7 @@ func TestSubAccountEndpoints(t *testing.T) {
 
 	// Row 16 for sub-accounts: alice's plan allows one.
 	check(t, "alice's first sub", e.post("/api/sub/create/", "alice", alicePW, url.Values{"username": {"alice-1"}, "password": {subPW}}), 200,
-		`{"username":"alice-1","proxies":[],"ips":[],"active":true}`)
+		`{"username":"alice-1","proxies":[],"ips":[],"active":true,"email":"","first_name":"","last_name":"","monthly_bandwidth_limit":0,"total_bandwidth_limit":0}`)
 	before := e.version()
 	r = e.post("/api/sub/create/", "alice", alicePW, url.Values{"username": {"alice-2"}, "password": {subPW}})
 	if r.status != 402 || !strings.Contains(r.errorText(), "upgrade") {
@@ -286,7 +286,8 @@ func servedRoutes(t *testing.T, e *env, documented map[string]string) map[string
 	}
 	for _, p := range []string{"/api/ip/", "/api/ips/", "/api/ip/add/", "/api/ip/delete/", "/api/hostnames/", "/api/hostname/add/",
 		"/api/hostname/delete/", "/api/proxies/", "/api/proxies/available/", "/api/proxy/add/", "/api/proxy/delete/", "/api/subs/",
-		"/api/sub/create/", "/api/sub/edit/", "/api/sub/delete/", "/api/usage/", "/api/sub/", "/api/account/", "/api/password/"} {
+		"/api/sub/create/", "/api/sub/edit/", "/api/sub/delete/", "/api/usage/", "/api/sub/", "/api/account/", "/api/account/edit/",
+		"/api/password/", "/api/tokens/", "/api/token/create/"} {
 		candidates[p] = true
 	}
 	served := map[string]string{}

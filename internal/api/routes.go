@@ -30,6 +30,8 @@ var routes = []*route{
 	{"/api/sub/edit/", http.MethodPost, (*Server).editSub, false},
 	{"/api/sub/delete/", http.MethodPost, (*Server).deleteSub, false},
 	{"/api/usage/", http.MethodGet, (*Server).usage, false},
+	{"/api/account/", http.MethodGet, (*Server).showAccount, false},
+	{"/api/account/edit/", http.MethodPost, (*Server).editAccount, false},
 	{"/api/tokens/", http.MethodGet, (*Server).listTokens, true},
 	{"/api/token/create/", http.MethodPost, (*Server).createToken, true},
 	{"/api/token/activate/", http.MethodPost, (*Server).activateToken, true},

@@ -257,6 +257,29 @@ type BandwidthKey struct {
 	Period    string
 }
 
+// AccountBandwidth is what an account and each of its sub-accounts used (bytes in + out) in the
+// account's current billing period and for all time. Sub 0 is the account's own traffic; a deleted
+// sub-account's bytes stay in the account's figures.
+type AccountBandwidth struct {
+	PeriodStart time.Time // 00:00 UTC on the account's billing day; the period ends a month later
+	Logins      map[int64]Used
+}
+
+// Used is one login's bytes in the current period and for all time.
+type Used struct {
+	Period, Total int64
+}
+
+// Sum is the account's figures, every sub-account included.
+func (b AccountBandwidth) Sum() Used {
+	var u Used
+	for _, l := range b.Logins {
+		u.Period += l.Period
+		u.Total += l.Total
+	}
+	return u
+}
+
 // BandwidthFigures are logins' bytes (in + out) as one snapshot of the store; logins without traffic
 // are absent. Applied reports whether the usage batch asked about is part of them.
 type BandwidthFigures struct {

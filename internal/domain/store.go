@@ -85,6 +85,9 @@ type Store interface {
 	// days in periods (YYYY-MM-DD; the current ones, CurrentPeriods) and for all time, and whether the
 	// usage batch batch ("" for none) has been applied.
 	Bandwidth(ctx context.Context, periods []string, batch string) (BandwidthFigures, error)
+	// AccountBandwidth reads one account's figures in its current billing period (as of now) and
+	// for all time.
+	AccountBandwidth(ctx context.Context, account string, now time.Time) (AccountBandwidth, error)
 
 	// Bans. PutBan keeps the later end when ip is banned already; ListBans returns the bans still
 	// in force, all of them (a node's ban sharing needs them all); ListBansPage returns one page of

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -220,6 +221,46 @@ func (db *DB) Bandwidth(ctx context.Context, periods []string, batch string) (do
 		return domain.BandwidthFigures{}, fmt.Errorf("bandwidth: %w", err)
 	}
 	return f, nil
+}
+
+// AccountBandwidth reads the account's logins' bytes in its current billing period and for all time.
+func (db *DB) AccountBandwidth(ctx context.Context, account string, now time.Time) (domain.AccountBandwidth, error) {
+	out := domain.AccountBandwidth{Logins: map[int64]domain.Used{}}
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var id int64
+		var day int
+		err := tx.QueryRowContext(ctx, `SELECT id, billing_day FROM accounts WHERE username = $1`, account).Scan(&id, &day)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errAccountNotFound(account)
+		}
+		if err != nil {
+			return err
+		}
+		out.PeriodStart = domain.PeriodStart(day, now)
+		add := func(period bool) func(r *sql.Rows) error {
+			return func(r *sql.Rows) error {
+				var sub, n int64
+				err := r.Scan(&sub, &n)
+				u := out.Logins[sub]
+				if period {
+					u.Period += n
+				} else {
+					u.Total += n
+				}
+				out.Logins[sub] = u
+				return err
+			}
+		}
+		if err := queryEach(ctx, tx, `SELECT sub_id, bytes FROM usage_periods WHERE account_id = $1 AND period = $2`,
+			[]any{id, out.PeriodStart.Format(dayLayout)}, add(true)); err != nil {
+			return err
+		}
+		return queryEach(ctx, tx, `SELECT sub_id, bytes FROM usage_totals WHERE account_id = $1`, []any{id}, add(false))
+	})
+	if err != nil {
+		return domain.AccountBandwidth{}, fmt.Errorf("bandwidth of %q: %w", account, err)
+	}
+	return out, nil
 }
 
 // MonthBandwidth reads the accounts' totals for month and whether batch was applied in one read

@@ -109,6 +109,20 @@ func testBandwidthLedger(t *testing.T, s domain.Store) {
 	if b := got.Bytes[domain.BandwidthKey{AccountID: alice.ID}]; b != 1105 {
 		t.Errorf("alice's all-time bytes = %d, want 1105", b)
 	}
+	ab, err := s.AccountBandwidth(ctx, "bob", now)
+	must(t, err)
+	if ab.PeriodStart.Format(time.DateOnly) != period || ab.Sum() != (domain.Used{Period: 10, Total: 10}) ||
+		ab.Logins[bot.ID] != (domain.Used{Period: 7, Total: 7}) || ab.Logins[0] != (domain.Used{Period: 3, Total: 3}) {
+		t.Errorf("AccountBandwidth(bob) = %+v", ab)
+	}
+	ab, err = s.AccountBandwidth(ctx, "alice", now)
+	must(t, err)
+	if ab.PeriodStart.Format(time.DateOnly) != start || ab.Sum() != (domain.Used{Period: inPeriod, Total: 1105}) {
+		t.Errorf("AccountBandwidth(alice) = %+v, want period from %s: %d, total 1105", ab, start, inPeriod)
+	}
+	if _, err := s.AccountBandwidth(ctx, "nobody", now); domain.ErrorCode(err) != domain.ENOTFOUND {
+		t.Errorf("AccountBandwidth of nobody: %v", err)
+	}
 	if _, err := s.Bandwidth(ctx, []string{"2026-13-01"}, ""); domain.ErrorCode(err) != domain.EINVALID {
 		t.Errorf("a malformed period: %v, want EINVALID", err)
 	}
