@@ -22,26 +22,105 @@ type ProxyServer struct {
 	Country string `json:"country"`
 }
 
-// SubAccount is a sub-account as the API shows it (never its password).
+// SubAccount is a sub-account as the API shows it (never its password). Bandwidth limits are in GB
+// (10^9 bytes); 0 is no limit.
 type SubAccount struct {
-	Username string   `json:"username"`
-	Proxies  []string `json:"proxies"` // addresses
-	IPs      []string `json:"ips"`
-	Active   bool     `json:"active"`
+	Username              string   `json:"username"`
+	Proxies               []string `json:"proxies"` // addresses
+	IPs                   []string `json:"ips"`
+	Active                bool     `json:"active"`
+	Email                 string   `json:"email"`
+	FirstName             string   `json:"first_name"`
+	LastName              string   `json:"last_name"`
+	MonthlyBandwidthLimit float64  `json:"monthly_bandwidth_limit"`
+	TotalBandwidthLimit   float64  `json:"total_bandwidth_limit"`
+	// Bandwidth is what it used, in GB, in its account's billing period and in all (SubAccounts only).
+	Bandwidth *SubBandwidth `json:"bandwidth,omitempty"`
 }
 
-// NewSubAccount is what CreateSubAccount sends. Proxies are names or addresses.
+// SubBandwidth is what a sub-account used, in GB.
+type SubBandwidth struct {
+	PeriodUsed float64 `json:"period_used"`
+	TotalUsed  float64 `json:"total_used"`
+}
+
+// NewSubAccount is what CreateSubAccount sends. Proxies are names or addresses; limits are in GB.
 type NewSubAccount struct {
-	Username, Password string
-	Proxies, IPs       []string
+	Username, Password         string
+	Proxies, IPs               []string
+	Email, FirstName, LastName string
+	MonthlyBandwidthLimit      float64
+	TotalBandwidthLimit        float64
 }
 
 // SubAccountChange is what EditSubAccount sends: the non-nil fields change.
 type SubAccountChange struct {
-	Password *string
-	Proxies  *[]string
-	IPs      *[]string
-	Active   *bool
+	Password                   *string
+	Proxies                    *[]string
+	IPs                        *[]string
+	Active                     *bool
+	Email, FirstName, LastName *string
+	MonthlyBandwidthLimit      *float64 // GB; 0 removes the limit
+	TotalBandwidthLimit        *float64
+}
+
+// Account is the account as GET /api/account/ shows it; sizes are in GB.
+type Account struct {
+	Username string `json:"username"`
+	Plan     string `json:"plan"`
+	Limits   struct {
+		Proxies          int     `json:"proxies"`
+		Subs             int     `json:"subs"`
+		IPs              int     `json:"ips"`
+		Hostnames        int     `json:"hostnames"`
+		Tokens           int     `json:"tokens"`
+		MonthlyBandwidth float64 `json:"monthly_bandwidth"`
+	} `json:"limits"`
+	MonthlyBandwidthLimit float64 `json:"monthly_bandwidth_limit"`
+	TotalBandwidthLimit   float64 `json:"total_bandwidth_limit"`
+	BillingDay            int     `json:"billing_day"`
+	Bandwidth             struct {
+		PeriodStart time.Time `json:"period_start"`
+		PeriodEnd   time.Time `json:"period_end"`
+		PeriodUsed  float64   `json:"period_used"`
+		TotalUsed   float64   `json:"total_used"`
+	} `json:"bandwidth"`
+}
+
+// AccountChange is what EditAccount sends: the non-nil limits change (GB; 0 removes a limit).
+type AccountChange struct {
+	MonthlyBandwidthLimit, TotalBandwidthLimit *float64
+}
+
+// GetAccount returns the account: its plan's limits, its own limits, billing day and bandwidth used.
+func (c *Client) GetAccount(ctx context.Context) (Account, error) {
+	var out Account
+	err := c.get(ctx, "/api/account/", nil, &out)
+	return out, err
+}
+
+// EditAccount changes the account's own bandwidth limits.
+func (c *Client) EditAccount(ctx context.Context, ch AccountChange) (Account, error) {
+	params := url.Values{}
+	setGB(params, "monthly_bandwidth_limit", ch.MonthlyBandwidthLimit)
+	setGB(params, "total_bandwidth_limit", ch.TotalBandwidthLimit)
+	var out Account
+	err := c.post(ctx, "/api/account/edit/", params, &out)
+	return out, err
+}
+
+// setGB sets a size parameter in GB when v is not nil.
+func setGB(params url.Values, name string, v *float64) {
+	if v != nil {
+		params.Set(name, strconv.FormatFloat(*v, 'f', -1, 64))
+	}
+}
+
+// setString sets a parameter when v is not nil.
+func setString(params url.Values, name string, v *string) {
+	if v != nil {
+		params.Set(name, *v)
+	}
 }
 
 // UsageRow is the traffic of the account (SubAccount "") or a sub-account through one proxy server on
@@ -149,7 +228,10 @@ func (c *Client) SubAccounts(ctx context.Context) ([]SubAccount, error) {
 // CreateSubAccount creates a sub-account.
 func (c *Client) CreateSubAccount(ctx context.Context, s NewSubAccount) (SubAccount, error) {
 	params := url.Values{"username": {s.Username}, "password": {s.Password},
-		"proxies": {strings.Join(s.Proxies, ",")}, "ips": {strings.Join(s.IPs, ",")}}
+		"proxies": {strings.Join(s.Proxies, ",")}, "ips": {strings.Join(s.IPs, ",")},
+		"email": {s.Email}, "first_name": {s.FirstName}, "last_name": {s.LastName}}
+	setGB(params, "monthly_bandwidth_limit", &s.MonthlyBandwidthLimit)
+	setGB(params, "total_bandwidth_limit", &s.TotalBandwidthLimit)
 	var out SubAccount
 	err := c.post(ctx, "/api/sub/create/", params, &out)
 	return out, err
@@ -170,6 +252,11 @@ func (c *Client) EditSubAccount(ctx context.Context, username string, ch SubAcco
 	if ch.Active != nil {
 		params.Set("active", strconv.FormatBool(*ch.Active))
 	}
+	setString(params, "email", ch.Email)
+	setString(params, "first_name", ch.FirstName)
+	setString(params, "last_name", ch.LastName)
+	setGB(params, "monthly_bandwidth_limit", ch.MonthlyBandwidthLimit)
+	setGB(params, "total_bandwidth_limit", ch.TotalBandwidthLimit)
 	var out SubAccount
 	err := c.post(ctx, "/api/sub/edit/", params, &out)
 	return out, err

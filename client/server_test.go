@@ -142,6 +142,34 @@ func TestTokensAndSubAccountsThroughTheClient(t *testing.T) {
 	if err := c.DeleteToken(ctx, tok.ID); !errors.Is(err, client.ErrNotFound) {
 		t.Errorf("deleting it again: %v, want ErrNotFound", err)
 	}
+
+	// Limits and profile.
+	half, none := 0.5, 0.0
+	acct, err := c.EditAccount(ctx, client.AccountChange{MonthlyBandwidthLimit: &half})
+	must(err)
+	if acct.MonthlyBandwidthLimit != 0.5 || acct.TotalBandwidthLimit != 0 || acct.BillingDay != 1 || acct.Limits.Tokens != 2 ||
+		acct.Bandwidth.PeriodEnd.Sub(acct.Bandwidth.PeriodStart) < 28*24*time.Hour {
+		t.Errorf("EditAccount = %+v", acct)
+	}
+	if got, err := c.GetAccount(ctx); err != nil || got.MonthlyBandwidthLimit != 0.5 {
+		t.Errorf("GetAccount = %+v %v", got, err)
+	}
+	email := "bot@example.com"
+	sub, err := c.EditSubAccount(ctx, "alice-bot", client.SubAccountChange{Email: &email, TotalBandwidthLimit: &half})
+	must(err)
+	if sub.Email != email || sub.TotalBandwidthLimit != 0.5 {
+		t.Errorf("EditSubAccount(profile, limit) = %+v", sub)
+	}
+	sub, err = c.EditSubAccount(ctx, "alice-bot", client.SubAccountChange{TotalBandwidthLimit: &none})
+	must(err)
+	if sub.TotalBandwidthLimit != 0 || sub.Email != email {
+		t.Errorf("EditSubAccount(no limit) = %+v", sub)
+	}
+	subs, err := c.SubAccounts(ctx)
+	must(err)
+	if len(subs) != 1 || subs[0].Bandwidth == nil || subs[0].Email != email {
+		t.Errorf("SubAccounts = %+v, want the profile and the bandwidth used", subs)
+	}
 }
 
 func TestAgainstTheRealServer(t *testing.T) {

@@ -239,6 +239,33 @@ func TestCustomerCommands(t *testing.T) {
 		c.fails(3, `Sub-account not found`, "sub", "delete", "alice-bot")
 	})
 
+	t.Run("account", func(t *testing.T) {
+		out := c.ok("account", "edit", "--monthly-limit", "2.5")
+		if !regexp.MustCompile(`(?s)^username:\s+alice\nplan:\s+small\nbilling period: \d{4}-\d\d-01 to \d{4}-\d\d-01\nused:.*\nlimits:\s+plan 10 GB per period; the account's own: 2.5 GB per period, none in all$`).MatchString(out) {
+			t.Errorf("exitmesh account edit printed %q", out)
+		}
+		var ac struct {
+			MonthlyBandwidthLimit float64 `json:"monthly_bandwidth_limit"`
+			BillingDay            int     `json:"billing_day"`
+		}
+		c.jsonOf(&ac, "account")
+		if ac.MonthlyBandwidthLimit != 2.5 || ac.BillingDay != 1 {
+			t.Errorf("exitmesh account --json: %+v", ac)
+		}
+		c.fails(2, `--monthly-limit or --total-limit`, "account", "edit")
+		c.fails(3, `monthly_bandwidth_limit`, "account", "edit", "--monthly-limit", "-1")
+		out = c.okIn("bot-pass-123\n", "sub", "create", "alice-lim", "--sub-password-stdin", "--email", "lim@example.com", "--monthly-limit", "0.001")
+		var sub struct {
+			Email                 string
+			MonthlyBandwidthLimit float64 `json:"monthly_bandwidth_limit"`
+		}
+		c.jsonOf(&sub, "sub", "edit", "alice-lim", "--total-limit", "3")
+		if sub.Email != "lim@example.com" || sub.MonthlyBandwidthLimit != 0.001 {
+			t.Errorf("exitmesh sub edit --json: %+v (create printed %q)", sub, out)
+		}
+		c.ok("sub", "delete", "alice-lim")
+	})
+
 	t.Run("token", func(t *testing.T) {
 		var tok struct {
 			ID       int64

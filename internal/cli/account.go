@@ -45,10 +45,12 @@ var accountCmds = map[string]accountCmd{
 	"proxy add":        args(1, 1, "proxy add PROXY", proxyAdd),
 	"proxy delete":     args(1, 1, "proxy delete PROXY", proxyDelete),
 	"subs":             args(0, 0, "subs", listSubs),
-	"sub create":       {"sub create USERNAME (--sub-password-stdin | --sub-password P) [--proxies A,B] [--ips A,B]", 1, 1, subCreate},
-	"sub edit":         {"sub edit USERNAME [--sub-password-stdin | --sub-password P] [--proxies A,B] [--ips A,B] [--active BOOL]", 1, 1, subEdit},
+	"sub create":       {"sub create USERNAME (--sub-password-stdin | --sub-password P) [--proxies A,B] [--ips A,B] [--email E] [--first-name N] [--last-name N] [--monthly-limit GB] [--total-limit GB]", 1, 1, subCreate},
+	"sub edit":         {"sub edit USERNAME [--sub-password-stdin | --sub-password P] [--proxies A,B] [--ips A,B] [--active BOOL] [--email E] [--first-name N] [--last-name N] [--monthly-limit GB] [--total-limit GB]", 1, 1, subEdit},
 	"sub delete":       args(1, 1, "sub delete USERNAME", subDelete),
 	"usage":            {"usage [--from YYYY-MM-DD] [--to YYYY-MM-DD]", 0, 0, usageCmd},
+	"account":          args(0, 0, "account", showAccount),
+	"account edit":     {"account edit [--monthly-limit GB] [--total-limit GB]", 0, 0, accountEdit},
 	"tokens":           args(0, 0, "tokens", listTokens),
 	"token create":     {"token create [--label TEXT] [--expires YYYY-MM-DD|RFC3339]", 0, 0, tokenCreate},
 	"token activate":   args(1, 1, "token activate ID", tokenActivate),
@@ -241,8 +243,10 @@ func listSubs(a *accountCall, _ []string) (any, string, error) {
 
 // subFlags are the flags of sub create and sub edit.
 type subFlags struct {
-	password             passwordFlags
-	proxies, ips, active *string
+	password                   passwordFlags
+	proxies, ips, active       *string
+	email, firstName, lastName *string
+	limits                     *limitFlags
 	flagsGiven
 }
 
@@ -252,7 +256,79 @@ func declareSubFlags(fs *flag.FlagSet) *subFlags {
 		proxies:    fs.String("proxies", "", "proxy servers (names or addresses), comma-separated"),
 		ips:        fs.String("ips", "", "authorized IPs of the account, comma-separated"),
 		active:     fs.String("active", "", "true or false"),
+		email:      fs.String("email", "", "the sub-account's email address"),
+		firstName:  fs.String("first-name", "", "the sub-account's first name"),
+		lastName:   fs.String("last-name", "", "the sub-account's last name"),
+		limits:     declareLimitFlags(fs, "the sub-account's"),
 		flagsGiven: flagsGiven{fs},
+	}
+}
+
+// value returns v when the flag name was given, nil when it was not.
+func (f flagsGiven) value(name string, v *string) *string {
+	if f.given(name) {
+		return v
+	}
+	return nil
+}
+
+// limitFlags are the bandwidth limit flags, in GB.
+type limitFlags struct {
+	monthly, total *float64
+	flagsGiven
+}
+
+func declareLimitFlags(fs *flag.FlagSet, whose string) *limitFlags {
+	return &limitFlags{
+		monthly:    fs.Float64("monthly-limit", 0, whose+" bandwidth limit per billing period, in GB (0 = none)"),
+		total:      fs.Float64("total-limit", 0, whose+" bandwidth limit in all, in GB (0 = none)"),
+		flagsGiven: flagsGiven{fs},
+	}
+}
+
+// given returns the limits given on the command line.
+func (f *limitFlags) given() (monthly, total *float64) {
+	if f.flagsGiven.given("monthly-limit") {
+		monthly = f.monthly
+	}
+	if f.flagsGiven.given("total-limit") {
+		total = f.total
+	}
+	return monthly, total
+}
+
+func gbText(v float64) string {
+	if v == 0 {
+		return "none"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64) + " GB"
+}
+
+func accountText(ac client.Account) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "username:       %s\nplan:           %s\n", ac.Username, ac.Plan)
+	fmt.Fprintf(&b, "billing period: %s to %s\n", ac.Bandwidth.PeriodStart.UTC().Format(time.DateOnly), ac.Bandwidth.PeriodEnd.UTC().Format(time.DateOnly))
+	fmt.Fprintf(&b, "used:           %s GB this period, %s GB in all\n",
+		strconv.FormatFloat(ac.Bandwidth.PeriodUsed, 'f', -1, 64), strconv.FormatFloat(ac.Bandwidth.TotalUsed, 'f', -1, 64))
+	fmt.Fprintf(&b, "limits:         plan %s per period; the account's own: %s per period, %s in all",
+		gbText(ac.Limits.MonthlyBandwidth), gbText(ac.MonthlyBandwidthLimit), gbText(ac.TotalBandwidthLimit))
+	return b.String()
+}
+
+func showAccount(a *accountCall, _ []string) (any, string, error) {
+	ac, err := a.c.GetAccount(a.ctx)
+	return ac, accountText(ac), err
+}
+
+func accountEdit(fs *flag.FlagSet) accountRun {
+	f := declareLimitFlags(fs, "the account's own")
+	return func(a *accountCall, _ []string) (any, string, error) {
+		monthly, total := f.given()
+		if monthly == nil && total == nil {
+			return nil, "", usagef("give --monthly-limit or --total-limit")
+		}
+		ac, err := a.c.EditAccount(a.ctx, client.AccountChange{MonthlyBandwidthLimit: monthly, TotalBandwidthLimit: total})
+		return ac, accountText(ac), err
 	}
 }
 
@@ -264,7 +340,8 @@ func subCreate(fs *flag.FlagSet) accountRun {
 			return nil, "", err
 		}
 		sub, err := a.c.CreateSubAccount(a.ctx, client.NewSubAccount{Username: pos[0], Password: pw,
-			Proxies: splitList(*f.proxies), IPs: splitList(*f.ips)})
+			Proxies: splitList(*f.proxies), IPs: splitList(*f.ips), Email: *f.email, FirstName: *f.firstName, LastName: *f.lastName,
+			MonthlyBandwidthLimit: *f.limits.monthly, TotalBandwidthLimit: *f.limits.total})
 		return sub, subsText([]client.SubAccount{sub}), err
 	}
 }
@@ -293,6 +370,8 @@ func subEdit(fs *flag.FlagSet) accountRun {
 			}
 			ch.Active = &b
 		}
+		ch.Email, ch.FirstName, ch.LastName = f.value("email", f.email), f.value("first-name", f.firstName), f.value("last-name", f.lastName)
+		ch.MonthlyBandwidthLimit, ch.TotalBandwidthLimit = f.limits.given()
 		sub, err := a.c.EditSubAccount(a.ctx, pos[0], ch)
 		return sub, subsText([]client.SubAccount{sub}), err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +32,7 @@ Accounts:
   account show USERNAME
   account confirm|disable|enable USERNAME
   account set-plan USERNAME PLAN
+  account set-billing-day USERNAME DAY   billing periods start on DAY (1-28) of each month, 00:00 UTC
   account reset-password USERNAME (--password-stdin | --password P)
 Proxy servers:
   proxy list
@@ -48,20 +50,21 @@ Every command takes --config FILE (default ./exitmesh.yaml, else the defaults: s
 type adminCmd func(fs *flag.FlagSet) func(a *admin, pos []string) error
 
 var adminCmds = map[string]adminCmd{
-	"plan create":            planCreate,
-	"plan edit":              planEdit,
-	"plan list":              planList,
-	"account create":         accountCreate,
-	"account list":           accountList,
-	"account show":           accountShow,
-	"account confirm":        accountChange((*operator.Service).Confirm, "confirmed"),
-	"account disable":        accountChange((*operator.Service).Disable, "disabled"),
-	"account enable":         accountChange((*operator.Service).Enable, "enabled"),
-	"account set-plan":       accountSetPlan,
-	"account reset-password": accountResetPassword,
-	"proxy list":             proxyList,
-	"exits":                  exitList,
-	"usage":                  usageReport,
+	"plan create":             planCreate,
+	"plan edit":               planEdit,
+	"plan list":               planList,
+	"account create":          accountCreate,
+	"account list":            accountList,
+	"account show":            accountShow,
+	"account confirm":         accountChange((*operator.Service).Confirm, "confirmed"),
+	"account disable":         accountChange((*operator.Service).Disable, "disabled"),
+	"account enable":          accountChange((*operator.Service).Enable, "enabled"),
+	"account set-plan":        accountSetPlan,
+	"account set-billing-day": accountSetBillingDay,
+	"account reset-password":  accountResetPassword,
+	"proxy list":              proxyList,
+	"exits":                   exitList,
+	"usage":                   usageReport,
 }
 
 // admin is what a running operator command works with.
@@ -375,6 +378,14 @@ func accountList(fs *flag.FlagSet) func(*admin, []string) error {
 	}
 }
 
+// limitText is a bandwidth limit in bytes as people read it: "none" for 0.
+func limitText(n int64) string {
+	if n == 0 {
+		return "none"
+	}
+	return config.Size(n).Human()
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -403,6 +414,8 @@ func accountShow(*flag.FlagSet) func(*admin, []string) error {
 		fmt.Fprintf(w, "username:  %s\nplan:      %s\nstatus:    %s\ncreated:   %s\n", ac.Username, ac.Plan, ac.Status, ac.CreatedAt.UTC().Format(time.RFC3339))
 		fmt.Fprintf(w, "proxies:   %s\nips:       %s\nsubs:      %s\n", dash(strings.Join(ac.Proxies, ", ")), dash(strings.Join(ips, ", ")), dash(strings.Join(subNames, ", ")))
 		fmt.Fprintf(w, "bandwidth: %s this month (%s, UTC)\n", ac.Bandwidth, ac.Month)
+		fmt.Fprintf(w, "billing:   from day %d of each month (00:00 UTC)\nlimits:    %s monthly, %s in all (the account's own, beside the plan's)\n",
+			ac.BillingDay, limitText(ac.MonthlyLimit), limitText(ac.TotalLimit))
 		return nil
 	}
 }
@@ -436,6 +449,20 @@ func accountSetPlan(*flag.FlagSet) func(*admin, []string) error {
 		}
 		ac, err := a.ops.SetPlan(a.ctx, pos[0], pos[1])
 		return a.reportChange(ac, err, "moved to plan "+pos[1])
+	}
+}
+
+func accountSetBillingDay(*flag.FlagSet) func(*admin, []string) error {
+	return func(a *admin, pos []string) error {
+		if err := wantArgs(pos, 2, "account set-billing-day USERNAME DAY"); err != nil {
+			return err
+		}
+		day, err := strconv.Atoi(pos[1])
+		if err != nil {
+			return usagef("DAY must be a number from 1 to %d, not %q", domain.MaxBillingDay, pos[1])
+		}
+		ac, err := a.ops.SetBillingDay(a.ctx, pos[0], day)
+		return a.reportChange(ac, err, fmt.Sprintf("bills from day %d of each month", day))
 	}
 }
 

@@ -584,6 +584,42 @@ func TestAccountLifecycle(t *testing.T) {
 	}
 }
 
+func TestAccountSetBillingDay(t *testing.T) {
+	e := newEnv(t)
+	e.mustAdmin(t, "", "account", "create", "alice", "--plan", "starter", "--password", "old-password")
+	for _, tt := range []struct {
+		args      []string
+		wantCode  int
+		wantOut   string
+		wantError string
+		want      int
+	}{
+		{[]string{"alice", "15"}, 0, "account alice bills from day 15 of each month\n", "", 15},
+		{[]string{"alice", "29"}, 3, "", "from 1 to 28", 15},
+		{[]string{"alice", "0"}, 3, "", "from 1 to 28", 15},
+		{[]string{"alice", "first"}, 2, "", "DAY must be a number", 15},
+		{[]string{"nobody", "3"}, 3, "", `account "nobody" not found`, 15},
+		{[]string{"alice"}, 2, "", "USERNAME DAY", 15},
+	} {
+		code, stdout, stderr := e.admin(t, "", append([]string{"account", "set-billing-day"}, tt.args...)...)
+		if tt.wantCode == 0 {
+			wantSuccess(t, code, stderr)
+		} else {
+			wantFailure(t, code, stderr, tt.wantCode, tt.wantError)
+		}
+		if stdout != tt.wantOut {
+			t.Errorf("set-billing-day %v: stdout %q, want %q", tt.args, stdout, tt.wantOut)
+		}
+		if got := e.mustAccount(t, "alice").BillingDay; got != tt.want {
+			t.Errorf("set-billing-day %v: alice's billing day %d, want %d", tt.args, got, tt.want)
+		}
+	}
+	if show := e.mustAdmin(t, "", "account", "show", "alice"); !strings.Contains(show, "billing:   from day 15 of each month") ||
+		!strings.Contains(show, "limits:    none monthly, none in all") {
+		t.Errorf("account show:\n%s", show)
+	}
+}
+
 func TestAccountResetPassword(t *testing.T) {
 	e := newEnv(t)
 	e.mustAdmin(t, "", "account", "create", "alice", "--plan", "starter", "--password", "old-password")
@@ -750,7 +786,7 @@ func TestBandwidthThisMonth(t *testing.T) {
 		heading + "\n",
 		"  alice  1.2 GB of 10 GB\n",
 		"  bob    0 B of 10 GB\n",
-		"  carol  12.3 KB of 10 KB (spent: the proxies answer 402)\n",
+		"  carol  12.3 KB of 10 KB (spent: the proxies answer 509)\n",
 		"  dave   123.4 MB (unlimited plan)\n",
 	}
 	if got := lines(e.mustAdmin(t, "", "usage", "--from", today)); !slices.Equal(got, want) {

@@ -54,8 +54,10 @@ Account commands (the account API; --api/--user/--password or EXITMESH_API/_USER
   exitmesh proxies [--available] | proxy add P | proxy delete P
   exitmesh subs | sub create USER (--sub-password-stdin | --sub-password P) [--proxies a,b] [--ips ...]
   exitmesh sub edit USER [--sub-password...] [--proxies a,b] [--ips ...] [--active true|false]
+      sub create and edit also take --email, --first-name, --last-name, --monthly-limit GB, --total-limit GB
   exitmesh sub delete USER | usage [--from DATE] [--to DATE]
   exitmesh tokens | token create [--label TEXT] [--expires DATE] | token activate|deactivate|delete ID
+  exitmesh account | account edit [--monthly-limit GB] [--total-limit GB]
 
 Run "exitmesh admin --help" for the operator commands.
 `

@@ -133,6 +133,16 @@ func (s *Service) SetPlan(ctx context.Context, username, plan string) (domain.Ac
 	return s.updateAccount(ctx, username, domain.AccountUpdate{Plan: &plan})
 }
 
+// SetBillingDay makes the account's billing periods start on day (1-28) of each month, 00:00 UTC.
+// Its usage in the new current period is counted again from the days' records, so its monthly
+// limits apply to that period from now on.
+func (s *Service) SetBillingDay(ctx context.Context, username string, day int) (domain.Account, error) {
+	if day < 1 || day > domain.MaxBillingDay {
+		return domain.Account{}, domain.FieldError("billing_day", fmt.Sprintf("The billing day must be from 1 to %d.", domain.MaxBillingDay))
+	}
+	return s.updateAccount(ctx, username, domain.AccountUpdate{BillingDay: &day})
+}
+
 // ResetPassword checks password against the password rules and makes it the account's.
 func (s *Service) ResetPassword(ctx context.Context, username, password string) (domain.Account, error) {
 	hash, err := passwordHash(password)
