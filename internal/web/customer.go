@@ -4,14 +4,15 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/account"
-	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
 func (s *Server) routeCustomer() {
 	s.mux.HandleFunc("GET /account", s.signedIn(s.accountPage))
+	s.mux.HandleFunc("POST /account", s.signedIn(s.accountChange))
 	s.mux.HandleFunc("GET /ips", s.signedIn(s.ipsPage))
 	s.mux.HandleFunc("POST /ips", s.signedIn(s.ipsChange))
 	s.mux.HandleFunc("GET /hostnames", s.signedIn(s.hostnamesPage))
@@ -64,20 +65,72 @@ func (s *Server) shown(p *page, status int, err error) int {
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, v *visitor) {
-	p := page{Title: "Account", Nav: "account"}
-	c, status := s.read(r, v, &p, http.StatusOK)
+	s.showAccount(w, r, v, page{}, http.StatusOK, nil)
+}
+
+// accountChange saves the account's own bandwidth limits; a refused form is shown as it was sent.
+func (s *Server) accountChange(w http.ResponseWriter, r *http.Request, v *visitor) {
+	var p page
+	in := account.LimitsInput{Monthly: formValue(r, "monthly_bandwidth_limit"), Total: formValue(r, "total_bandwidth_limit")}
+	status := s.change(r, v, &p, func(ctx context.Context, c *account.Caller) (string, error) {
+		_, err := s.cfg.Accounts.EditAccount(ctx, c, in)
+		return "Your bandwidth limits are saved: every node applies them within a second.", err
+	})
+	var sent *account.LimitsInput
+	if status != http.StatusOK {
+		sent = &in
+	}
+	s.showAccount(w, r, v, p, status, sent)
+}
+
+// formValue returns a posted field, nil when the form did not send it.
+func formValue(r *http.Request, name string) *string {
+	if _, ok := r.PostForm[name]; !ok {
+		return nil
+	}
+	v := r.PostFormValue(name)
+	return &v
+}
+
+// gbValue renders bytes in GB as the forms take them back: "2.5", "0".
+func gbValue(bytes int64) string {
+	return strconv.FormatFloat(float64(bytes)/account.GB, 'f', -1, 64)
+}
+
+func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int, sent *account.LimitsInput) {
+	p.Title, p.Nav = "Account", "account"
+	c, status := s.read(r, v, &p, status)
 	if c == nil {
 		s.renderError(w, r, v, status, p.Error)
 		return
 	}
-	report, err := s.cfg.Accounts.Usage(r.Context(), c, "", time.Now().UTC().Format(time.DateOnly), "")
+	view, err := s.cfg.Accounts.Account(r.Context(), c)
 	status = s.shown(&p, status, err)
-	p.Data = struct {
-		Account   domain.Account
-		Plan      domain.Plan
-		Bandwidth account.Bandwidth
-	}{c.Account, c.Plan, report.Bandwidth}
+	type bandwidth struct{ Used, Limit int64 }
+	data := struct {
+		account.AccountView
+		PeriodStart, PeriodEnd string
+		Period                 bandwidth
+		MonthlyGB, TotalGB     string
+	}{AccountView: view, MonthlyGB: gbValue(c.Account.MonthlyLimit), TotalGB: gbValue(c.Account.TotalLimit),
+		Period: bandwidth{view.Used.Period, c.Plan.MonthlyBandwidth}}
+	data.Account, data.Plan = c.Account, c.Plan
+	if !view.PeriodStart.IsZero() {
+		data.PeriodStart, data.PeriodEnd = view.PeriodStart.Format(time.DateOnly), view.PeriodStart.AddDate(0, 1, 0).Format(time.DateOnly)
+	}
+	if sent != nil {
+		data.MonthlyGB, data.TotalGB = deref(sent.Monthly, data.MonthlyGB), deref(sent.Total, data.TotalGB)
+	}
+	p.Data = data
 	s.render(w, status, "account", v, p)
+}
+
+// deref returns *p, or def when p is nil.
+func deref(p *string, def string) string {
+	if p == nil {
+		return def
+	}
+	return *p
 }
 
 func (s *Server) ipsPage(w http.ResponseWriter, r *http.Request, v *visitor) {

@@ -1,8 +1,10 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -70,6 +72,13 @@ func (s *Server) opsAccountsChange(w http.ResponseWriter, r *http.Request, v *vi
 		plan := r.PostFormValue("plan")
 		_, err = ops.SetPlan(ctx, username, plan)
 		notice = username + " is on plan " + plan + " now."
+	case "set-billing-day":
+		day, convErr := strconv.Atoi(r.PostFormValue("billing_day"))
+		if convErr != nil {
+			day = 0 // the service refuses it with its sentence
+		}
+		_, err = ops.SetBillingDay(ctx, username, day)
+		notice = fmt.Sprintf("%s bills from day %d of each month now: its monthly limits count from then.", username, day)
 	default:
 		err = domain.Errorf(domain.EINVALID, "Unknown action.")
 	}
@@ -110,6 +119,16 @@ func (s *Server) showOpsAccounts(w http.ResponseWriter, r *http.Request, v *visi
 		Proxies      []opsChoice
 		Form         opsAccountForm
 		MinPassword  int
-	}{q, after, accts.Accounts, accts.Next, accts.Month, accts.Plans, choices, form, domain.MinPasswordLength}
+		Days         []int // the billing days to choose from
+	}{q, after, accts.Accounts, accts.Next, accts.Month, accts.Plans, choices, form, domain.MinPasswordLength, billingDays}
 	s.render(w, status, "ops_accounts", v, p)
 }
+
+// billingDays are the days an account's billing period may start on.
+var billingDays = func() []int {
+	days := make([]int, domain.MaxBillingDay)
+	for i := range days {
+		days[i] = i + 1
+	}
+	return days
+}()

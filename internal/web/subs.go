@@ -18,6 +18,10 @@ type subView struct {
 	Proxies    []string // addresses
 	ProxyNames []string
 	IPs        []string
+	domain.Profile
+	domain.Limits
+	MonthlyGB, TotalGB string // the limits as the form takes them back
+	UsedPeriod         int64  // bytes in the account's billing period (the list only)
 }
 
 func viewSub(sub domain.SubAccount, cat account.Catalogue) subView {
@@ -26,7 +30,8 @@ func viewSub(sub domain.SubAccount, cat account.Catalogue) subView {
 		ips[i] = ip.String()
 	}
 	picked := cat.Pick(sub.Proxies)
-	v := subView{Username: sub.Username, Active: sub.Active, IPs: ips}
+	v := subView{Username: sub.Username, Active: sub.Active, IPs: ips, Profile: sub.Profile, Limits: sub.Limits,
+		MonthlyGB: gbValue(sub.MonthlyLimit), TotalGB: gbValue(sub.TotalLimit)}
 	for _, p := range picked {
 		v.Proxies, v.ProxyNames = append(v.Proxies, p.Address), append(v.ProxyNames, p.Name)
 	}
@@ -43,14 +48,16 @@ func (s *Server) showSubs(w http.ResponseWriter, r *http.Request, v *visitor, p 
 	if c, st := s.read(r, v, &p, status); c == nil {
 		status = st
 	} else {
-		subs, err := s.cfg.Accounts.Subs(r.Context(), c)
+		subs, err := s.cfg.Accounts.SubsWithBandwidth(r.Context(), c)
 		var cat account.Catalogue
 		if err == nil {
 			cat, err = s.cfg.Accounts.Catalogue(r.Context())
 		}
 		status = s.shown(&p, st, err)
 		for _, sub := range subs {
-			rows = append(rows, viewSub(sub, cat))
+			row := viewSub(sub.SubAccount, cat)
+			row.UsedPeriod = sub.Used.Period
+			rows = append(rows, row)
 		}
 	}
 	p.Data = rows
@@ -136,6 +143,7 @@ func (s *Server) showSubForm(w http.ResponseWriter, r *http.Request, v *visitor,
 		form.Sub = *sub
 	} else {
 		form.Sub.Active = true
+		form.Sub.MonthlyGB, form.Sub.TotalGB = "0", "0"
 		for _, ps := range mine {
 			form.Sub.Proxies = append(form.Sub.Proxies, ps.Address)
 		}
@@ -166,7 +174,11 @@ func (s *Server) subsChange(w http.ResponseWriter, r *http.Request, v *visitor) 
 		// With no box ticked the sub-account gets none.
 		proxies, ips := r.PostForm["proxies"], r.PostForm["ips"]
 		in.Proxies, in.IPs = &proxies, &ips
-		entered := subView{Username: username, Proxies: proxies, IPs: ips, Active: true}
+		in.Email, in.FirstName, in.LastName = formValue(r, "email"), formValue(r, "first_name"), formValue(r, "last_name")
+		in.Monthly, in.Total = formValue(r, "monthly_bandwidth_limit"), formValue(r, "total_bandwidth_limit")
+		entered := subView{Username: username, Proxies: proxies, IPs: ips, Active: true,
+			Profile:   domain.Profile{Email: r.PostFormValue("email"), FirstName: r.PostFormValue("first_name"), LastName: r.PostFormValue("last_name")},
+			MonthlyGB: r.PostFormValue("monthly_bandwidth_limit"), TotalGB: r.PostFormValue("total_bandwidth_limit")}
 		if action == "edit" {
 			entered.Active = r.PostFormValue("active") != ""
 			in.Active = &entered.Active
