@@ -6,7 +6,8 @@
 // second; a 503 is retried after its Retry-After (two minutes without one) if the caller's context
 // allows the wait; a broken connection is retried like a 500. 4xx answers are never retried. Every
 // change (POST) carries an Idempotency-Key that stays the same across its retries, so a change whose
-// answer was lost is not applied twice: the server replays its first answer.
+// answer was lost is not applied twice: the server replays its first answer (on any node of the
+// network); a retry that arrives while the first attempt still runs gets 409 and waits its Retry-After.
 //
 // Credentials never travel over plain HTTP: with an http:// base URL the client sends its first request
 // without them and follows the server's 302 only to https:// on the same host.
@@ -203,7 +204,8 @@ func (c *Client) do(ctx context.Context, method, path string, params url.Values,
 			if err := c.sleep(ctx, c.backoff(serverFailures)); err != nil {
 				return err
 			}
-		case resp.StatusCode == http.StatusServiceUnavailable:
+		case resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusConflict && k.idemKey != "":
+			// A 409 to a retry says its first attempt is still running on the server: wait for its answer.
 			apiErr := readError(resp)
 			wait := apiErr.RetryAfter
 			if wait <= 0 {

@@ -16,6 +16,7 @@ var (
 	ErrForbidden        = kind("forbidden")          // 403: not allowed (sub-account, banned IP, wrong method)
 	ErrNotFound         = kind("not found")          // 404
 	ErrMethodNotAllowed = kind("method not allowed") // 405
+	ErrConflict         = kind("conflict")           // 409, 422: an Idempotency-Key still in use, or reused for another request
 	ErrServer           = kind("server error")       // 500 after the retries, or the API unreachable
 	ErrUnavailable      = kind("unavailable")        // 503 after the retries or the caller's deadline
 )
@@ -63,6 +64,8 @@ var kinds = map[int]struct {
 	403: {ErrForbidden, "these credentials may not do this; if the IP is banned, wait for Retry-After"},
 	404: {ErrNotFound, "check the name you gave"},
 	405: {ErrMethodNotAllowed, "this client and the server disagree on the API; update the client"},
+	409: {ErrConflict, "the first attempt of this change is still running; retry in a moment"},
+	422: {ErrConflict, "an Idempotency-Key was reused for another request; use a new key"},
 	500: {ErrServer, "the service failed; retry later"},
 	503: {ErrUnavailable, "the service is temporarily unavailable; retry after Retry-After"},
 }

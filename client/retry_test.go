@@ -168,6 +168,31 @@ func TestBrokenConnectionIsRetriedWithTheSameIdempotencyKey(t *testing.T) {
 	}
 }
 
+// TestBusyKeyWaitsForTheFirstAttempt: a retry answered 409 (its first attempt still runs on the
+// server) waits Retry-After and asks again with the same key; a 422 (a key reused for another request)
+// is not retried.
+func TestBusyKeyWaitsForTheFirstAttempt(t *testing.T) {
+	busy := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusConflict)
+		w.Write([]byte(`{"error":"A request with this Idempotency-Key is still being processed."}`))
+	}
+	srv, s := start(t, busy, status(200, `{"ip":"192.0.2.9"}`))
+	w := &waits{}
+	ip, err := newClient(t, srv, w).AddIP(context.Background(), "192.0.2.9")
+	if err != nil || ip != "192.0.2.9" || s.count() != 2 || len(w.d) != 1 || w.d[0] != time.Second {
+		t.Fatalf("AddIP = %q, %v after %d attempts and waits %v; want the answer after one wait of Retry-After", ip, err, s.count(), w.d)
+	}
+	if k1, k2 := s.attempts[0].Header.Get("Idempotency-Key"), s.attempts[1].Header.Get("Idempotency-Key"); k1 == "" || k1 != k2 {
+		t.Errorf("keys %q then %q, want the same", k1, k2)
+	}
+	srv2, s2 := start(t, status(422, `{"error":"This Idempotency-Key was already used with another request."}`))
+	if _, err := newClient(t, srv2, w).AddIP(context.Background(), "192.0.2.9"); !errors.Is(err, client.ErrConflict) || s2.count() != 1 {
+		t.Errorf("a 422: %v after %d attempts, want ErrConflict at once", err, s2.count())
+	}
+}
+
 func TestSlowAnswerEndsAtTheDeadline(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)

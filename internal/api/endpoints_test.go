@@ -321,6 +321,16 @@ func TestIdempotencyKeyReplaysTheFirstAnswer(t *testing.T) {
 		t.Errorf("the retry was applied again: replayed %q, version %d → %d", again.header.Get("Idempotent-Replayed"), v, e.version())
 	}
 	check(t, "a new key is a new request", add("k-2"), 400, `{"error":"IP address is already authorized."}`)
+	other := e.do(request{method: "POST", path: "/api/ip/add/", login: "alice", pw: alicePW, form: url.Values{"ip": {"192.0.2.99"}},
+		header: http.Header{"Idempotency-Key": {"k-1"}}})
+	if other.status != 422 || !strings.Contains(other.errorText(), "another request") {
+		t.Errorf("k-1 with another IP: %d %s, want 422", other.status, other.body)
+	}
+	other = e.do(request{method: "POST", path: "/api/ip/delete/", login: "alice", pw: alicePW, form: url.Values{"ip": {"192.0.2.44"}},
+		header: http.Header{"Idempotency-Key": {"k-1"}}})
+	if other.status != 422 {
+		t.Errorf("k-1 on another endpoint: %d %s, want 422", other.status, other.body)
+	}
 	check(t, "no key", add(""), 400, `{"error":"IP address is already authorized."}`)
 	// Keys are per account: bob's k-1 is not alice's.
 	r := e.do(request{method: "POST", path: "/api/ip/add/", login: "bob", pw: bobPW, form: url.Values{"ip": {"192.0.2.45"}},

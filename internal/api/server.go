@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -20,10 +21,13 @@ import (
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
-// Store is what the API reads itself: the logins it authenticates. Everything else goes through
-// the account service.
+// Store is what the API reads itself: the logins it authenticates and the idempotency keys of its
+// POSTs. Everything else goes through the account service.
 type Store interface {
 	account.Store
+	ClaimIdempotencyKey(ctx context.Context, k domain.IdempotencyKey, now time.Time) (domain.Claim, error)
+	FinishIdempotencyKey(ctx context.Context, k domain.IdempotencyKey, a domain.IdempotentAnswer) error
+	ReleaseIdempotencyKey(ctx context.Context, k domain.IdempotencyKey) error
 }
 
 // Config is what the API needs. Zero values take the defaults noted.
@@ -40,8 +44,6 @@ type Config struct {
 type Server struct {
 	cfg Config
 	log *slog.Logger
-
-	idempotent idempotency
 }
 
 // New returns the API handler.
@@ -70,6 +72,9 @@ type call struct {
 	route  *route
 	caller *account.Caller
 	params params
+
+	claimed *domain.IdempotencyKey   // the request's Idempotency-Key, claimed: its answer is kept
+	replay  *domain.IdempotentAnswer // the answer kept for its key, to give again
 }
 
 // ServeHTTP answers one API request.
@@ -84,13 +89,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	result, err := s.serve(c)
+	if c.replay != nil {
+		writeReplay(w, c.replay)
+		return
+	}
+	var rec *recorder
+	if c.claimed != nil {
+		rec = &recorder{ResponseWriter: w}
+		c.w = rec
+	}
 	switch {
 	case err != nil:
 		s.writeError(c, err)
 	case result == nil:
-		w.WriteHeader(http.StatusNoContent)
+		c.w.WriteHeader(http.StatusNoContent)
 	default:
-		writeJSON(w, http.StatusOK, result)
+		writeJSON(c.w, http.StatusOK, result)
+	}
+	if rec != nil {
+		s.keep(c, *c.claimed, rec)
 	}
 }
 
@@ -124,28 +141,18 @@ func (s *Server) serve(c *call) (any, error) {
 	if c.caller, err = s.cfg.Accounts.Open(c.r.Context(), login.Username, false); err != nil { // rows 8, 9
 		return nil, err
 	}
+	if c.params, err = readParams(c.w, c.r); err != nil {
+		return nil, err
+	}
 	key, idempotent, err := idempotencyKey(c)
 	if err != nil {
 		return nil, err
 	}
 	if idempotent {
-		if o, ok := s.idempotent.lookup(key, s.cfg.Now()); ok {
-			c.w.Header().Set("Idempotent-Replayed", "true")
-			return o.result, o.err
+		if c.replay, err = s.claim(c, key); err != nil || c.replay != nil {
+			return nil, err
 		}
-	}
-	result, err := s.handle(c)
-	if idempotent {
-		s.idempotent.remember(key, outcome{result: result, err: err, at: s.cfg.Now()})
-	}
-	return result, err
-}
-
-// handle reads the parameters and runs the endpoint.
-func (s *Server) handle(c *call) (any, error) {
-	var err error
-	if c.params, err = readParams(c.w, c.r); err != nil {
-		return nil, err
+		c.claimed = &key
 	}
 	return c.route.handle(s, c)
 }

@@ -82,7 +82,7 @@ func Main(ctx context.Context, args []string, stdio IO) int {
 // for the store's errors and for the account API's alike.
 func failureStatus(err error) int {
 	for _, refused := range []error{client.ErrBadRequest, client.ErrUnauthorized, client.ErrPaymentRequired,
-		client.ErrForbidden, client.ErrNotFound, client.ErrMethodNotAllowed} {
+		client.ErrForbidden, client.ErrNotFound, client.ErrMethodNotAllowed, client.ErrConflict} {
 		if errors.Is(err, refused) {
 			return exitRefused
 		}

@@ -384,6 +384,37 @@ type NewToken struct {
 // MaxTokenLabel is the longest label a token takes.
 const MaxTokenLabel = 100
 
+// IdempotencyKey is a POST's Idempotency-Key, bound to its account, route and parameters.
+type IdempotencyKey struct {
+	AccountID  int64
+	Key        string
+	Route      string
+	ParamsHash string
+}
+
+// IdempotentAnswer is the answer kept for a key: an HTTP status and its body.
+type IdempotentAnswer struct {
+	Status int
+	Body   string
+}
+
+// Claim is what claiming a key found. Owned: the caller holds the key and must run its request, then
+// finish or release it. Otherwise Answer is the kept answer (Status 0 while the first request still
+// runs), and Mismatch says the key was used with another route or parameters.
+type Claim struct {
+	Owned    bool
+	Mismatch bool
+	Answer   IdempotentAnswer
+}
+
+// Idempotency keys are kept IdempotencyTTL, and a pending claim (its request running) at most
+// IdempotencyPending: a claim older than that is taken for one whose node died, and may be claimed
+// again.
+const (
+	IdempotencyTTL     = 24 * time.Hour
+	IdempotencyPending = time.Minute
+)
+
 // Snapshot is everything the proxy's in-memory authorization view is built from, read in one
 // consistent transaction. Accounts and Subs come in no particular order (sorting a million of them
 // would only slow a full load down).

@@ -68,6 +68,14 @@ type Store interface {
 	FindToken(ctx context.Context, hash string) (Token, error)
 	TouchTokens(ctx context.Context, used map[int64]time.Time) error
 
+	// Idempotency keys of the account API, shared by every node. ClaimIdempotencyKey claims k at now
+	// in one atomic step, or reports what the key holds (see Claim); it forgets keys older than
+	// IdempotencyTTL. FinishIdempotencyKey keeps the answer of a claimed key; ReleaseIdempotencyKey
+	// gives up a claim whose request failed, so that a retry runs again.
+	ClaimIdempotencyKey(ctx context.Context, k IdempotencyKey, now time.Time) (Claim, error)
+	FinishIdempotencyKey(ctx context.Context, k IdempotencyKey, a IdempotentAnswer) error
+	ReleaseIdempotencyKey(ctx context.Context, k IdempotencyKey) error
+
 	// Proxy server catalogue.
 	PutProxyServer(ctx context.Context, p ProxyServer) error
 	ListProxyServers(ctx context.Context) ([]ProxyServer, error)

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"Tokens", testTokens},
 		{"LimitsAndProfile", testLimitsAndProfile},
 		{"BandwidthLedger", testBandwidthLedger},
+		{"IdempotencyKeys", testIdempotencyKeys},
 		{"TokensFollowThePlan", testTokensFollowThePlan},
 	}
 	for _, tt := range tests {
