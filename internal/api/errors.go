@@ -7,6 +7,7 @@ import (
 
 	"github.com/exitmesh/exitmesh/internal/account"
 	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/httperr"
 )
 
 // apiError is an answer other than success: status, headers and the JSON body of API.md §3.
@@ -44,37 +45,12 @@ func asAPIError(err error) *apiError {
 	if errors.Is(err, account.ErrPlan) {
 		return errPlan
 	}
-	var de *domain.Error
-	if !errors.As(err, &de) {
-		return nil // internal: the caller answers 500 with a request id
-	}
-	status, ok := statusOf[de.Code]
+	status, de, ok := httperr.Status(err)
 	switch {
 	case !ok:
-		return nil
+		return nil // internal: the caller answers 500 with a request id
 	case de.Code == domain.EUNAVAILABLE:
 		return errUnavailable
 	}
 	return &apiError{Status: status, Message: de.Message, Fields: de.Fields, RetryAfter: de.RetryAfter}
-}
-
-// Refusal is how an error of the account rules is answered over HTTP: the status, the sentence and
-// the form fields' messages. It is nil for an internal error, which is answered 500 with a request
-// id and logged. The dashboard shows refusals with the same statuses and words as the API.
-func Refusal(err error) (status int, message string, fields map[string][]string, ok bool) {
-	ae := asAPIError(err)
-	if ae == nil {
-		return http.StatusInternalServerError, "", nil, false
-	}
-	return ae.Status, ae.Message, ae.Fields, true
-}
-
-// statusOf is the status of each domain error code.
-var statusOf = map[string]int{
-	domain.EINVALID:     http.StatusBadRequest,
-	domain.ECONFLICT:    http.StatusBadRequest, // "already authorized" is row 13's 400
-	domain.EFORBIDDEN:   http.StatusForbidden,
-	domain.ENOTFOUND:    http.StatusNotFound,
-	domain.ELIMIT:       http.StatusPaymentRequired,
-	domain.EUNAVAILABLE: http.StatusServiceUnavailable,
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/httperr"
 )
 
 // The operator pages, under /ops/: accounts, plans, proxy servers with their exits' health, bans,
@@ -49,33 +50,29 @@ func (s *Server) opsDone(p *page, v *visitor, action, target, notice string) {
 }
 
 // opsFailed puts a refused or failed service call on the page and returns the status to answer
-// with: the service's own sentence for a refusal (the one `exitmesh admin` prints), with the
-// message of each field it could not read, a plain one for an outage, and nothing internal.
+// with (the one table of internal/httperr): the service's own sentence for a refusal (the one
+// `exitmesh admin` prints), with the message of each field it could not read, a plain one for an
+// outage, and nothing internal.
 func (s *Server) opsFailed(p *page, err error) int {
-	switch domain.ErrorCode(err) {
-	case domain.EINVALID, domain.ELIMIT:
-		p.Error = domain.ErrorMessage(err)
-		if p.Fields = domain.ErrorFields(err); p.Fields != nil {
-			var msgs []string
-			for _, name := range slices.Sorted(maps.Keys(p.Fields)) {
-				msgs = append(msgs, p.Fields[name]...)
-			}
-			p.Error = strings.Join(msgs, " ")
-		}
-		return http.StatusBadRequest
-	case domain.ECONFLICT:
-		p.Error = domain.ErrorMessage(err)
-		return http.StatusConflict
-	case domain.ENOTFOUND:
-		p.Error = domain.ErrorMessage(err)
-		return http.StatusNotFound
-	case domain.EUNAVAILABLE:
+	status, de, ok := httperr.Status(err)
+	switch {
+	case !ok:
+		s.log.Error("operator page failed", "err", err)
+		p.Error = "Internal error. Please retry."
+		return status
+	case de.Code == domain.EUNAVAILABLE:
 		p.Error = "The store is temporarily unavailable. Please try again in a few minutes."
-		return http.StatusServiceUnavailable
+		return status
 	}
-	s.log.Error("operator page failed", "err", err)
-	p.Error = "Internal error. Please retry."
-	return http.StatusInternalServerError
+	p.Error, p.Fields = de.Message, de.Fields
+	if len(de.Fields) > 0 {
+		var msgs []string
+		for _, name := range slices.Sorted(maps.Keys(de.Fields)) {
+			msgs = append(msgs, de.Fields[name]...)
+		}
+		p.Error = strings.Join(msgs, " ")
+	}
+	return status
 }
 
 // opsPageFailed answers with an error page when a page cannot read what it shows.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -12,8 +13,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/exitmesh/exitmesh/internal/api"
+	"github.com/exitmesh/exitmesh/internal/account"
 	"github.com/exitmesh/exitmesh/internal/config"
+	"github.com/exitmesh/exitmesh/internal/domain"
+	"github.com/exitmesh/exitmesh/internal/httperr"
 )
 
 // page is what every template gets: who is signed in, the outcome of the last change, and the
@@ -100,11 +103,21 @@ func (s *Server) renderError(w http.ResponseWriter, _ *http.Request, v *visitor,
 // refused puts a refusal of the account rules on p, with the API's status and sentence, and returns
 // the status to answer with. An internal error is logged with a request id that the page shows.
 func (s *Server) refused(p *page, err error) int {
-	status, msg, fields, ok := api.Refusal(err)
-	if !ok {
+	status, de, ok := httperr.Status(err)
+	var msg string
+	var fields map[string][]string
+	switch {
+	case !ok:
 		id := requestID()
 		s.log.Error("internal error", "request_id", id, "err", err)
 		msg = "Internal error (request id " + id + "). Please retry."
+	case errors.Is(err, account.ErrPlan):
+		msg = account.PlanErrorMessage
+	case de.Code == domain.EUNAVAILABLE:
+		s.log.Warn("store unavailable", "err", err)
+		msg = "The service is temporarily unavailable. Please try again in a few minutes."
+	default:
+		msg, fields = de.Message, de.Fields
 	}
 	p.Error, p.Fields = msg, fields
 	if len(fields) > 0 {
