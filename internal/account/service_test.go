@@ -248,3 +248,30 @@ func TestUsageOfASubAccount(t *testing.T) {
 		t.Errorf("a malformed date: %v, want a form error on from", err)
 	}
 }
+
+// TestSubAccountHostnames: username=<sub> on the hostname endpoints gives a sub-account some of its
+// account's hostnames.
+func TestSubAccountHostnames(t *testing.T) {
+	n := newNetwork(t, 0)
+	ctx := context.Background()
+	must(t, n.st.AddHostname(ctx, "alice", "bot.example.com", netip.MustParseAddr("198.51.100.9")))
+	alice := n.open(t, "alice")
+	h, err := n.svc.AddHostname(ctx, alice, "alicebot", "BOT.example.com")
+	if err != nil || h.Name != "bot.example.com" || h.IP != netip.MustParseAddr("198.51.100.9") {
+		t.Fatalf("AddHostname for alicebot = %+v, %v", h, err)
+	}
+	_, err = n.svc.AddHostname(ctx, alice, "alicebot", "bot.example.com")
+	wantCode(t, "add it again", err, domain.ECONFLICT, "Hostname is already authorized.")
+	_, err = n.svc.AddHostname(ctx, alice, "alicebot", "other.example.com")
+	wantCode(t, "a hostname alice lacks", err, domain.EINVALID, "")
+	hs, err := n.svc.Hostnames(ctx, alice, "alicebot")
+	if err != nil || len(hs) != 1 || hs[0].Name != "bot.example.com" {
+		t.Errorf("alicebot's hostnames = %+v, %v", hs, err)
+	}
+	must(t, n.svc.RemoveHostname(ctx, alice, "alicebot", "bot.example.com"))
+	err = n.svc.RemoveHostname(ctx, alice, "alicebot", "bot.example.com")
+	wantCode(t, "remove it again", err, domain.EINVALID, "Hostname is not authorized.")
+	if hs, _ := n.svc.Hostnames(ctx, n.open(t, "alice"), ""); len(hs) != 1 {
+		t.Errorf("alice's own hostnames changed: %+v", hs)
+	}
+}

@@ -145,6 +145,26 @@ func TestViewHostnameAuthorizes(t *testing.T) {
 	}
 }
 
+// TestViewSubAccountHostnames: an address of an account's hostname that one of its sub-accounts
+// holds authenticates as that sub-account; held by two, as the account.
+func TestViewSubAccountHostnames(t *testing.T) {
+	snap := snapshot(t, "alice-password")
+	snap.Accounts[0].Hostnames = []domain.Hostname{
+		{Name: "bot.alice.example", IP: netip.MustParseAddr("198.51.100.9")},
+		{Name: "shared.alice.example", IP: netip.MustParseAddr("198.51.100.10")},
+	}
+	snap.Subs[0].Hostnames = []string{"bot.alice.example", "shared.alice.example"}
+	snap.Subs[1].Hostnames = []string{"shared.alice.example"}
+	v := NewView(nil)
+	v.Load(snap)
+	if p, ok := v.ByIP(netip.MustParseAddr("198.51.100.9")); !ok || p.Login != "alice-scraper" {
+		t.Errorf("the address of alice-scraper's hostname = %+v, %v; want alice-scraper", p, ok)
+	}
+	if p, ok := v.ByIP(netip.MustParseAddr("198.51.100.10")); !ok || p.Login != "alice" {
+		t.Errorf("the address of a hostname two sub-accounts hold = %+v, %v; want alice", p, ok)
+	}
+}
+
 func TestViewCarriesThePlanBandwidth(t *testing.T) {
 	s := snapshot(t, "alice-password")
 	s.Plans = []domain.Plan{{Name: "small", MonthlyBandwidth: 10_000}, {Name: "unlimited"}}

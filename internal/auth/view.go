@@ -83,6 +83,7 @@ type tokenEntry struct {
 type subState struct {
 	principal *Principal
 	ips       []netip.Addr
+	hostIPs   []netip.Addr // the current addresses of its hostnames (some of its account's)
 }
 
 // View is the proxy's read-only picture of accounts. The zero View is not usable; call NewView.
@@ -296,7 +297,13 @@ func (v *View) putAccount(a domain.Account, subs []domain.SubAccount, tokens []d
 			Disabled: a.Disabled || !s.Active, BillingDay: a.BillingDay, AccountLimits: a.Limits, SubLimits: s.Limits,
 			plan: p.plan, proxies: v.intern(s.Proxies), hash: s.PasswordHash}
 		v.logins[s.Username] = sp
-		st.subs = append(st.subs, subState{principal: sp, ips: slices.Clip(slices.Clone(s.IPs))})
+		var hostIPs []netip.Addr
+		for _, name := range s.Hostnames {
+			if i := slices.IndexFunc(a.Hostnames, func(h domain.Hostname) bool { return h.Name == name }); i >= 0 && a.Hostnames[i].IP.IsValid() {
+				hostIPs = append(hostIPs, a.Hostnames[i].IP)
+			}
+		}
+		st.subs = append(st.subs, subState{principal: sp, ips: slices.Clip(slices.Clone(s.IPs)), hostIPs: hostIPs})
 	}
 	v.accounts[a.ID] = st
 	v.putTokens(st, tokens)
@@ -330,27 +337,33 @@ func (v *View) putTokens(st *accountState, tokens []domain.Token) {
 //   - an authorized IP is its account's (IPs are unique network-wide), unless exactly one of that
 //     account's sub-accounts lists it: then that sub-account's (its proxy subset and its usage);
 //   - otherwise the current address of an authorized hostname is its account's (the lowest account
-//     id, when several hostnames resolve to it): an explicit IP is the stronger claim.
+//     id, when several hostnames resolve to it), unless exactly one of that account's sub-accounts
+//     holds a hostname resolving there: an explicit IP is the stronger claim.
 func (v *View) resolve(ip netip.Addr) {
 	if id, ok := v.owner[ip]; ok {
-		st := v.accounts[id]
-		winner, listed := st.principal, 0
-		for _, s := range st.subs {
-			if slices.Contains(s.ips, ip) {
-				winner, listed = s.principal, listed+1
-			}
-		}
-		if listed > 1 {
-			winner = st.principal
-		}
-		v.ips[ip] = winner
+		v.ips[ip] = claimant(v.accounts[id], ip, func(s subState) []netip.Addr { return s.ips })
 		return
 	}
 	if ids := v.hosts[ip]; len(ids) > 0 {
-		v.ips[ip] = v.accounts[slices.Min(ids)].principal
+		v.ips[ip] = claimant(v.accounts[slices.Min(ids)], ip, func(s subState) []netip.Addr { return s.hostIPs })
 		return
 	}
 	delete(v.ips, ip)
+}
+
+// claimant is whom an address of the account st authenticates as: the one sub-account whose
+// addresses (addrs) hold ip, else the account.
+func claimant(st *accountState, ip netip.Addr, addrs func(subState) []netip.Addr) *Principal {
+	winner, listed := st.principal, 0
+	for _, s := range st.subs {
+		if slices.Contains(addrs(s), ip) {
+			winner, listed = s.principal, listed+1
+		}
+	}
+	if listed > 1 {
+		return st.principal
+	}
+	return winner
 }
 
 // intern returns names sorted, each string shared with every other principal naming the same proxy

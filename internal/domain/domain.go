@@ -115,6 +115,7 @@ type SubAccount struct {
 	Active       bool
 	Proxies      []string
 	IPs          []netip.Addr
+	Hostnames    []string // names of some of its account's authorized hostnames, sorted
 	Profile
 	Limits // its own, on top of its account's
 }
@@ -191,6 +192,7 @@ type SubAccountUpdate struct {
 	Active       *bool
 	Proxies      *[]string
 	IPs          *[]netip.Addr
+	Hostnames    *[]string // each one of the account's
 	Email        *string
 	FirstName    *string
 	LastName     *string

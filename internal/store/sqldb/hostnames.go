@@ -98,7 +98,9 @@ func (db *DB) RemoveHostname(ctx context.Context, username, hostname string) err
 		if n == 0 {
 			return errHostnameNotOnAcct
 		}
-		return nil
+		_, err = tx.ExecContext(ctx, `DELETE FROM sub_account_hostnames WHERE hostname = $1
+			AND sub_id IN (SELECT id FROM sub_accounts WHERE account_id = $2)`, name, ref.id)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("remove hostname %q for %q: %w", name, username, err)

@@ -133,7 +133,7 @@ func loadSubs(ctx context.Context, tx *sql.Tx, cat *catalog, where string, args 
 	err = queryEach(ctx, tx, `SELECT s.id, s.account_id, s.username, s.password_hash, s.active,
 		s.email, s.first_name, s.last_name, s.monthly_limit, s.total_limit
 		FROM sub_accounts s`+join+cond, args, func(r *sql.Rows) error {
-		s := domain.SubAccount{Proxies: []string{}, IPs: []netip.Addr{}}
+		s := domain.SubAccount{Proxies: []string{}, IPs: []netip.Addr{}, Hostnames: []string{}}
 		if err := r.Scan(&s.ID, &s.AccountID, &s.Username, &s.PasswordHash, &s.Active,
 			&s.Email, &s.FirstName, &s.LastName, &s.MonthlyLimit, &s.TotalLimit); err != nil {
 			return err
@@ -170,9 +170,23 @@ func loadSubs(ctx context.Context, tx *sql.Tx, cat *catalog, where string, args 
 	if err != nil {
 		return nil, fmt.Errorf("read sub-account IPs: %w", err)
 	}
+	err = queryEach(ctx, tx, `SELECT t.sub_id, t.hostname FROM sub_account_hostnames t`+ownedBySub(where)+cond, args,
+		func(r *sql.Rows) error {
+			var id int64
+			var name string
+			err := r.Scan(&id, &name)
+			if i, ok := index.find(id); ok && err == nil {
+				subs[i].Hostnames = append(subs[i].Hostnames, name)
+			}
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read sub-account hostnames: %w", err)
+	}
 	for i := range subs {
 		slices.Sort(subs[i].Proxies)
 		slices.SortFunc(subs[i].IPs, netip.Addr.Compare)
+		slices.Sort(subs[i].Hostnames)
 	}
 	if where != "" {
 		slices.SortFunc(subs, func(x, y domain.SubAccount) int { return strings.Compare(x.Username, y.Username) })

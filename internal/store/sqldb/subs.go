@@ -168,6 +168,11 @@ func updateSub(ctx context.Context, tx *sql.Tx, accountID, id int64, u domain.Su
 			return err
 		}
 	}
+	if u.Hostnames != nil {
+		if err := setSubHostnames(ctx, tx, accountID, id, *u.Hostnames); err != nil {
+			return err
+		}
+	}
 	if u.IPs != nil {
 		ips, err := checkIPs(*u.IPs)
 		if err != nil {
@@ -282,6 +287,30 @@ func setProfile(set func(column string, v any) error, email, first, last *string
 			return err
 		}
 		if err := set(f.column, *f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setSubHostnames makes names, each one of the account's authorized hostnames, the sub-account's.
+func setSubHostnames(ctx context.Context, tx *sql.Tx, accountID, subID int64, names []string) error {
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = hostnameKey(n)
+		ok, err := count(ctx, tx, `SELECT COUNT(*) FROM account_hostnames WHERE account_id = $1 AND hostname = $2`, accountID, keys[i])
+		if err != nil {
+			return err
+		}
+		if ok == 0 {
+			return domain.Errorf(domain.EINVALID, "Hostname %s is not authorized for this account.", keys[i])
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sub_account_hostnames WHERE sub_id = $1`, subID); err != nil {
+		return err
+	}
+	for _, k := range uniqueSorted(keys) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sub_account_hostnames (sub_id, hostname) VALUES ($1, $2)`, subID, k); err != nil {
 			return err
 		}
 	}

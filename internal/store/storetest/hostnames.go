@@ -285,3 +285,26 @@ func testConcurrentHostnames(t *testing.T, s domain.Store) {
 		}
 	}
 }
+
+// testSubAccountHostnames: a sub-account holds some of its account's hostnames; one the account does
+// not have is refused, and one the account gives up leaves the sub-account too.
+func testSubAccountHostnames(t *testing.T, s domain.Store) {
+	ctx := t.Context()
+	seed(t, s)
+	must(t, s.AddHostname(ctx, "bob", "bot.example.com", ip("198.51.100.7")))
+	must(t, s.AddHostname(ctx, "bob", "other.example.com", ip("198.51.100.8")))
+	mustSub(t, s, "bob", domain.NewSubAccount{Username: "bob.bot", PasswordHash: hash})
+	sub, err := s.UpdateSubAccount(ctx, "bob", "bob.bot", domain.SubAccountUpdate{Hostnames: ptr([]string{"Bot.Example.com."})})
+	must(t, err)
+	if !reflect.DeepEqual(sub.Hostnames, []string{"bot.example.com"}) {
+		t.Errorf("the sub-account's hostnames %v", sub.Hostnames)
+	}
+	_, err = s.UpdateSubAccount(ctx, "bob", "bob.bot", domain.SubAccountUpdate{Hostnames: ptr([]string{"nope.example.com"})})
+	wantCode(t, "a hostname the account does not have", err, domain.EINVALID)
+	must(t, s.RemoveHostname(ctx, "bob", "bot.example.com"))
+	subs, err := s.ListSubAccounts(ctx, "bob")
+	must(t, err)
+	if len(subs) != 1 || len(subs[0].Hostnames) != 0 {
+		t.Errorf("after the account gave the hostname up, the sub-account has %v", subs[0].Hostnames)
+	}
+}

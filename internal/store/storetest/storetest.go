@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"LimitsAndProfile", testLimitsAndProfile},
 		{"BandwidthLedger", testBandwidthLedger},
 		{"IdempotencyKeys", testIdempotencyKeys},
+		{"SubAccountHostnames", testSubAccountHostnames},
 		{"TokensFollowThePlan", testTokensFollowThePlan},
 	}
 	for _, tt := range tests {

@@ -20,7 +20,7 @@ func testCreateSubAccount(t *testing.T, s domain.Store) {
 	got := mustSub(t, s, "alice", domain.NewSubAccount{Username: "alice.scraper", PasswordHash: hash,
 		Proxies: []string{"us-ca", "us-ca"}, IPs: []netip.Addr{ip("::ffff:192.0.2.1")}})
 	want := domain.SubAccount{ID: got.ID, AccountID: alice.ID, Username: "alice.scraper", PasswordHash: hash,
-		Active: true, Proxies: []string{"us-ca"}, IPs: []netip.Addr{ip("192.0.2.1")}}
+		Active: true, Proxies: []string{"us-ca"}, IPs: []netip.Addr{ip("192.0.2.1")}, Hostnames: []string{}}
 	if got.ID == 0 || !reflect.DeepEqual(got, want) {
 		t.Errorf("CreateSubAccount =\n%+v, want\n%+v", got, want)
 	}
