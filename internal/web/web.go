@@ -5,6 +5,7 @@
 package web
 
 import (
+	"context"
 	"embed"
 	"github.com/exitmesh/exitmesh/internal/config"
 	"html/template"
@@ -27,17 +28,29 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
+// Store is what the dashboard reads and writes itself: sign-in sessions, self sign-up and email
+// confirmation. The customer and operator pages go through their services.
+type Store interface {
+	GetLogin(ctx context.Context, username string) (domain.Login, error)
+	GetAccount(ctx context.Context, username string) (domain.Account, error)
+	GetPlan(ctx context.Context, name string) (domain.Plan, error)
+	CreateAccount(ctx context.Context, a domain.NewAccount) (domain.Account, error)
+	CreateWebSession(ctx context.Context, s domain.WebSession) error
+	GetWebSession(ctx context.Context, id string) (domain.WebSession, error)
+	DeleteWebSession(ctx context.Context, id string) error
+	CreateConfirmToken(ctx context.Context, t domain.ConfirmToken) error
+	ConfirmAccount(ctx context.Context, id string) (domain.Account, error)
+}
+
 // Config is what the dashboard needs. Zero values take the defaults noted.
 type Config struct {
-	Store     domain.Store
-	Accounts  *account.Service // the account rules the customer pages apply, shared with the API; nil: one on Store
-	Verifier  *auth.Verifier   // shared with the API and the proxies; nil: a new one
-	Bans      *bans.Tracker    // the node's: failed sign-ins count like failed API logins; nil: none
-	Operators []string         // accounts that also see the operator pages
-	// Operator carries out what the operator pages ask; nil: one on Store and Bans that tells
-	// the node of no change.
-	Operator   *operator.Service
-	SessionTTL time.Duration // default 12h
+	Store      Store
+	Accounts   *account.Service  // the account rules the customer pages apply, shared with the API
+	Verifier   *auth.Verifier    // shared with the API and the proxies; nil: a new one
+	Bans       *bans.Tracker     // the node's: failed sign-ins count like failed API logins; nil: none
+	Operators  []string          // accounts that also see the operator pages
+	Operator   *operator.Service // carries out what the operator pages ask
+	SessionTTL time.Duration     // default 12h
 	Log        *slog.Logger
 	Now        func() time.Time
 	Signup     Signup // self sign-up and email confirmation; the zero value has sign-up off
@@ -64,12 +77,6 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.Accounts == nil {
-		cfg.Accounts = account.New(account.Config{Store: cfg.Store, Now: cfg.Now})
-	}
-	if cfg.Operator == nil {
-		cfg.Operator = operator.New(operator.Config{Store: cfg.Store, Bans: cfg.Bans, Now: cfg.Now})
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.With("component", "dashboard"), pages: parsePages(), mux: http.NewServeMux()}
 	s.routes()
