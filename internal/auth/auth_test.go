@@ -187,3 +187,24 @@ func TestViewCarriesThePlanBandwidth(t *testing.T) {
 		t.Errorf("bob: %+v, %v; want bandwidth 0 (unlimited)", p, err)
 	}
 }
+
+// TestViewCurrent: a principal handed out before its account changed leads to the one that replaced it.
+func TestViewCurrent(t *testing.T) {
+	snap := snapshot(t, "alice-password")
+	v := NewView(nil)
+	v.Load(snap)
+	old, ok := v.ByIP(netip.MustParseAddr("203.0.113.1"))
+	if !ok {
+		t.Fatal("alice's IP not found")
+	}
+	snap.Accounts[0].MonthlyLimit = 5e9
+	snap.Version++
+	v.Load(snap)
+	if cur := v.Current(old); cur == old || cur.AccountLimits.MonthlyLimit != 5e9 {
+		t.Errorf("Current = %+v, want the principal with the new limit", cur)
+	}
+	gone := &Principal{Login: "nobody"}
+	if v.Current(gone) != gone {
+		t.Error("Current of a login the view does not hold is not itself")
+	}
+}

@@ -390,6 +390,18 @@ func (v *View) ByIP(ip netip.Addr) (*Principal, bool) {
 	return p, ok
 }
 
+// Current returns the principal the view holds now for p's login: p itself when nothing changed,
+// the principal that replaced it when its account changed, and p when the login is gone.
+func (v *View) Current(p *Principal) *Principal {
+	v.mu.RLock()
+	cur := v.logins[p.Login]
+	v.mu.RUnlock()
+	if cur == nil {
+		return p
+	}
+	return cur
+}
+
 // AuthenticateToken finds the account or sub-account of an active, unexpired API token.
 func (v *View) AuthenticateToken(token string) (*Principal, error) {
 	if !WellFormedToken(token) {

@@ -99,7 +99,8 @@ func (s *Server) runMeter() {
 			s.report(t)
 		}
 		for _, t := range open {
-			if rf := s.checkBandwidth(t.p); rf != nil {
+			// The limits as they are now: the login's account may have changed since the transfer began.
+			if rf := s.checkBandwidth(s.cfg.Accounts.Current(t.p)); rf != nil {
 				s.cutTransfer(t)
 			}
 		}
