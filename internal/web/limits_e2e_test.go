@@ -91,4 +91,7 @@ func TestOperatorSetsABillingDay(t *testing.T) {
 	if got := jsEval[string](t, ctx, `document.querySelector("#billing-day-carol").value`); got != "15" {
 		t.Errorf("the page shows carol's billing day as %q", got)
 	}
+	if got := text(t, ctx, "#account-carol"); !strings.Contains(got, "billing period from day 15") {
+		t.Errorf("carol's row %q, want her billing period", got)
+	}
 }
