@@ -186,6 +186,12 @@ func (s *Server) serveConn(cc *clientConn) {
 			return // Shutdown closed it
 		}
 		cc.conn.SetReadDeadline(time.Now().Add(s.cfg.ReadHeader))
+		if first {
+			if b, err := cc.br.Peek(1); err == nil && b[0] == socksVersion {
+				s.serveSOCKS(cc)
+				return
+			}
+		}
 		if herr, err := cc.checkHead(); herr != nil || err != nil {
 			cc.badRequest(herr, err)
 			return

@@ -52,6 +52,12 @@ func (s *Server) startTunnel(cc *clientConn, upstream net.Conn, r *http.Request,
 		upstream.Close()
 		return false
 	}
+	return s.relayTunnel(cc, upstream, p, c.Exit.IP, target)
+}
+
+// relayTunnel starts relaying between the client, whose request for the tunnel was answered, and
+// upstream; it reports whether the tunnel started.
+func (s *Server) relayTunnel(cc *clientConn, upstream net.Conn, p *auth.Principal, exit netip.Addr, target string) bool {
 	cc.conn.SetDeadline(time.Time{}) // the head's and the answer's; the relay sets its own
 
 	// Bytes the client sent right behind the CONNECT head (a pipelined TLS ClientHello) are already
@@ -72,7 +78,7 @@ func (s *Server) startTunnel(cc *clientConn, upstream net.Conn, r *http.Request,
 	// The relay runs on goroutines of their own, which start with small stacks: this one, grown by
 	// reading and authenticating the request, ends here. An idle tunnel costs two small stacks.
 	cc.tunnel = true
-	go s.runTunnel(cc, upstream, p, c.Exit.IP, target, early)
+	go s.runTunnel(cc, upstream, p, exit, target, early)
 	return true
 }
 

@@ -154,7 +154,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 				}
 				return []netip.Addr{netip.MustParseAddr("10.20.30.41")}, nil
 			}
-			return nil, fmt.Errorf("no such host %q", host)
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 		},
 		DialTCP: func(ctx context.Context, local, remote netip.AddrPort) (net.Conn, error) {
 			e.dials.record(remote)
