@@ -163,6 +163,15 @@ type Proxy struct {
 	// and draws a new active set every Turnover.
 	Active   int      `yaml:"active"`
 	Turnover Duration `yaml:"turnover"`
+	// TLS, when set, makes the port also accept TLS (https:// proxy URLs) with this certificate,
+	// read again on SIGHUP.
+	TLS *ProxyTLS `yaml:"tls"`
+}
+
+// ProxyTLS is a proxy server's certificate and key, PEM files.
+type ProxyTLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // Exit is one way out to the internet: a local source address, or an upstream proxy with the

@@ -148,6 +148,14 @@ func (c *Config) validateProxies(p *problems) {
 			p.add(key+".active", "must be 0 (all exits) or positive")
 		}
 		positive(p, key+".turnover", proxy.Turnover)
+		if t := proxy.TLS; t != nil {
+			if t.Cert == "" {
+				p.add(key+".tls.cert", "required with tls: a PEM certificate file")
+			}
+			if t.Key == "" {
+				p.add(key+".tls.key", "required with tls: a PEM key file")
+			}
+		}
 	}
 }
 

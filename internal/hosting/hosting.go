@@ -6,6 +6,7 @@ package hosting
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,8 +27,9 @@ import (
 
 // Config is what every proxy server of a Set shares.
 type Config struct {
-	// NewServer makes the server of the proxy server called name, serving through pool.
-	NewServer func(name string, pool *exits.Pool) *proxy.Server
+	// NewServer makes the server of the proxy server called name, serving through pool, with the
+	// TLS certificate cert gives (nil: no TLS).
+	NewServer func(name string, pool *exits.Pool, cert func() *tls.Certificate) *proxy.Server
 	Metrics   *metrics.Metrics
 	Log       *slog.Logger
 	// Grace is how long a removed proxy server's requests and tunnels may finish (timeouts.shutdown).
@@ -59,7 +61,8 @@ type hosted struct {
 	server *proxy.Server
 	ln     *listener
 	pool   *exits.Pool
-	stop   func() // stops what runs for pool (see startPool)
+	stop   func()       // stops what runs for pool (see startPool)
+	cert   *certificate // shared by the entries of one server across reloads
 }
 
 // listener is a proxy server's listener. A reload retires it when the server moves to another
@@ -93,7 +96,7 @@ func Bind(cfg Config, proxies []config.Proxy, dialer *egress.Dialer, health conf
 			s.release()
 			return nil, err
 		}
-		hp.server = cfg.NewServer(pc.Name, hp.pool)
+		hp.server = cfg.NewServer(pc.Name, hp.pool, hp.cert.Get)
 		s.proxies = append(s.proxies, hp)
 	}
 	return s, nil
@@ -225,6 +228,10 @@ func boundAddrs(proxies []*hosted) map[string]string {
 // prepare builds the exit pool of proxies[i] and binds its listener; the server is made and served
 // later.
 func prepare(i int, pc config.Proxy, dialer *egress.Dialer) (*hosted, error) {
+	cert, err := loadCertificate(i, pc)
+	if err != nil {
+		return nil, err
+	}
 	pool, err := preparePool(i, pc, dialer)
 	if err != nil {
 		return nil, err
@@ -234,7 +241,9 @@ func prepare(i int, pc config.Proxy, dialer *egress.Dialer) (*hosted, error) {
 		pool.CloseIdle()
 		return nil, err
 	}
-	return &hosted{cfg: pc, pool: pool, ln: ln}, nil
+	hp := &hosted{cfg: pc, pool: pool, ln: ln, cert: &certificate{}}
+	hp.cert.cert.Store(cert)
+	return hp, nil
 }
 
 func preparePool(i int, pc config.Proxy, dialer *egress.Dialer) (*exits.Pool, error) {

@@ -2,6 +2,7 @@ package hosting
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -31,9 +32,10 @@ type Reload struct {
 }
 
 // update is a running proxy server and what it becomes: next shares its server, and has a new pool
-// or listener where those changed.
+// or listener where those changed. cert is its certificate, read again (nil: no TLS any more).
 type update struct {
 	cur, next *hosted
+	cert      *tls.Certificate
 }
 
 func (u update) newPool() bool     { return u.next.pool != u.cur.pool }
@@ -70,7 +72,11 @@ func (s *Set) Prepare(proxies []config.Proxy, dialer *egress.Dialer, health conf
 		delete(current, pc.Name)
 		next := *cur
 		next.cfg = pc
-		u := update{cur: cur, next: &next}
+		cert, err := loadCertificate(i, pc) // read again at every reload: a renewed certificate is taken
+		if err != nil {
+			return nil, err
+		}
+		u := update{cur: cur, next: &next, cert: cert}
 		r.updates = append(r.updates, u) // before the steps that may fail, so Abort finds their parts
 		r.proxies = append(r.proxies, u.next)
 		if rebuild || !slices.Equal(pc.Exits, cur.cfg.Exits) || pc.Active != cur.cfg.Active || pc.Turnover != cur.cfg.Turnover {
@@ -85,7 +91,7 @@ func (s *Set) Prepare(proxies []config.Proxy, dialer *egress.Dialer, health conf
 				return nil, explainBind(err, pc, running)
 			}
 		}
-		if u.newPool() || u.newListener() || pc.Address != cur.cfg.Address || pc.Country != cur.cfg.Country {
+		if u.newPool() || u.newListener() || pc.Address != cur.cfg.Address || pc.Country != cur.cfg.Country || !sameTLS(pc.TLS, cur.cfg.TLS) {
 			r.changes.Changed = append(r.changes.Changed, pc.Name)
 		}
 	}
@@ -144,7 +150,10 @@ func (r *Reload) Abort() {
 func (r *Reload) Commit(before func()) Changes {
 	s := r.set
 	for _, hp := range r.added {
-		hp.server = s.cfg.NewServer(hp.cfg.Name, hp.pool)
+		hp.server = s.cfg.NewServer(hp.cfg.Name, hp.pool, hp.cert.Get)
+	}
+	for _, u := range r.updates {
+		u.next.cert.cert.Store(u.cert)
 	}
 	s.mu.Lock()
 	s.health = r.health
@@ -184,6 +193,11 @@ func (r *Reload) Commit(before func()) Changes {
 
 // releasePool stops what ran for a pool that no longer serves new requests and closes its idle
 // connections. Tunnels it opened keep their connections.
+// sameTLS reports whether two proxy servers' tls settings name the same files.
+func sameTLS(a, b *config.ProxyTLS) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
 func releasePool(pool *exits.Pool, stop func()) {
 	stop()
 	pool.CloseIdle()

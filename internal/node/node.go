@@ -5,6 +5,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	stdlog "log"
@@ -257,11 +258,12 @@ func (n *Node) updateSelf() {
 
 // newProxyServer makes the server of a proxy server; every proxy server shares the node's accounts,
 // bans, usage, metrics, timeouts and connection limits.
-func (n *Node) newProxyServer(name string, pool *exits.Pool) *proxy.Server {
+func (n *Node) newProxyServer(name string, pool *exits.Pool, cert func() *tls.Certificate) *proxy.Server {
 	cfg := n.cfg
 	return proxy.New(proxy.Config{
 		Name:             name,
 		Pool:             pool,
+		Certificate:      cert,
 		Accounts:         n.view,
 		Bans:             n.bans,
 		Usage:            n.usage,

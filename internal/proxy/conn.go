@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -155,6 +156,27 @@ func (cc *clientConn) releaseBuffers() {
 	}
 }
 
+// tlsHandshake is the first byte of a TLS ClientHello (a handshake record).
+const tlsHandshake = 0x16
+
+// startTLS runs the server side of a TLS handshake on the connection, under the read-header
+// deadline already set (so it counts toward timeouts.read_header, and the connection toward the
+// per-IP limit since it was accepted), and from then on reads and writes inside TLS. The reader that
+// holds the ClientHello's first bytes stays with the raw connection TLS reads from.
+func (cc *clientConn) startTLS(cfg *tls.Config) error {
+	tc := tls.Server(&readerConn{Conn: cc.conn, r: cc.br}, cfg)
+	if err := tc.HandshakeContext(cc.ctx); err != nil {
+		return err
+	}
+	cc.mu.Lock()
+	cc.conn = tc
+	cc.mu.Unlock()
+	cc.br = readers.Get().(*bufio.Reader)
+	cc.br.Reset(tc)
+	cc.grown = false
+	return nil
+}
+
 // errMalformed refuses a head that passed checkHead but not net/http's stricter URL parser.
 var errMalformed = &httphead.Error{Status: http.StatusBadRequest, Reason: "malformed request"}
 
@@ -187,9 +209,18 @@ func (s *Server) serveConn(cc *clientConn) {
 		}
 		cc.conn.SetReadDeadline(time.Now().Add(s.cfg.ReadHeader))
 		if first {
-			if b, err := cc.br.Peek(1); err == nil && b[0] == socksVersion {
+			b, err := cc.br.Peek(1)
+			switch {
+			case err != nil:
+				return
+			case b[0] == socksVersion:
 				s.serveSOCKS(cc)
 				return
+			case b[0] == tlsHandshake && s.takesTLS():
+				if err := cc.startTLS(s.tls); err != nil {
+					s.log.Debug("tls handshake failed", "client", cc.src, "err", err)
+					return
+				}
 			}
 		}
 		if herr, err := cc.checkHead(); herr != nil || err != nil {

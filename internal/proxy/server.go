@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"log/slog"
@@ -28,14 +29,18 @@ import (
 
 // Config is what a proxy server needs. Zero values take config.Default()'s, noted here.
 type Config struct {
-	Name     string // the proxy server's name, as accounts authorize it
-	Pool     *exits.Pool
-	Accounts *auth.View
-	Usage    *usage.Recorder // nil: usage is not recorded
-	Bans     *bans.Tracker   // shared with the node's other servers; nil: nobody is banned
-	Sessions *exits.Sessions // sticky sessions; nil: a table with SessionTTL and MaxSessions
-	Metrics  *metrics.Metrics
-	Log      *slog.Logger
+	Name string // the proxy server's name, as accounts authorize it
+	Pool *exits.Pool
+	// Certificate, when it gives one, makes the port also accept TLS (a client's first byte 22, a
+	// ClientHello) and serve HTTP proxy requests inside it; it is asked at each handshake, so a new
+	// certificate applies at once. nil, or nil returned: no TLS.
+	Certificate func() *tls.Certificate
+	Accounts    *auth.View
+	Usage       *usage.Recorder // nil: usage is not recorded
+	Bans        *bans.Tracker   // shared with the node's other servers; nil: nobody is banned
+	Sessions    *exits.Sessions // sticky sessions; nil: a table with SessionTTL and MaxSessions
+	Metrics     *metrics.Metrics
+	Log         *slog.Logger
 
 	OriginTimeout    time.Duration // default 30s: connect + first byte, unless the client sends X-ProxyMesh-Timeout
 	MaxOriginTimeout time.Duration // default 120s: cap on X-ProxyMesh-Timeout
@@ -106,7 +111,8 @@ type Server struct {
 	pool    atomic.Pointer[exits.Pool]
 	closing atomic.Bool // Shutdown has begun
 
-	meter meter // counts what open tunnels and long answers move while they run
+	meter meter       // counts what open tunnels and long answers move while they run
+	tls   *tls.Config // TLS to the proxy, when Certificate is set
 
 	mu        sync.Mutex // guards the following fields
 	listeners []net.Listener
@@ -125,8 +131,26 @@ func New(cfg Config) *Server {
 		conns:   make(map[*clientConn]struct{}),
 	}
 	s.pool.Store(cfg.Pool)
+	if cfg.Certificate != nil {
+		s.tls = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"http/1.1"}, // the proxy speaks HTTP/1.1: no HTTP/2 inside
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if c := cfg.Certificate(); c != nil {
+					return c, nil
+				}
+				return nil, errNoTLS
+			},
+		}
+	}
 	return s
 }
+
+// errNoTLS ends a TLS handshake on a proxy server whose certificate was removed.
+var errNoTLS = errors.New("this proxy server does not take TLS")
+
+// takesTLS reports whether the server accepts TLS now.
+func (s *Server) takesTLS() bool { return s.tls != nil && s.cfg.Certificate() != nil }
 
 // Name returns the proxy server's name.
 func (s *Server) Name() string { return s.cfg.Name }
