@@ -93,14 +93,16 @@ func missing(t *testing.T, what string) {
 	t.Skipf("%s; install it to run this test", what)
 }
 
-// pythonWithRequests returns a Python interpreter that has the requests library.
-func pythonWithRequests(t *testing.T) string {
+// pythonWithRequests returns a Python interpreter that has the requests library and the other
+// modules named.
+func pythonWithRequests(t *testing.T, modules ...string) string {
 	t.Helper()
+	imports := "import " + strings.Join(append([]string{"requests"}, modules...), ", ")
 	for _, py := range []string{"python3", "/usr/bin/python3"} {
-		if exec.Command(py, "-c", "import requests").Run() == nil {
+		if exec.Command(py, "-c", imports).Run() == nil {
 			return py
 		}
 	}
-	missing(t, "no python3 with the requests library")
+	missing(t, "no python3 with "+strings.TrimPrefix(imports, "import "))
 	return ""
 }

@@ -50,6 +50,7 @@ proxies:
     listen: "127.0.0.1:{{call .Port 0}}"
     country: US
     exits: [{ip: 127.0.0.2}, {ip: 127.0.0.3}, {ip: 127.0.0.4}, {ip: 127.0.0.5}]
+    tls: {cert: "{{.Dir}}/proxy.crt", key: "{{.Dir}}/proxy.key"}   # https:// proxy URLs on the same port
   - name: world
     listen: "127.0.0.1:{{call .Port 1}}"
     exits:
@@ -77,6 +78,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	if dir, err = filepath.Abs(dir); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("demo directory: %w", err)
+	}
 	plain, secure, err := startOrigins(o.Port)
 	if err != nil {
 		return err
@@ -85,6 +89,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	defer secure.Close()
 
 	cfgPath := filepath.Join(dir, "exitmesh.yaml")
+	if err := writeProxyCertificate(dir); err != nil {
+		return err
+	}
 	if err := writeConfig(cfgPath, dir, o.Port, plain.Addr); err != nil {
 		return err
 	}
@@ -120,6 +127,21 @@ func Run(ctx context.Context, o Options) (err error) {
 	case err := <-n.Err():
 		return err
 	}
+}
+
+// writeProxyCertificate makes the self-signed certificate us-ca takes TLS with, for 127.0.0.1.
+func writeProxyCertificate(dir string) error {
+	_, certPEM, keyPEM, err := certs.SelfSigned("127.0.0.1", "localhost")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "proxy.key"), keyPEM, 0o600); err != nil {
+		return fmt.Errorf("demo proxy key: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "proxy.crt"), certPEM, 0o644); err != nil {
+		return fmt.Errorf("demo proxy certificate: %w", err)
+	}
+	return nil
 }
 
 func writeConfig(path, dir string, base int, origin string) error {
@@ -205,7 +227,7 @@ type banner struct {
 
 const bannerTemplate = `{{.Ready}}  (Ctrl-C stops it)
 
-  proxy servers  us-ca  {{.USCA}}   exits 127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 (US)
+  proxy servers  us-ca  {{.USCA}}   exits 127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 (US); HTTP, HTTPS, SOCKS5
                  world  {{.World}}   exits 127.0.0.6 (US) 127.0.0.7 (DE) 127.0.0.8 (DE) 127.0.0.9 (JP)
   origin         {{.Origin}}  and  {{.TLSOrigin}}  (they report the client IP they see)
   account        demo / {{.Password}}
@@ -235,6 +257,12 @@ Try:
   # keeps its exit; -country-XX and -ip-A.B.C.D work the same way (docs/STEERING.md)
   for i in 1 2 3; do curl -sk -x http://demo-session-abc123:{{.Password}}@{{.USCA}} {{.TLSOrigin}}/ip; done
   curl -sk -x http://demo-country-jp:{{.Password}}@{{.World}} {{.TLSOrigin}}/ip
+
+  # SOCKS5 on the same port (the proxy resolves the name: socks5h); username steering works as above
+  curl -s --socks5-hostname demo-session-s5:{{.Password}}@{{.USCA}} {{.Origin}}/ip
+
+  # TLS to the proxy: an https:// proxy URL on the same port (its certificate is {{.Dir}}/proxy.crt)
+  curl -s --proxy https://demo:{{.Password}}@{{.USCA}} --proxy-cacert {{.Dir}}/proxy.crt {{.Origin}}/ip
 
   # the account API: authorize this machine's IP, then the proxy needs no password from here
   curl -s --cacert {{.Dir}}/exitmesh-api.crt -u demo:{{.Password}} https://{{.API}}/api/ip/add/ -X POST
