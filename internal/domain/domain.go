@@ -130,6 +130,7 @@ type ProxyServer struct {
 	Name    string
 	Address string // host:port customers connect to
 	Country string // ISO 3166-1 alpha-2, or empty
+	TLS     bool   // its port also takes TLS: https:// proxy URLs work
 }
 
 // NewAccount is what CreateAccount needs.

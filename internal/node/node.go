@@ -301,7 +301,7 @@ func Provision(ctx context.Context, s domain.Store, cfg *config.Config, addrs ma
 		if bound, ok := addrs[p.Name]; ok && (addr == "" || addr == p.Listen) {
 			addr = bound
 		}
-		if err := s.PutProxyServer(ctx, domain.ProxyServer{Name: p.Name, Address: addr, Country: p.Country}); err != nil {
+		if err := s.PutProxyServer(ctx, domain.ProxyServer{Name: p.Name, Address: addr, Country: p.Country, TLS: p.TLS != nil}); err != nil {
 			return fmt.Errorf("provision proxy server %s: %w", p.Name, err)
 		}
 	}

@@ -71,7 +71,11 @@ func (s *Server) showProxies(w http.ResponseWriter, r *http.Request, v *visitor,
 	}
 	authorized := make([]authorizedProxy, len(mine))
 	for i, ps := range mine {
-		authorized[i] = authorizedProxy{ps, snippets(urlFormats, ps, v.account.Username), snippets(exampleFormats, ps, v.account.Username)}
+		urls := urlFormats
+		if ps.TLS { // its https:// URL too
+			urls = append(slices.Clip(urlFormats), tlsFormat)
+		}
+		authorized[i] = authorizedProxy{ps, snippets(urls, ps, v.account.Username), snippets(exampleFormats, ps, v.account.Username)}
 	}
 	p.Data = struct {
 		Mine      []authorizedProxy
@@ -92,7 +96,11 @@ type snippetFormat struct{ kind, label, format string }
 var urlFormats = []snippetFormat{
 	{"url", "Proxy URL", "%[1]s"},
 	{"session", "With a sticky session: every request with the id abc123 leaves through the same IP", "%[2]s"},
+	{"socks", "SOCKS5 on the same port (socks5h: the proxy resolves names; curl --socks5-hostname)", "%[3]s"},
 }
+
+// tlsFormat is the snippet of a proxy server that takes TLS.
+var tlsFormat = snippetFormat{"https", "TLS to the proxy on the same port (https:// proxy URL: your credentials travel encrypted)", "%[4]s"}
 
 var exampleFormats = []snippetFormat{
 	{"curl", "curl", `curl -x %[1]s https://api.ipify.org`},
@@ -132,11 +140,11 @@ func main() {
 
 // snippets fills formats in for ps and username (docs/STEERING.md explains the -session- parameter).
 func snippets(formats []snippetFormat, ps proxyServer, username string) []snippet {
-	proxyURL := "http://" + username + ":PASSWORD@" + ps.Address
-	sessionURL := "http://" + username + "-session-abc123:PASSWORD@" + ps.Address
+	creds := username + ":PASSWORD@" + ps.Address
+	args := []any{"http://" + creds, "http://" + username + "-session-abc123:PASSWORD@" + ps.Address, "socks5h://" + creds, "https://" + creds}
 	out := make([]snippet, len(formats))
 	for i, f := range formats {
-		out[i] = snippet{ID: "snippet-" + ps.Name + "-" + f.kind, Label: f.label, Code: fmt.Sprintf(f.format, proxyURL, sessionURL)}
+		out[i] = snippet{ID: "snippet-" + ps.Name + "-" + f.kind, Label: f.label, Code: fmt.Sprintf(f.format, args...)}
 	}
 	return out
 }

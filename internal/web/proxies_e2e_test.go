@@ -1,11 +1,16 @@
 package web_test
 
 import (
+	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/exitmesh/exitmesh/internal/certs"
+	"github.com/exitmesh/exitmesh/internal/config"
 )
 
 // TestCustomerAddsAndRemovesProxyServers adds a proxy server from the catalogue and removes another,
@@ -28,6 +33,7 @@ func TestCustomerAddsAndRemovesProxyServers(t *testing.T) {
 	for id, want := range map[string]string{
 		"#snippet-de-url":     "http://alice:PASSWORD@" + de,
 		"#snippet-de-session": "http://alice-session-abc123:PASSWORD@" + de,
+		"#snippet-de-socks":   "socks5h://alice:PASSWORD@" + de,
 		"#snippet-de-curl":    "curl -x http://alice:PASSWORD@" + de + " https://api.ipify.org",
 		"#snippet-de-python":  `proxy = "http://alice:PASSWORD@` + de + `"`,
 		"#snippet-de-node":    `new ProxyAgent("http://alice:PASSWORD@` + de + `")`,
@@ -62,5 +68,30 @@ func TestCustomerAddsAndRemovesProxyServers(t *testing.T) {
 	acct, err := n.store.GetAccount(t.Context(), "alice")
 	if err != nil || !slices.Equal(acct.Proxies, []string{"de"}) {
 		t.Errorf("stored proxy servers %v, %v; want [de]", acct.Proxies, err)
+	}
+}
+
+// TestProxyPageShowsTheHTTPSURL: a proxy server whose node gives it a certificate is shown with its
+// https:// URL beside the http:// and socks5h:// ones; one without shows none.
+func TestProxyPageShowsTheHTTPSURL(t *testing.T) {
+	dir := t.TempDir()
+	_, certPEM, keyPEM, err := certs.SelfSigned("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "p.crt"), certPEM, 0o644)
+	os.WriteFile(filepath.Join(dir, "p.key"), keyPEM, 0o600)
+	n := startNetworkWith(t, func(c *config.Config) {
+		c.Proxies[0].TLS = &config.ProxyTLS{Cert: filepath.Join(dir, "p.crt"), Key: filepath.Join(dir, "p.key")}
+	}, slog.New(slog.DiscardHandler))
+	n.account(t, "alice", "alice-password", "small", "us-ca", "de")
+	ctx := browser(t)
+	signIn(t, ctx, n.base, "alice", "alice-password")
+	run(t, ctx, "open proxy servers", chromedp.Navigate(n.base+"/proxies"), chromedp.WaitVisible(chromedp.CSS(`#snippet-us-ca-url`)))
+	if got, want := textContent(t, ctx, "#snippet-us-ca-https"), "https://alice:PASSWORD@"+n.node.ProxyAddr("us-ca"); got != want {
+		t.Errorf("us-ca's https:// URL %q, want %q", got, want)
+	}
+	if jsEval[bool](t, ctx, `document.querySelector("#snippet-de-https") !== null`) {
+		t.Error("de, which takes no TLS, shows an https:// URL")
 	}
 }

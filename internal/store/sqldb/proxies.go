@@ -27,7 +27,7 @@ func checkProxyServer(p domain.ProxyServer) (domain.ProxyServer, error) {
 	return p, nil
 }
 
-// PutProxyServer adds a proxy server to the catalogue or updates the address and country of the one
+// PutProxyServer adds a proxy server to the catalogue or updates the address, country and TLS of the one
 // with that name. An entry that is already exactly p is left alone, without a version change.
 func (db *DB) PutProxyServer(ctx context.Context, p domain.ProxyServer) error {
 	p, err := checkProxyServer(p)
@@ -35,10 +35,11 @@ func (db *DB) PutProxyServer(ctx context.Context, p domain.ProxyServer) error {
 		return fmt.Errorf("put proxy server: %w", err)
 	}
 	err = db.write(ctx, func(tx *sql.Tx, _ *changeLog) error { // the accounts view does not read the catalogue
-		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO proxy_servers (name, address, country) VALUES ($1, $2, $3)
-			ON CONFLICT (name) DO UPDATE SET address = excluded.address, country = excluded.country
-			WHERE proxy_servers.address <> excluded.address OR proxy_servers.country <> excluded.country`,
-			p.Name, p.Address, p.Country))
+		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO proxy_servers (name, address, country, tls) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (name) DO UPDATE SET address = excluded.address, country = excluded.country, tls = excluded.tls
+			WHERE proxy_servers.address <> excluded.address OR proxy_servers.country <> excluded.country
+				OR proxy_servers.tls <> excluded.tls`,
+			p.Name, p.Address, p.Country, p.TLS))
 		if err == nil && n == 0 {
 			return errUnchanged
 		}
@@ -54,9 +55,9 @@ func (db *DB) PutProxyServer(ctx context.Context, p domain.ProxyServer) error {
 func (db *DB) ListProxyServers(ctx context.Context) ([]domain.ProxyServer, error) {
 	ps := []domain.ProxyServer{}
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		return queryEach(ctx, tx, `SELECT name, address, country FROM proxy_servers`, nil, func(r *sql.Rows) error {
+		return queryEach(ctx, tx, `SELECT name, address, country, tls FROM proxy_servers`, nil, func(r *sql.Rows) error {
 			var p domain.ProxyServer
-			err := r.Scan(&p.Name, &p.Address, &p.Country)
+			err := r.Scan(&p.Name, &p.Address, &p.Country, &p.TLS)
 			ps = append(ps, p)
 			return err
 		})
