@@ -27,6 +27,7 @@ type target struct {
 	// customers' requests interleaved on the connections.
 	logins []string
 	peer   bool // one of the peers exitmesh is compared with
+	socks  bool // tunnels are opened with SOCKS5, not HTTP CONNECT
 	kinds  []string
 	origin originAddrs
 }
@@ -77,7 +78,7 @@ func newBench(ctx context.Context, o options) (_ *bench, err error) {
 			b.close()
 		}
 	}()
-	const servers, columns = 5, 8 // the ports of the proxies, and the columns with an origin's three each
+	const servers, columns = 6, 10 // the ports of the proxies, and the columns with an origin's three each
 	ports, err := freePorts(servers + 3*columns)
 	if err != nil {
 		return nil, err
@@ -104,6 +105,9 @@ func newBench(ctx context.Context, o options) (_ *bench, err error) {
 			kinds: []string{kindKeepAlive}},
 		{name: "exitmesh, " + benchdoc.Thousands(int64(o.accounts)) + " accounts", server: emLarge,
 			kinds: []string{kindKeepAlive64}},
+		{name: "microsocks", server: microsocksServer(dir, ports[5], o.proxyCPU), socks: true, // beside exitmesh SOCKS5 only
+			kinds: []string{kindConnect, kindBulk}},
+		{name: "exitmesh SOCKS5", server: em, socks: true, kinds: []string{kindConnect, kindBulk}},
 	}
 	// Every target has origin ports of its own (see bench/origin).
 	var https, echos, sources []string
@@ -312,7 +316,7 @@ func pause() {
 }
 
 func (b *bench) loadArgs(t *target, target string) []string {
-	return []string{"-proxy", t.proxy(), "-target", target, "-auth", t.auth}
+	return []string{"-proxy", t.proxy(), "-target", target, "-auth", t.auth, "-socks5=" + strconv.FormatBool(t.socks)}
 }
 
 func (b *bench) connectRate(ctx context.Context, t *target) (rateResult, error) {

@@ -116,6 +116,13 @@ shutdown_lifetime 0 seconds
 	}}
 }
 
+// microsocksServer is Debian's microsocks, a small SOCKS5 server, without authentication.
+func microsocksServer(dir string, port, cpu int) *server {
+	return &server{name: "microsocks", addr: loopback(port), start: func() (*proc, error) {
+		return start(dir, "microsocks", cpu, "microsocks", "-i", "127.0.0.1", "-p", strconv.Itoa(port))
+	}}
+}
+
 func goproxyServer(dir, bin string, port, cpu int) *server {
 	return &server{name: "goproxy", addr: loopback(port), start: func() (*proc, error) {
 		return start(dir, "goproxy", cpu, filepath.Join(bin, "goproxy"), "-listen", loopback(port))
