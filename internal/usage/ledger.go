@@ -83,6 +83,34 @@ func keys(l Login, period string) [4]domain.BandwidthKey {
 	}
 }
 
+// loginKey names a login for the per-request cache of its counters.
+type loginKey struct{ account, sub int64 }
+
+// loginCounters are a login's four counters in one period, found with one lookup per request instead
+// of four hashed ones.
+type loginCounters struct {
+	period string
+	c      [4]*atomic.Int64 // in the order of keys
+}
+
+// countersOf returns the login's counters for period, from the cache when it holds that period.
+// The counters of a current period are never deleted (Refresh drops ended periods only), so a cached
+// pointer stays the one Refresh moves.
+func (r *Recorder) countersOf(l Login, period string) *loginCounters {
+	k := loginKey{l.AccountID, l.SubID}
+	if v, ok := r.logins.Load(k); ok {
+		if lc := v.(*loginCounters); lc.period == period {
+			return lc
+		}
+	}
+	lc := &loginCounters{period: period}
+	for i, bk := range keys(l, period) {
+		lc.c[i] = r.counter(bk)
+	}
+	r.logins.Store(k, lc)
+	return lc
+}
+
 func (r *Recorder) counter(k domain.BandwidthKey) *atomic.Int64 {
 	if c, ok := r.figures.Load(k); ok {
 		return c.(*atomic.Int64)
@@ -96,8 +124,8 @@ func (r *Recorder) addToLedger(l Login, n int64) {
 	if n == 0 {
 		return
 	}
-	for _, k := range keys(l, r.periods().period(l.BillingDay)) {
-		r.counter(k).Add(n)
+	for _, c := range r.countersOf(l, r.periods().period(l.BillingDay)).c {
+		c.Add(n)
 	}
 }
 
@@ -107,13 +135,8 @@ func (r *Recorder) Figures(l Login) Figures {
 	if r == nil {
 		return Figures{}
 	}
-	var v [4]int64
-	for i, k := range keys(l, r.periods().period(l.BillingDay)) {
-		if c, ok := r.figures.Load(k); ok {
-			v[i] = c.(*atomic.Int64).Load()
-		}
-	}
-	return Figures{Period: v[0], AccountPeriod: v[1], Total: v[2], AccountTotal: v[3]}
+	c := r.countersOf(l, r.periods().period(l.BillingDay)).c
+	return Figures{Period: c[0].Load(), AccountPeriod: c[1].Load(), Total: c[2].Load(), AccountTotal: c[3].Load()}
 }
 
 // ledgerState is what Refresh keeps between two reads. Guarded by Recorder.flushMu.
@@ -189,7 +212,7 @@ func (r *Recorder) Refresh(ctx context.Context) error {
 		if !live(k) { // a period that ended: its figures no longer limit anyone
 			delete(s.stored, k)
 			delete(s.written, k)
-			r.figures.Delete(k)
+			r.figures.Delete(k) // a cached loginCounters of that period is replaced at its next use
 			continue
 		}
 		if others := figures[k] - s.stored[k] - s.written[k]; others != 0 {

@@ -31,6 +31,7 @@ type Recorder struct {
 	day     atomic.Pointer[utcDay]  // today's date string, formatted once a day rather than per request
 	current atomic.Pointer[periods] // today's current billing periods
 	figures sync.Map                // domain.BandwidthKey → *atomic.Int64, as described in ledger.go
+	logins  sync.Map                // loginKey → *loginCounters: the counters a request reads
 
 	mu      sync.Mutex // guards pending
 	pending map[domain.UsageKey]domain.UsageCounts
