@@ -148,6 +148,8 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 				return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 			case "intranet.test":
 				return []netip.Addr{netip.MustParseAddr("10.20.30.40")}, nil
+			case "loopback.test": // a name for a loopback address outside the allow list
+				return []netip.Addr{netip.MustParseAddr("127.0.0.9")}, nil
 			case "rebind.test": // DNS rebinding: the answer alternates between allowed and internal
 				if e.rebinds.Add(1)%2 == 1 {
 					return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,9 +148,27 @@ func socksConnectTo(hostport string) []byte {
 
 func TestSOCKS5RefusesInternalDestinationsWithoutConnecting(t *testing.T) {
 	e := newEnv(t)
-	port := portOf(e.origin.URL)
-	for _, target := range []string{"10.0.0.1:80", "169.254.169.254:80", "127.0.0.9:" + port, "[::ffff:127.0.0.2]:" + port,
-		"[::1]:" + port, "[fd00::1]:443", "intranet.test:443", "0.0.0.0:" + port, "origin.test:25"} {
+	// A listener on a loopback address outside the allow list records every connection it gets.
+	var reached atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.9:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			reached.Add(1)
+			c.Close()
+		}
+	}()
+	port := portOf("http://" + ln.Addr().String())
+	for _, target := range []string{"10.0.0.1:80", "169.254.169.254:80", "127.0.0.9:" + port, "[::ffff:127.0.0.9]:" + port,
+		"[::ffff:127.0.0.2]:" + port, "[::1]:" + port, "[fd00::1]:443", "intranet.test:443", "loopback.test:" + port,
+		"0.0.0.0:" + port, "origin.test:25"} {
 		before := len(e.dials.list())
 		if _, reply := e.socksHandshake(t, "", "alice", alicePW, socksConnectTo(target)); reply != 0x02 {
 			t.Errorf("%s: reply %#x, want 0x02 (not allowed by ruleset)", target, reply)
@@ -157,6 +176,9 @@ func TestSOCKS5RefusesInternalDestinationsWithoutConnecting(t *testing.T) {
 		if d := e.dials.list()[before:]; len(d) != 0 {
 			t.Errorf("%s: dialled %v, want no connection attempt", target, d)
 		}
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("the loopback listener got %d connections, want none", n)
 	}
 }
 
