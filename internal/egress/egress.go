@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // DefaultDenyPorts are refused unless the operator says otherwise: SMTP submission and relay ports,
@@ -273,5 +274,47 @@ func SplitHostPort(hostport string) (string, uint16, error) {
 	if err != nil || port == 0 || host == "" {
 		return "", 0, fmt.Errorf("%w %q: want host:port with a port from 1 to 65535", ErrBadDestination, hostport)
 	}
+	if numericLookalike(host) {
+		return "", 0, fmt.Errorf("%w %q: a numeric host must be a canonical IP address (a.b.c.d)", ErrBadDestination, hostport)
+	}
 	return host, uint16(port), nil
+}
+
+// numericLookalike reports whether host is made only of numbers — decimal, octal (leading 0) or hex
+// (0x) — in one to four dot-separated parts, without being a canonical dotted-quad IPv4 literal:
+// 127.2, 2130706434, 0x7f.1 or 0177.0.0.1, which browsers and libc read as 127.0.0.2 or 127.0.0.1
+// and a resolver may answer otherwise. Such a host is refused before any lookup.
+func numericLookalike(host string) bool {
+	parts := strings.Split(strings.TrimSuffix(host, "."), ".")
+	if len(parts) > 4 {
+		return false
+	}
+	for _, part := range parts {
+		if !numericPart(part) {
+			return false
+		}
+	}
+	ip, err := netip.ParseAddr(host)
+	return err != nil || !ip.Is4() || ip.String() != host
+}
+
+// numericPart reports whether s is a number as inet_aton reads one: decimal, octal or 0x-hex.
+func numericPart(s string) bool {
+	if rest, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
+		for _, c := range rest {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+		return true
+	}
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -228,3 +228,16 @@ func TestSplitHostPort(t *testing.T) {
 		t.Errorf("SplitHostPort([::1]:443) = %q, %d, %v", host, port, err)
 	}
 }
+
+func TestNumericLookalikesAreRefused(t *testing.T) {
+	for _, host := range []string{"127.2", "2130706434", "0x7f.1", "0177.0.0.1", "0x7f000001", "127.0.0.01", "1.2.3", "0x.1"} {
+		if _, _, err := SplitHostPort(host + ":80"); !errors.Is(err, ErrBadDestination) {
+			t.Errorf("SplitHostPort(%q) = %v, want ErrBadDestination", host+":80", err)
+		}
+	}
+	for _, host := range []string{"127.0.0.2", "example.com", "ab.cd", "1e100.net", "[::1]", "0xdead.example", "10.0.0.1"} {
+		if _, _, err := SplitHostPort(host + ":80"); err != nil && host != "[::1]" {
+			t.Errorf("SplitHostPort(%q) = %v, want it accepted", host+":80", err)
+		}
+	}
+}

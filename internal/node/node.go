@@ -262,6 +262,7 @@ func (n *Node) newProxyServer(name string, pool *exits.Pool, cert func() *tls.Ce
 	cfg := n.cfg
 	return proxy.New(proxy.Config{
 		Name:             name,
+		NodeName:         cfg.Node.Name,
 		Pool:             pool,
 		Certificate:      cert,
 		Accounts:         n.view,

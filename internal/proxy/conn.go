@@ -236,6 +236,12 @@ func (s *Server) serveConn(cc *clientConn) {
 			cc.conn.SetReadDeadline(time.Time{}) // the head's deadline does not bound the body
 		}
 		r.RemoteAddr = cc.remote
+		if !first && s.closing.Load() {
+			// A request that crossed Shutdown on a kept-alive connection: the client is told to
+			// retry elsewhere, and that this connection ends.
+			cc.refuse(r, errShuttingDown, nil, netip.Addr{})
+			return
+		}
 		if !s.serveRequest(cc, r) {
 			return
 		}
@@ -293,7 +299,8 @@ func (cc *clientConn) badRequest(herr *httphead.Error, err error) {
 	default:
 		herr = errMalformed
 	}
-	cc.bw.Write(herr.AppendResponse(cc.bw.AvailableBuffer(), headerError+": bad-request\r\n")) // bounded by timeouts.write
+	cc.bw.Write(herr.AppendResponse(cc.bw.AvailableBuffer(), headerError+": bad-request\r\nProxy-Status: "+
+		proxyStatus(cc.s.cfg.NodeName, &refusal{Type: "http_request_error"})+"\r\n")) // bounded by timeouts.write
 	cc.bw.Flush()
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/bans"
@@ -31,6 +33,57 @@ type refusal struct {
 	Message    string
 	RetryAfter time.Duration // sent as Retry-After when positive
 	Close      bool          // close the client's connection after the answer
+	// Type is the RFC 9209 error type of the answer's Proxy-Status, with Params after it (e.g.
+	// `rcode="NXDOMAIN"`); "" takes the type of Reason (statusTypes).
+	Type, Params string
+}
+
+// statusTypes are the RFC 9209 error types of the proxy's refusals, by reason.
+var statusTypes = map[string]string{
+	"bad-request": "http_request_error", "bad-steering": "http_request_error",
+	"auth-required": "http_request_denied", "auth-failed": "http_request_denied", "banned": "http_request_denied",
+	"account-disabled": "http_request_denied", "proxy-not-authorized": "http_request_denied",
+	"bandwidth-exceeded": "http_request_denied", "egress-denied": "destination_ip_prohibited",
+	"port-denied": "http_request_denied", "too-many-connections": "connection_limit_reached",
+	"timeout": "connection_timeout", "dns-failed": "dns_error", "upstream-failed": "destination_unavailable",
+	"no-exit": "destination_unavailable", "no-exit-in-country": "destination_unavailable", "no-exit-for-target": "destination_unavailable",
+	"session-exit-unavailable": "destination_unavailable", "shutting-down": "proxy_internal_error",
+}
+
+// proxyStatus is the Proxy-Status field (RFC 9209) of a refusal from the proxy called name: an RFC
+// 8941 list of one item, the proxy's name as a string, with the error type and its parameters.
+func proxyStatus(name string, rf *refusal) string {
+	t := rf.Type
+	if t == "" {
+		if t = statusTypes[rf.Reason]; t == "" {
+			t = "proxy_internal_error"
+		}
+	}
+	v := sfString(name) + "; error=" + t
+	if rf.Params != "" {
+		v += "; " + rf.Params
+	}
+	return v
+}
+
+// sfString is s as an RFC 8941 string: quoted, with \ and \" escaped, and only printable ASCII.
+func sfString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c >= 0x20 && c < 0x7f:
+			b.WriteByte(c)
+		default:
+			b.WriteByte('?')
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 func (r *refusal) Error() string { return r.Message }
@@ -41,7 +94,7 @@ var (
 	errDisabled      = &refusal{Status: http.StatusForbidden, Reason: "account-disabled", Message: "This account is disabled."}
 	errNotAuthorized = &refusal{Status: http.StatusForbidden, Reason: "proxy-not-authorized", Message: "This proxy server is not authorized for your account; add it to your account's proxy servers."}
 	errNotProxy      = &refusal{Status: http.StatusBadRequest, Reason: "bad-request", Message: "Not a proxy request: send an absolute http:// URI or CONNECT host:port."}
-	errShuttingDown  = &refusal{Status: http.StatusServiceUnavailable, Reason: "shutting-down", Message: "This proxy server is shutting down; retry."}
+	errShuttingDown  = &refusal{Status: http.StatusServiceUnavailable, Reason: "shutting-down", Message: "This proxy server is shutting down; retry.", Close: true}
 	// errTooManyConnections answers an account over limits.connections_per_account; nothing was dialled.
 	errTooManyConnections = &refusal{Status: http.StatusTooManyRequests, Reason: "too-many-connections", Message: "Too many requests and tunnels in flight for this account on this node; retry when one ends."}
 	errOriginTimeout      = &refusal{Status: http.StatusGatewayTimeout, Reason: "timeout", Message: "The origin did not answer in time."}
@@ -70,6 +123,7 @@ func failure(err error) *refusal {
 		steering *exits.SteeringError
 		denied   *egress.DeniedError
 		netErr   net.Error
+		dnsErr   *net.DNSError
 	)
 	switch {
 	case errors.As(err, &r):
@@ -90,8 +144,22 @@ func failure(err error) *refusal {
 		return &refusal{Status: http.StatusServiceUnavailable, Reason: "no-exit", Message: "No exit is available for this request."}
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return errOriginTimeout
+	case errors.As(err, &dnsErr):
+		rf := &refusal{Status: http.StatusBadGateway, Reason: "dns-failed", Message: "Could not resolve " + dnsErr.Name + ".", Type: "dns_error"}
+		if dnsErr.IsNotFound {
+			rf.Params = `rcode="NXDOMAIN"`
+		}
+		return rf
 	default:
-		return &refusal{Status: http.StatusBadGateway, Reason: "upstream-failed", Message: "Could not connect to the destination."}
+		rf := &refusal{Status: http.StatusBadGateway, Reason: "upstream-failed", Message: "Could not connect to the destination."}
+		var errno syscall.Errno
+		switch {
+		case errors.As(err, &errno) && errno == syscall.ECONNREFUSED:
+			rf.Type = "connection_refused"
+		case errors.As(err, &errno) && (errno == syscall.EHOSTUNREACH || errno == syscall.ENETUNREACH):
+			rf.Type = "destination_ip_unroutable"
+		}
+		return rf
 	}
 }
 
@@ -125,6 +193,7 @@ func (cc *clientConn) refuse(r *http.Request, rf *refusal, exit *exits.Exit, not
 		h[headerNotFound] = []string{notFound.String()}
 	}
 	h[headerError] = []string{rf.Reason}
+	h["Proxy-Status"] = []string{proxyStatus(cc.s.cfg.NodeName, rf)}
 	w := cc.bw
 	w.WriteString("HTTP/1.1 " + strconv.Itoa(rf.Status) + " " + text + "\r\n")
 	writeHeader(w, h)

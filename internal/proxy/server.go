@@ -29,8 +29,9 @@ import (
 
 // Config is what a proxy server needs. Zero values take config.Default()'s, noted here.
 type Config struct {
-	Name string // the proxy server's name, as accounts authorize it
-	Pool *exits.Pool
+	Name     string // the proxy server's name, as accounts authorize it
+	NodeName string // the node's name, in Proxy-Status (RFC 9209); default "exitmesh"
+	Pool     *exits.Pool
 	// Certificate, when it gives one, makes the port also accept TLS (a client's first byte 22, a
 	// ClientHello) and serve HTTP proxy requests inside it; it is asked at each handshake, so a new
 	// certificate applies at once. nil, or nil returned: no TLS.
@@ -75,6 +76,9 @@ func (c *Config) applyDefaults() {
 	def(&c.OriginTimeout, d.Timeouts.Origin)
 	def(&c.MaxOriginTimeout, d.Timeouts.MaxOrigin)
 	def(&c.TunnelIdle, d.Timeouts.TunnelIdle)
+	if c.NodeName == "" {
+		c.NodeName = "exitmesh"
+	}
 	def(&c.MeterInterval, d.Usage.MeterInterval)
 	def(&c.ReadHeader, d.Timeouts.ReadHeader)
 	def(&c.Idle, d.Timeouts.Idle)
