@@ -23,6 +23,8 @@ const (
 	DefaultStore         = "sqlite:./exitmesh.db"
 	DefaultAPIListen     = "127.0.0.1:8443"
 	DefaultMetricsListen = "127.0.0.1:9464"
+	DefaultRetries       = 2
+	MaxRetries           = 8
 )
 
 // DefaultDenyPorts are the destination ports refused when egress.deny_ports is absent: SMTP
@@ -47,6 +49,10 @@ type Config struct {
 	Log       Log       `yaml:"log"`
 	Health    Health    `yaml:"health"`
 	Sessions  Sessions  `yaml:"sessions"`
+	// Retries is how many other exits a request or tunnel tries when its exit fails to connect
+	// (refused, unreachable, connect timeout) before any byte was sent; 0 turns retrying off.
+	// Parse and Default make an absent key DefaultRetries.
+	Retries   int       `yaml:"retries"`
 	Dashboard Dashboard `yaml:"dashboard"`
 	SMTP      SMTP      `yaml:"smtp"`
 }
@@ -280,6 +286,7 @@ func Default() *Config {
 		Node:    Node{API: true},
 		Metrics: Metrics{Listen: DefaultMetricsListen},
 		SMTP:    SMTP{StartTLS: true},
+		Retries: DefaultRetries,
 	}
 	c.ApplyDefaults()
 	return c

@@ -58,6 +58,7 @@ func TestDefaults(t *testing.T) {
 		Log:       Log{Level: "info", Format: "text"},
 		Health:    Health{Interval: Duration(30 * time.Second), Timeout: Duration(5 * time.Second), Fall: 3, Rise: 2},
 		Sessions:  Sessions{TTL: Duration(10 * time.Minute), Max: 100_000},
+		Retries:   2,
 		Dashboard: Dashboard{SessionTTL: Duration(12 * time.Hour)},
 	}
 	want.Dashboard.Signup = Signup{LinkTTL: Duration(48 * time.Hour), RateLimit: 5, RateWindow: Duration(time.Hour)}

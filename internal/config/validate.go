@@ -57,6 +57,9 @@ func (c *Config) Validate() error {
 	if c.Sessions.Max <= 0 {
 		p.add("sessions.max", "must be positive")
 	}
+	if c.Retries < 0 || c.Retries > MaxRetries {
+		p.add("retries", "must be 0 to %d", MaxRetries)
+	}
 	positive(&p, "sync.interval", c.Sync.Interval)
 	positive(&p, "sync.feed_retention", c.Sync.FeedRetention)
 	positive(&p, "usage.flush_interval", c.Usage.FlushInterval)

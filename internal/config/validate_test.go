@@ -59,6 +59,8 @@ func TestValidateRules(t *testing.T) {
 		{"health target scheme", func(c *Config) { c.Health.Target = "ftp://example.net/" }, `health.target: want host:port or an http:// or https:// URL, got "ftp://example.net/"`},
 		{"sessions ttl", func(c *Config) { c.Sessions.TTL = 0 }, "sessions.ttl: must be positive"},
 		{"sessions max", func(c *Config) { c.Sessions.Max = -1 }, "sessions.max: must be positive"},
+		{"retries", func(c *Config) { c.Retries = 9 }, "retries: must be 0 to 8"},
+		{"negative retries", func(c *Config) { c.Retries = -1 }, "retries: must be 0 to 8"},
 		{"exit ip required", func(c *Config) { c.Proxies[0].Exits[1].IP = netip.Addr{} }, "proxies[0].exits[1].ip: required"},
 		{"exit ip unique", func(c *Config) { c.Proxies[0].Exits[2].IP = c.Proxies[0].Exits[0].IP }, "proxies[0].exits[2].ip: 127.0.0.2 is already the IP of proxies[0].exits[0]"},
 		{"exit url scheme", func(c *Config) { c.Proxies[0].Exits[2].URL = "ftp://u:secret@h:1" }, "proxies[0].exits[2].url: scheme must be"},

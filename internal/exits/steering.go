@@ -32,6 +32,7 @@ type Steering struct {
 	Country  string       // only exits in this country (upper-case)
 	Session  string       // keep one exit for requests with this session id (see Sessions)
 	Timeout  time.Duration
+	Strict   bool // a strict session: fail rather than move when its exit is unusable
 
 	sessionIP netip.Addr // the session's exit, filled in by Sessions.Choose
 }

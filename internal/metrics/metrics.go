@@ -29,6 +29,7 @@ type Metrics struct {
 	limitHits     *prometheus.CounterVec
 	clientConns   *prometheus.GaugeVec
 	unsolicited   *prometheus.CounterVec
+	exitRetries   *prometheus.CounterVec
 }
 
 // New returns a node's metrics, with the Go runtime and process collectors registered too.
@@ -76,9 +77,13 @@ func New() *Metrics {
 			Name: "exitmesh_origin_unsolicited_total",
 			Help: "Origin connections closed because the origin sent bytes no request asked for (behind an answer, or while idle), by proxy server.",
 		}, []string{"proxy"}),
+		exitRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exitmesh_exit_retries_total",
+			Help: "Requests and tunnels sent through another exit after the chosen one failed to connect, by proxy server.",
+		}, []string{"proxy"}),
 	}
 	m.reg.MustRegister(m.requests, m.tunnels, m.activeTunnels, m.bytes, m.errors, m.exitUses,
-		m.exitHealthy, m.exitActive, m.exitLatency, m.exitChecks, m.limitHits, m.clientConns, m.unsolicited,
+		m.exitHealthy, m.exitActive, m.exitLatency, m.exitChecks, m.limitHits, m.clientConns, m.unsolicited, m.exitRetries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -97,6 +102,7 @@ type Proxy struct {
 	BytesIn, BytesOut prometheus.Counter
 	ClientConns       prometheus.Gauge
 	Unsolicited       prometheus.Counter // origin connections closed for bytes nobody asked for
+	ExitRetries       prometheus.Counter // connects tried again on another exit
 	Limits            *Limits
 	status            [6]prometheus.Counter // by status class 1xx…5xx; index 0 for anything else
 
@@ -115,6 +121,7 @@ func (m *Metrics) Proxy(name string) *Proxy {
 		BytesOut:      m.bytes.WithLabelValues(name, "out"),
 		ClientConns:   m.clientConns.WithLabelValues(name),
 		Unsolicited:   m.unsolicited.WithLabelValues(name),
+		ExitRetries:   m.exitRetries.WithLabelValues(name),
 		Limits:        m.Limits(name, allLimits...),
 		exits:         make(map[netip.Addr]prometheus.Counter),
 	}

@@ -4,6 +4,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -283,6 +284,7 @@ func (n *Node) newProxyServer(name string, pool *exits.Pool, cert func() *tls.Ce
 		ConnsPerAccount:  n.connsPerAccount,
 		SessionTTL:       cfg.Sessions.TTL.D(),
 		MaxSessions:      cfg.Sessions.Max,
+		Retries:          cmp.Or(cfg.Retries, -1), // 0 in the file is none; 0 here would be the default
 	})
 }
 

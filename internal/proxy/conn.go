@@ -245,8 +245,11 @@ func (s *Server) serveConn(cc *clientConn) {
 		if !s.serveRequest(cc, r) {
 			return
 		}
-		if !cc.state.CompareAndSwap(stateActive, stateIdle) || s.closing.Load() {
+		if !cc.state.CompareAndSwap(stateActive, stateIdle) {
 			return
+		}
+		if s.closing.Load() && cc.br.Buffered() == 0 {
+			return // nothing more was asked: the client finds the connection closed, as when idle
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -17,20 +16,17 @@ import (
 // handshakeWrite bounds writing the 200 line to a client that does not read.
 const handshakeWrite = 10 * time.Second
 
-// serveConnect opens a tunnel to r.Host through the chosen exit, answers 200 with the exit's IP, and
+// serveConnect opens a tunnel to r.Host through the chosen exit (or another, see attempts), answers 200 with the exit's IP, and
 // starts relaying bytes both ways until the tunnel ends. tunnel reports whether the tunnel started
 // (the connection then carries nothing more); keep, whether a refused CONNECT's connection may carry
 // another request.
-func (s *Server) serveConnect(cc *clientConn, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration) (keep, tunnel bool) {
-	target := r.Host
-	ctx, cancel := context.WithTimeout(cc.ctx, timeout)
-	upstream, err := c.Exit.Dial(ctx, target)
-	cancel()
+func (s *Server) serveConnect(cc *clientConn, r *http.Request, p *auth.Principal, a *attempts) (keep, tunnel bool) {
+	upstream, err := a.dial(cc, r.Host)
 	if err != nil {
-		s.log.Debug("connect failed", "target", target, "exit", c.Exit.IP, "err", err)
-		return cc.refuse(r, failure(err), c.Exit, c.NotFound), false
+		s.log.Debug("connect failed", "target", r.Host, "exit", a.choice.Exit.IP, "err", err)
+		return cc.refuse(r, failure(err), a.choice.Exit, a.choice.NotFound), false
 	}
-	return false, s.startTunnel(cc, upstream, r, p, c)
+	return false, s.startTunnel(cc, upstream, r, p, a.choice)
 }
 
 // startTunnel answers 200 to a CONNECT whose upstream connection is open and starts the relay; it

@@ -37,6 +37,7 @@ type exchange struct {
 	cc       *clientConn
 	r        *http.Request
 	choice   exits.Choice
+	tries    attempts        // the exits tried, and the others that may be when choice fails to connect
 	key      exits.OriginKey // the login's own connections to the origin through the chosen exit
 	upgrade  string          // the protocol the client asks to switch to, or ""
 	length   bool            // the client sent Content-Length: it is sent on, even when 0
@@ -51,15 +52,16 @@ type exchange struct {
 
 // forward sends r to its origin through the chosen exit and relays the answer. It reports whether
 // the client connection may carry another request.
-func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, c exits.Choice, timeout time.Duration) bool {
+func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, a *attempts) bool {
 	_, length := r.Header["Content-Length"]
 	key := exits.OriginKey{Login: exits.Login{AccountID: p.AccountID, SubID: p.SubID},
 		Scheme: r.URL.Scheme, HostPort: originAddr(r.URL.Scheme, r.URL.Host)}
-	x := &exchange{cc: cc, r: r, choice: c, key: key, length: length, deadline: time.Now().Add(timeout), p: p}
+	x := &exchange{cc: cc, r: r, choice: a.choice, tries: *a, key: key, length: length, deadline: a.deadline, p: p}
 	expect := r.ProtoAtLeast(1, 1) && r.Body != http.NoBody && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 	x.upgrade = cleanRequestHeader(r.Header)
 	resp, err := x.roundTrip(expect)
 	if err != nil {
+		c := x.choice
 		s.log.Debug("forward failed", "url", r.URL.Redacted(), "exit", c.Exit.IP, "err", err)
 		cc.setUpstream(nil)
 		x.finishBody() // a body still on its way is abandoned, and the connection closed after the answer
@@ -165,8 +167,13 @@ func originForm(requestURI string) string {
 // once more on a new one: the origin may have closed the kept-alive connection as it was taken.
 func (x *exchange) roundTrip(expect bool) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		oc, err := x.choice.Exit.OriginConn(x.cc.ctx, x.deadline, x.key)
+		oc, err := x.choice.Exit.OriginConn(x.cc.ctx, x.tries.connectDeadline(), x.key)
 		if err != nil {
+			if x.tries.retry(err) { // nothing was sent: another exit may connect
+				x.choice = x.tries.choice
+				attempt--
+				continue
+			}
 			return nil, err
 		}
 		if oc.Unsolicited > 0 {

@@ -103,8 +103,32 @@ type env struct {
 	pool       *exits.Pool
 	metrics    *metrics.Metrics
 
-	downMu sync.Mutex // guards down
-	down   map[netip.Addr]bool
+	downMu  sync.Mutex // guards down and refused
+	down    map[netip.Addr]bool
+	refused map[netip.Addr]bool
+	silent  map[netip.Addr]bool
+}
+
+// setSilent makes every connect from exit ip go unanswered until its deadline, as when the exit's
+// route drops packets (which loopback cannot do: the hook waits instead of dialling).
+func (e *env) setSilent(ip string) {
+	e.downMu.Lock()
+	defer e.downMu.Unlock()
+	e.silent[netip.MustParseAddr(ip)] = true
+}
+
+// setRefused makes every connect from exit ip really refused: the kernel answers RST, as when the
+// exit's route leads nowhere listening.
+func (e *env) setRefused(ip string) {
+	e.downMu.Lock()
+	defer e.downMu.Unlock()
+	e.refused[netip.MustParseAddr(ip)] = true
+}
+
+func (e *env) isRefused(ip netip.Addr) bool {
+	e.downMu.Lock()
+	defer e.downMu.Unlock()
+	return e.refused[ip]
 }
 
 // setDown makes every connection from exit ip fail, as when its address is taken away, or restores it.
@@ -127,7 +151,7 @@ type envOption func(*proxy.Config, *egress.Dialer)
 // destinations are really dialled: any other is refused by the hook before a packet is sent.
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, dials: &dialLog{}, mux: http.NewServeMux(), down: map[netip.Addr]bool{}}
+	e := &env{t: t, dials: &dialLog{}, mux: http.NewServeMux(), down: map[netip.Addr]bool{}, refused: map[netip.Addr]bool{}, silent: map[netip.Addr]bool{}}
 	e.mux.Handle("/", origin.Handler())
 	e.origin = httptest.NewUnstartedServer(e.mux)
 	e.origin.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -165,6 +189,16 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 			}
 			if !remote.Addr().IsLoopback() {
 				return nil, fmt.Errorf("test hook refuses non-loopback %s", remote)
+			}
+			e.downMu.Lock()
+			silent := e.silent[local.Addr()]
+			e.downMu.Unlock()
+			if silent {
+				<-ctx.Done()
+				return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctx.Err()}
+			}
+			if e.isRefused(local.Addr()) {
+				remote = closedPort(e.t)
 			}
 			d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}
 			return d.DialContext(ctx, "tcp", remote.String())
@@ -285,4 +319,15 @@ func (e *env) raw(request string) (*http.Response, string) {
 
 func basic(login, password string) string {
 	return "Basic " + b64(login+":"+password)
+}
+
+// closedPort is a loopback address and port where nothing listens: a connect to it is refused.
+func closedPort(t testing.TB) netip.AddrPort {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := ln.Addr().(*net.TCPAddr).AddrPort()
+	ln.Close()
+	return ap
 }

@@ -57,7 +57,10 @@ type Config struct {
 	ConnsPerIP      *connlimit.PerIP
 	ConnsPerAccount *connlimit.PerAccount
 	SessionTTL      time.Duration // default 10m: a sticky session's life after its last request
-	MaxSessions     int           // default 100,000 sessions remembered
+	// Retries is how many other exits a request tries when its exit fails to connect; 0 takes
+	// config's default, a negative number turns retrying off.
+	Retries     int
+	MaxSessions int // default 100,000 sessions remembered
 }
 
 // applyDefaults fills what the caller left zero with config's defaults, the one place they live.
@@ -87,6 +90,12 @@ func (c *Config) applyDefaults() {
 	defInt(&c.MaxHeaderBytes, int(d.Limits.MaxHeaderBytes))
 	defInt(&c.MaxHeaderFields, d.Limits.MaxHeaderFields)
 	defInt(&c.MaxSessions, d.Sessions.Max)
+	switch {
+	case c.Retries == 0:
+		c.Retries = d.Retries
+	case c.Retries < 0:
+		c.Retries = 0
+	}
 	if c.ConnsPerIP == nil {
 		c.ConnsPerIP = connlimit.NewPerIP(d.Limits.ConnectionsPerIP)
 	}
@@ -294,15 +303,14 @@ func (s *Server) dispatch(cc *clientConn, r *http.Request, p *auth.Principal, us
 	if steer.Timeout == 0 {
 		steer.Timeout = s.cfg.OriginTimeout
 	}
-	choice, err := s.cfg.Sessions.Choose(s.pool.Load(), exits.SessionKey{AccountID: p.AccountID, SubID: p.SubID, ID: steer.Session}, steer)
+	a, err := s.newAttempts(p, steer)
 	if err != nil {
 		return cc.refuse(r, failure(err), nil, netip.Addr{}), false
 	}
-	s.metrics.ExitUsed(choice.Exit.IP)
 	if connect {
-		return s.serveConnect(cc, r, p, choice, steer.Timeout)
+		return s.serveConnect(cc, r, p, &a)
 	}
-	return s.forward(cc, r, p, choice, steer.Timeout), false
+	return s.forward(cc, r, p, &a), false
 }
 
 // checkTarget refuses a request that is not a proxy request: a CONNECT must name host:port, any other

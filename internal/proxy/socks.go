@@ -185,19 +185,16 @@ func (s *Server) socksConnect(cc *clientConn, p *auth.Principal, steer exits.Ste
 	if steer.Timeout == 0 {
 		steer.Timeout = s.cfg.OriginTimeout
 	}
-	c, err := s.cfg.Sessions.Choose(s.pool.Load(), exits.SessionKey{AccountID: p.AccountID, SubID: p.SubID, ID: steer.Session}, steer)
+	a, err := s.newAttempts(p, steer)
 	if err != nil {
 		s.socksReply(cc, socksReplyFor(err), nil)
 		s.socksRefused(cc, failure(err).Reason, "login", p.Login, "target", target)
 		return false
 	}
-	s.metrics.ExitUsed(c.Exit.IP)
-	ctx, cancel := context.WithTimeout(cc.ctx, steer.Timeout)
-	upstream, err := c.Exit.Dial(ctx, target)
-	cancel()
+	upstream, err := a.dial(cc, target)
 	if err != nil {
 		s.socksReply(cc, socksReplyFor(err), nil)
-		s.socksRefused(cc, failure(err).Reason, "login", p.Login, "target", target, "exit", c.Exit.IP, "err", err)
+		s.socksRefused(cc, failure(err).Reason, "login", p.Login, "target", target, "exit", a.choice.Exit.IP, "err", err)
 		return false
 	}
 	cc.setUpstream(upstream)
@@ -209,7 +206,7 @@ func (s *Server) socksConnect(cc *clientConn, p *auth.Principal, steer exits.Ste
 		upstream.Close()
 		return false
 	}
-	return s.relayTunnel(cc, upstream, p, c.Exit.IP, target)
+	return s.relayTunnel(cc, upstream, p, a.choice.Exit.IP, target)
 }
 
 // socksReply writes a reply with the bound address bound (nil: 0.0.0.0:0); it reports whether it
