@@ -64,6 +64,7 @@ func TestErrorsCarryProxyStatus(t *testing.T) {
 		{"not a proxy request", "GET /ip HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad-request", "http_request_error", nil},
 		{"smuggling", "GET http://" + origin + "/ HTTP/1.1\r\nHost: " + origin + "\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "bad-request", "http_request_error", nil},
 		{"numeric look-alike", connect("127.2:80", alice), 400, "bad-request", "http_request_error", nil},
+		{"numeric look-alike URI", "GET http://2130706434/ HTTP/1.1\r\nHost: 2130706434\r\n" + alice + "\r\n", 400, "bad-request", "http_request_error", nil},
 		{"bad steering", get(alice + "X-ProxyMesh-Country: USA\r\n"), 400, "bad-steering", "http_request_error", nil},
 		{"no credentials", get(""), 407, "auth-required", "http_request_denied", nil},
 		{"wrong password", get("Proxy-Authorization: " + basic("alice", "nope") + "\r\n"), 407, "auth-failed", "http_request_denied", nil},
