@@ -40,6 +40,8 @@ Proxy servers:
 Usage:
   usage [USERNAME] [--from YYYY-MM-DD] [--to YYYY-MM-DD]
       then each account's bandwidth this month (UTC) against its plan's
+  who --exit IP --at TIME [--window 1h]
+      who used the exit IP in the hours around TIME (RFC 3339, or YYYY-MM-DD HH:MM in UTC)
 
 SIZE is bytes with an optional unit: 10GB, 500MiB (0 = unlimited).
 Every command takes --config FILE (default ./exitmesh.yaml, else the defaults: store sqlite:./exitmesh.db).
@@ -65,6 +67,7 @@ var adminCmds = map[string]adminCmd{
 	"proxy list":              proxyList,
 	"exits":                   exitList,
 	"usage":                   usageReport,
+	"who":                     whoUsedExit,
 }
 
 // admin is what a running operator command works with.
@@ -590,4 +593,47 @@ func bandwidthReport(w io.Writer, report operator.UsageReport, one bool) error {
 		fmt.Fprintf(tw, "  %s\t%s\n", ac.Username, ac.Bandwidth)
 	}
 	return tw.Flush()
+}
+
+// whoUsedExit answers an abuse complaint from the hourly exit records of every node.
+func whoUsedExit(fs *flag.FlagSet) func(*admin, []string) error {
+	exit := fs.String("exit", "", "the exit IP the complaint names")
+	at := fs.String("at", "", "when: RFC 3339 (2026-12-03T14:32:00Z), or YYYY-MM-DD HH:MM[:SS] in UTC")
+	window := fs.Duration("window", time.Hour, "the span around --at to search")
+	return func(a *admin, pos []string) error {
+		if len(pos) > 0 || *exit == "" || *at == "" {
+			return usagef("want who --exit IP --at TIME [--window 1h]")
+		}
+		when, err := parseWhen(*at)
+		if err != nil {
+			return err
+		}
+		uses, err := a.ops.WhoUsedExit(a.ctx, *exit, when, *window)
+		if err != nil {
+			return err
+		}
+		if len(uses) == 0 {
+			_, err := fmt.Fprintf(a.io.Stdout, "nobody used exit %s between %s and %s (UTC)\n", *exit,
+				when.Add(-*window/2).UTC().Format(time.DateTime), when.Add(*window/2).UTC().Format(time.DateTime))
+			return err
+		}
+		return table(a.io.Stdout, []string{"HOUR (UTC)", "PROXY", "ACCOUNT", "SUB-ACCOUNT", "REQUESTS", "TUNNELS", "BYTES-IN", "BYTES-OUT"}, len(uses), func(i int) []any {
+			u := uses[i]
+			return []any{u.Hour.Format("2006-01-02 15:04"), u.Proxy, u.Username, dash(u.SubAccount), u.Requests, u.Tunnels, u.BytesIn, u.BytesOut}
+		})
+	}
+}
+
+// parseWhen reads the time of a complaint: RFC 3339, or a date and time without a zone, read as UTC.
+func parseWhen(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02T15:04:05", "2006-01-02T15:04"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usagef("--at %q: want RFC 3339 (2026-12-03T14:32:00Z) or YYYY-MM-DD HH:MM in UTC", s)
 }

@@ -271,6 +271,9 @@ type Usage struct {
 	// MeterInterval is how often the bytes of open tunnels and long answers are counted while they
 	// run, and checked against the bandwidth limits covering their login.
 	MeterInterval Duration `yaml:"meter_interval"`
+	// ExitRetention is how long the store keeps which login used which exit in each hour (abuse
+	// attribution: exitmesh admin who); older hours are deleted.
+	ExitRetention Duration `yaml:"exit_retention"`
 }
 
 // Log configures the slog handler.
@@ -332,6 +335,7 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Sync.FeedRetention, Duration(24*time.Hour))
 	setDuration(&c.Usage.FlushInterval, Duration(10*time.Second))
 	setDuration(&c.Usage.MeterInterval, Duration(time.Second))
+	setDuration(&c.Usage.ExitRetention, Duration(90*24*time.Hour))
 	setString(&c.Log.Level, "info")
 	setString(&c.Log.Format, "text")
 	setDuration(&c.Health.Interval, Duration(30*time.Second))

@@ -54,7 +54,7 @@ func TestDefaults(t *testing.T) {
 		Timeouts:  Timeouts{Origin: Duration(30 * time.Second), MaxOrigin: Duration(120 * time.Second), ReadHeader: Duration(10 * time.Second), Idle: Duration(90 * time.Second), TunnelIdle: Duration(10 * time.Minute), Write: Duration(60 * time.Second), Shutdown: Duration(15 * time.Second)},
 		Limits:    Limits{MaxHeaderBytes: 64 * 1024, MaxHeaderFields: 100, ConnectionsPerIP: 1024, ConnectionsPerAccount: 1024},
 		Sync:      Sync{Interval: Duration(500 * time.Millisecond), FeedRetention: Duration(24 * time.Hour)},
-		Usage:     Usage{FlushInterval: Duration(10 * time.Second), MeterInterval: Duration(time.Second)},
+		Usage:     Usage{FlushInterval: Duration(10 * time.Second), MeterInterval: Duration(time.Second), ExitRetention: Duration(90 * 24 * time.Hour)},
 		Log:       Log{Level: "info", Format: "text"},
 		Health:    Health{Interval: Duration(30 * time.Second), Timeout: Duration(5 * time.Second), Fall: 3, Rise: 2},
 		Sessions:  Sessions{TTL: Duration(10 * time.Minute), Max: 100_000},

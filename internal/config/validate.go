@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // problems collects validation errors, each prefixed by its key path.
@@ -64,6 +65,9 @@ func (c *Config) Validate() error {
 	positive(&p, "sync.feed_retention", c.Sync.FeedRetention)
 	positive(&p, "usage.flush_interval", c.Usage.FlushInterval)
 	positive(&p, "usage.meter_interval", c.Usage.MeterInterval)
+	if c.Usage.ExitRetention < Duration(time.Hour) {
+		p.add("usage.exit_retention", "must be at least 1h")
+	}
 	oneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(&p, "log.format", c.Log.Format, "text", "json")
 	return errors.Join(p...)

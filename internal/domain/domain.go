@@ -201,12 +201,28 @@ type SubAccountUpdate struct {
 	TotalLimit   *int64
 }
 
-// UsageKey identifies one usage counter row: who, through which proxy server, on which UTC day.
+// UsageKey identifies one usage counter: who, through which proxy server, on which UTC day, and
+// through which exit in which hour. The store keeps the day's counters per login and proxy server
+// (summing the exits) and, apart, the exit's counters per hour for abuse attribution (WhoUsedExit);
+// a key without an exit counts toward the day only.
 type UsageKey struct {
 	AccountID int64
 	SubID     int64 // 0 when the account itself was used
 	Proxy     string
-	Day       string // YYYY-MM-DD, UTC
+	Day       string     // YYYY-MM-DD, UTC
+	Exit      netip.Addr // the exit used; invalid when unknown
+	Hour      int64      // the Unix time of the hour's start, UTC, with Exit
+}
+
+// ExitUse is what one login did through one exit of a proxy server in one hour: the answer to an
+// abuse complaint that names the exit's IP and a time.
+type ExitUse struct {
+	Hour       time.Time // the hour's start, UTC
+	Exit       netip.Addr
+	Proxy      string
+	Username   string // the account
+	SubAccount string // "" for the account's own traffic; "(deleted #ID)" for a sub-account since deleted
+	UsageCounts
 }
 
 // UsageCounts are the counters kept per UsageKey. BytesIn flows from the client towards the origin,

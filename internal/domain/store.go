@@ -85,6 +85,11 @@ type Store interface {
 	// retried after an unknown commit outcome is not counted twice.
 	AddUsage(ctx context.Context, batch string, deltas map[UsageKey]UsageCounts) error
 	Usage(ctx context.Context, f UsageFilter) ([]UsageRow, error)
+	// WhoUsedExit returns what each login did through exit in the hours that overlap [from, to),
+	// in hour order; PruneExitUsage deletes the hours that ended before before, and says how many
+	// rows went.
+	WhoUsedExit(ctx context.Context, exit netip.Addr, from, to time.Time) ([]ExitUse, error)
+	PruneExitUsage(ctx context.Context, before time.Time) (int64, error)
 	// MonthBandwidth reads every account's bandwidth in month (YYYY-MM, UTC) and, in the same
 	// snapshot, whether the usage batch with id batch ("" for none) has been applied, so that the
 	// process that wrote the batch knows whether the totals include it.

@@ -184,6 +184,7 @@ func (n *Node) follow(ctx context.Context, sharing *banSharing, lookup hostnames
 	wg.Go(func() {
 		n.usage.Run(ctx, cfg.Usage.FlushInterval.D(), cfg.Sync.Interval.D(), 10*time.Second, log)
 	})
+	wg.Go(func() { usage.PruneExits(ctx, n.store, cfg.Usage.ExitRetention.D(), log) })
 	wg.Go(func() { sharing.run(ctx, cfg.Sync.Interval.D()) })
 	wg.Go(func() { n.flushTokenUses(ctx, cfg.Usage.FlushInterval.D()) })
 	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -159,4 +160,24 @@ func (s *Service) UsageReport(ctx context.Context, f domain.UsageFilter) (UsageR
 			return report, nil
 		}
 	}
+}
+
+// MaxWhoWindow bounds the window of WhoUsedExit: an abuse complaint names a time, not a season.
+const MaxWhoWindow = 7 * 24 * time.Hour
+
+// WhoUsedExit answers an abuse complaint: which accounts and sub-accounts used the exit with IP
+// exit (as the complaint gives it: the address origins saw) within window around at — the hours that
+// overlap [at-window/2, at+window/2) — and how much.
+func (s *Service) WhoUsedExit(ctx context.Context, exit string, at time.Time, window time.Duration) ([]domain.ExitUse, error) {
+	ip, err := netip.ParseAddr(strings.TrimSpace(exit))
+	if err != nil {
+		return nil, domain.Errorf(domain.EINVALID, "The exit %q is not an IP address.", exit)
+	}
+	if window <= 0 || window > MaxWhoWindow {
+		return nil, domain.Errorf(domain.EINVALID, "The window must be positive and at most %s.", MaxWhoWindow)
+	}
+	if at.IsZero() {
+		return nil, domain.Errorf(domain.EINVALID, "Give the time of the complaint.")
+	}
+	return s.cfg.Store.WhoUsedExit(ctx, ip.Unmap(), at.Add(-window/2), at.Add(window/2))
 }

@@ -39,6 +39,7 @@ type Store interface {
 	ListExitStatuses(ctx context.Context) ([]domain.ExitStatus, error)
 	Usage(ctx context.Context, f domain.UsageFilter) ([]domain.UsageRow, error)
 	MonthBandwidth(ctx context.Context, month, batch string) (domain.MonthBandwidth, error)
+	WhoUsedExit(ctx context.Context, exit netip.Addr, from, to time.Time) ([]domain.ExitUse, error)
 
 	ListBansPage(ctx context.Context, q domain.BanQuery) (domain.BanPage, error)
 	LiftBan(ctx context.Context, ip netip.Addr) error

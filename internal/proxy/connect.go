@@ -86,7 +86,7 @@ func (s *Server) runTunnel(cc *clientConn, upstream net.Conn, p *auth.Principal,
 	s.metrics.Tunnels.Inc()
 	s.metrics.ActiveTunnels.Inc()
 	var moved relay.Counters
-	metered := s.startTransfer(p, func() (int64, int64) { return early + moved.Up.Load(), moved.Down.Load() }, cc.closeAll)
+	metered := s.startTransfer(p, exit, func() (int64, int64) { return early + moved.Up.Load(), moved.Down.Load() }, cc.closeAll)
 	in, out, idled := relay.Pipe(cc.conn, upstream, s.cfg.TunnelIdle, &moved)
 	in += early
 	if idled {
@@ -97,7 +97,7 @@ func (s *Server) runTunnel(cc *clientConn, upstream net.Conn, p *auth.Principal,
 	s.metrics.BytesOut.Add(float64(out))
 	if s.cfg.Usage != nil {
 		restIn, restOut := s.finishTransfer(metered, in, out)
-		s.cfg.Usage.Add(usageLogin(p), s.cfg.Name, domain.UsageCounts{BytesIn: restIn, BytesOut: restOut, Tunnels: 1})
+		s.cfg.Usage.Add(usageLogin(p), s.cfg.Name, exit, domain.UsageCounts{BytesIn: restIn, BytesOut: restOut, Tunnels: 1})
 	}
 	s.log.Debug("tunnel closed", "target", target, "exit", exit, "login", p.Login, "in", in, "out", out)
 }

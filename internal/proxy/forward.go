@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -80,7 +81,7 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, a *
 	defer cc.setUpstream(nil)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		in, out := x.switchProtocols(resp)
-		s.account(p, in, out, http.StatusSwitchingProtocols, x.metered)
+		s.account(p, x.choice.Exit.IP, in, out, http.StatusSwitchingProtocols, x.metered)
 		return false
 	}
 	out, keep := x.relayResponse(resp)
@@ -89,7 +90,7 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, a *
 	x.release(keep && bodyOK)
 	// Counted before the answer's last bytes leave: a client that has read a whole answer finds it
 	// counted against its plan's bandwidth when it sends the next request.
-	s.account(p, in, out, resp.StatusCode, x.metered)
+	s.account(p, x.choice.Exit.IP, in, out, resp.StatusCode, x.metered)
 	if err := cc.bw.Flush(); err != nil {
 		return false
 	}
@@ -108,14 +109,14 @@ func (x *exchange) release(reusable bool) {
 
 // account counts a request the origin answered; one it never answered is not billed. The bytes a
 // meter already reported (metered, when not nil) are not counted again.
-func (s *Server) account(p *auth.Principal, in, out int64, status int, metered *transfer) {
+func (s *Server) account(p *auth.Principal, exit netip.Addr, in, out int64, status int, metered *transfer) {
 	m := s.metrics
 	m.BytesIn.Add(float64(in))
 	m.BytesOut.Add(float64(out))
 	m.Request(status)
 	if s.cfg.Usage != nil {
 		in, out = s.finishTransfer(metered, in, out)
-		s.cfg.Usage.Add(usageLogin(p), s.cfg.Name, domain.UsageCounts{BytesIn: in, BytesOut: out, Requests: 1})
+		s.cfg.Usage.Add(usageLogin(p), s.cfg.Name, exit, domain.UsageCounts{BytesIn: in, BytesOut: out, Requests: 1})
 	}
 }
 
@@ -125,7 +126,7 @@ func (x *exchange) meterAnswer(length int64) {
 	if length >= 0 && length <= longAnswer {
 		return
 	}
-	x.metered = x.cc.s.startTransfer(x.p, func() (int64, int64) {
+	x.metered = x.cc.s.startTransfer(x.p, x.choice.Exit.IP, func() (int64, int64) {
 		var up int64
 		if x.body != nil {
 			up = x.body.read.Load()
@@ -481,7 +482,7 @@ func (x *exchange) switchProtocols(resp *http.Response) (in, out int64) {
 	client := bufferedConn(x.cc.conn, x.cc.br)
 	origin := bufferedConn(x.oc.Conn, x.oc.R)
 	var moved relay.Counters
-	x.metered = x.cc.s.startTransfer(x.p, func() (int64, int64) { return in + moved.Up.Load(), moved.Down.Load() }, x.cc.closeAll)
+	x.metered = x.cc.s.startTransfer(x.p, x.choice.Exit.IP, func() (int64, int64) { return in + moved.Up.Load(), moved.Down.Load() }, x.cc.closeAll)
 	up, down, idled := relay.Pipe(client, origin, x.cc.s.cfg.TunnelIdle, &moved)
 	x.oc.Release(false)
 	if idled {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 // transfer is one open tunnel or answer being metered.
 type transfer struct {
 	p     *auth.Principal
+	exit  netip.Addr
 	moved func() (up, down int64) // what it has moved so far
 	cut   func()                  // ends it
 
@@ -43,11 +45,11 @@ const longAnswer = 1 << 20
 
 // startTransfer meters a transfer of p until finishTransfer; nil (nothing metered) without a usage
 // recorder.
-func (s *Server) startTransfer(p *auth.Principal, moved func() (int64, int64), cut func()) *transfer {
+func (s *Server) startTransfer(p *auth.Principal, exit netip.Addr, moved func() (int64, int64), cut func()) *transfer {
 	if s.cfg.Usage == nil {
 		return nil
 	}
-	t := &transfer{p: p, moved: moved, cut: cut}
+	t := &transfer{p: p, exit: exit, moved: moved, cut: cut}
 	m := &s.meter
 	m.mu.Lock()
 	if m.open == nil {
@@ -120,7 +122,7 @@ func (s *Server) report(t *transfer) {
 		return
 	}
 	t.reportedUp, t.reportedDown = up, down
-	s.cfg.Usage.Add(usageLogin(t.p), s.cfg.Name, domain.UsageCounts{BytesIn: in, BytesOut: out})
+	s.cfg.Usage.Add(usageLogin(t.p), s.cfg.Name, t.exit, domain.UsageCounts{BytesIn: in, BytesOut: out})
 }
 
 // cutTransfer ends a transfer whose login has spent a limit.

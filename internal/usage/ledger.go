@@ -55,7 +55,7 @@ type periods struct {
 }
 
 func (r *Recorder) periods() *periods {
-	day := r.today()
+	day := r.today(r.now())
 	if p := r.current.Load(); p != nil && p.day == day {
 		return p
 	}

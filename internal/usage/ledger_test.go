@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -66,7 +67,7 @@ func TestFiguresCountEachByteOnce(t *testing.T) {
 	a, b := at(st[0], &now), at(st[1], &now)
 	const alice, bob, aliceSub = 1, 2, 7
 
-	a.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "us-ca", bytes(10, 100))
+	a.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "us-ca", netip.Addr{}, bytes(10, 100))
 	wantMonth(t, "a recorded 110", a, alice, 110)
 	wantMonth(t, "b has not seen it", b, alice, 0)
 	must(t, a.Flush(ctx))
@@ -78,7 +79,7 @@ func TestFiguresCountEachByteOnce(t *testing.T) {
 	must(t, b.Refresh(ctx))
 	wantMonth(t, "b refreshed", b, alice, 110)
 
-	b.Add(Login{AccountID: alice, SubID: aliceSub, BillingDay: 1}, "world", bytes(1000, 0)) // a sub-account's bytes are its account's
+	b.Add(Login{AccountID: alice, SubID: aliceSub, BillingDay: 1}, "world", netip.Addr{}, bytes(1000, 0)) // a sub-account's bytes are its account's
 	wantMonth(t, "b recorded the sub-account's 1000", b, alice, 1110)
 	must(t, a.Refresh(ctx))
 	wantMonth(t, "a refreshed before b flushed", a, alice, 110)
@@ -88,12 +89,12 @@ func TestFiguresCountEachByteOnce(t *testing.T) {
 	must(t, b.Refresh(ctx))
 	wantMonth(t, "b refreshed after its flush", b, alice, 1110)
 
-	a.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "us-ca", bytes(2, 3))
+	a.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "us-ca", netip.Addr{}, bytes(2, 3))
 	must(t, a.Refresh(ctx))
 	wantMonth(t, "a refreshed with 5 pending", a, alice, 1115)
 	must(t, a.Flush(ctx))
-	a.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "us-ca", bytes(0, 4)) // pending while the next refresh reads the flushed 5
-	b.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "world", bytes(1, 0))
+	a.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "us-ca", netip.Addr{}, bytes(0, 4)) // pending while the next refresh reads the flushed 5
+	b.Add(Login{AccountID: alice, SubID: 0, BillingDay: 1}, "world", netip.Addr{}, bytes(1, 0))
 	must(t, b.Flush(ctx))
 	must(t, a.Refresh(ctx))
 	wantMonth(t, "a: its flush, its pending 4, b's 1", a, alice, 1120)
@@ -151,7 +152,7 @@ func TestFiguresAfterAnUncertainFlush(t *testing.T) {
 			st := openStores(t, 1)[0]
 			now := time.Date(2026, 11, 14, 12, 0, 0, 0, time.UTC)
 			r := at(&faultySink{Store: st, commit: tt.commit}, &now)
-			r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", bytes(10, 100))
+			r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", netip.Addr{}, bytes(10, 100))
 			if err := r.Flush(ctx); err == nil {
 				t.Fatal("the first flush succeeded against a failing sink")
 			}
@@ -160,7 +161,7 @@ func TestFiguresAfterAnUncertainFlush(t *testing.T) {
 				must(t, r.Refresh(ctx))
 				wantMonth(t, "refreshed", r, 1, 110)
 			}
-			r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", bytes(1, 0))
+			r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", netip.Addr{}, bytes(1, 0))
 			must(t, r.Flush(ctx))
 			must(t, r.Refresh(ctx))
 			wantMonth(t, "flushed and refreshed", r, 1, 111)
@@ -185,17 +186,17 @@ func TestMonthRollover(t *testing.T) {
 	now := time.Date(2026, 11, 30, 23, 59, 0, 0, time.UTC)
 	r, other := at(st[0], &now), at(st[1], &now)
 
-	r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", bytes(0, 500))
-	other.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "world", bytes(0, 20))
+	r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", netip.Addr{}, bytes(0, 500))
+	other.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "world", netip.Addr{}, bytes(0, 20))
 	must(t, other.Flush(ctx))
 	must(t, r.Flush(ctx))
 	must(t, r.Refresh(ctx))
 	wantMonth(t, "November", r, 1, 520)
-	r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", bytes(0, 7)) // pending over the turn: November's
+	r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", netip.Addr{}, bytes(0, 7)) // pending over the turn: November's
 
 	now = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	wantMonth(t, "00:00 on December 1st", r, 1, 0)
-	r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", bytes(3, 0))
+	r.Add(Login{AccountID: 1, SubID: 0, BillingDay: 1}, "us-ca", netip.Addr{}, bytes(3, 0))
 	wantMonth(t, "December's first bytes", r, 1, 3)
 	must(t, r.Flush(ctx)) // one batch: 7 bytes on November 30th, 3 on December 1st
 	must(t, r.Refresh(ctx))
@@ -258,7 +259,7 @@ func TestFiguresUnderLoad(t *testing.T) {
 			traffic.Go(func() {
 				for range 300 {
 					n := rand.Int64N(10_000)
-					r.Add(Login{AccountID: account, SubID: int64(g), BillingDay: 1}, "us-ca", bytes(n/3, n-n/3))
+					r.Add(Login{AccountID: account, SubID: int64(g), BillingDay: 1}, "us-ca", netip.Addr{}, bytes(n/3, n-n/3))
 					recorded.Add(n)
 				}
 			})
@@ -281,7 +282,7 @@ func TestFiguresUnderLoad(t *testing.T) {
 func BenchmarkFigures(b *testing.B) {
 	r := NewRecorder(nil)
 	l := Login{AccountID: 123456, SubID: 7, BillingDay: 12}
-	r.Add(l, "us-ca", bytes(1, 1))
+	r.Add(l, "us-ca", netip.Addr{}, bytes(1, 1))
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Figures(l)
@@ -307,9 +308,9 @@ func TestFiguresOfLoginsAndPeriods(t *testing.T) {
 	must(t, err)
 	acct := Login{AccountID: created.ID, BillingDay: day}
 	bot := Login{AccountID: created.ID, SubID: sub.ID, BillingDay: day}
-	a.Add(acct, "us-ca", bytes(0, 100))
-	a.Add(bot, "us-ca", bytes(0, 10))
-	b.Add(bot, "world", bytes(0, 1))
+	a.Add(acct, "us-ca", netip.Addr{}, bytes(0, 100))
+	a.Add(bot, "us-ca", netip.Addr{}, bytes(0, 10))
+	b.Add(bot, "world", netip.Addr{}, bytes(0, 1))
 	must(t, errors.Join(a.Flush(ctx), b.Flush(ctx), a.Refresh(ctx), b.Refresh(ctx)))
 	want := Figures{Period: 11, Total: 11, AccountPeriod: 111, AccountTotal: 111}
 	for i, r := range []*Recorder{a, b} {
@@ -322,7 +323,7 @@ func TestFiguresOfLoginsAndPeriods(t *testing.T) {
 	if got := a.Figures(bot); got != (Figures{Total: 11, AccountTotal: 111}) {
 		t.Errorf("on the 15th: %+v, want the periods back to zero and the totals kept", got)
 	}
-	a.Add(bot, "us-ca", bytes(5, 0))
+	a.Add(bot, "us-ca", netip.Addr{}, bytes(5, 0))
 	must(t, errors.Join(a.Flush(ctx), a.Refresh(ctx), b.Refresh(ctx)))
 	want = Figures{Period: 5, Total: 16, AccountPeriod: 5, AccountTotal: 116}
 	for i, r := range []*Recorder{a, b} {

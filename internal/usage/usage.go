@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"github.com/exitmesh/exitmesh/internal/loop"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,8 +53,8 @@ type utcDay struct {
 	text string
 }
 
-func (r *Recorder) today() string {
-	now := r.now().UTC()
+func (r *Recorder) today(now time.Time) string {
+	now = now.UTC()
 	n := now.Unix() / 86400
 	if d := r.day.Load(); d != nil && d.n == n {
 		return d.text
@@ -69,9 +70,13 @@ func NewRecorder(sink Sink) *Recorder {
 		ledger: ledgerState{stored: map[domain.BandwidthKey]int64{}, written: map[domain.BandwidthKey]int64{}}}
 }
 
-// Add records c for a login on a proxy server today.
-func (r *Recorder) Add(l Login, proxy string, c domain.UsageCounts) {
-	k := domain.UsageKey{AccountID: l.AccountID, SubID: l.SubID, Proxy: proxy, Day: r.today()}
+// Add records c for a login on a proxy server through exit (invalid: unknown) now.
+func (r *Recorder) Add(l Login, proxy string, exit netip.Addr, c domain.UsageCounts) {
+	now := r.now()
+	k := domain.UsageKey{AccountID: l.AccountID, SubID: l.SubID, Proxy: proxy, Day: r.today(now), Exit: exit}
+	if exit.IsValid() {
+		k.Hour = now.Unix() - now.Unix()%3600
+	}
 	// The figures first: until the bytes are pending too, no flush can write them and no refresh can
 	// find them in the store, so the figures never count them twice.
 	r.ledger.billingDay(l.AccountID, l.BillingDay)
@@ -128,4 +133,23 @@ func (r *Recorder) Run(ctx context.Context, flushEvery, refreshEvery, finalWait 
 	if err := r.Flush(fctx); err != nil {
 		log.Error("usage lost at shutdown", "err", err)
 	}
+}
+
+// ExitPruner deletes the exits' hourly records that ended before a time: the store.
+type ExitPruner interface {
+	PruneExitUsage(ctx context.Context, before time.Time) (int64, error)
+}
+
+// PruneExits deletes the exits' hourly records older than retention at once and then every hour,
+// until ctx ends. Every node runs it; the deletes are idempotent.
+func PruneExits(ctx context.Context, s ExitPruner, retention time.Duration, log *slog.Logger) {
+	loop.Loop{Interval: time.Hour, Timeout: time.Minute, Now: true, Log: log,
+		Step: func(ctx context.Context) error {
+			n, err := s.PruneExitUsage(ctx, time.Now().Add(-retention))
+			if n > 0 {
+				log.Info("exit usage pruned", "rows", n, "older than", retention)
+			}
+			return err
+		},
+		Failing: "exit usage not pruned", Recovered: "exit usage pruned again"}.Run(ctx)
 }

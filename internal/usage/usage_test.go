@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -52,13 +53,13 @@ func TestFailedFlushLosesNothingAndCountsOnce(t *testing.T) {
 	day := time.Date(2026, 11, 24, 23, 59, 0, 0, time.UTC)
 	r.now = func() time.Time { return day }
 
-	r.Add(Login{AccountID: a.ID, BillingDay: 1}, "us-ca", domain.UsageCounts{BytesIn: 10, BytesOut: 100, Requests: 1})
+	r.Add(Login{AccountID: a.ID, BillingDay: 1}, "us-ca", netip.Addr{}, domain.UsageCounts{BytesIn: 10, BytesOut: 100, Requests: 1})
 	if err := r.Flush(ctx); err == nil {
 		t.Fatal("first flush succeeded against a failing sink")
 	}
-	r.Add(Login{AccountID: a.ID, BillingDay: 1}, "us-ca", domain.UsageCounts{BytesIn: 5, BytesOut: 50, Tunnels: 1})
+	r.Add(Login{AccountID: a.ID, BillingDay: 1}, "us-ca", netip.Addr{}, domain.UsageCounts{BytesIn: 5, BytesOut: 50, Tunnels: 1})
 	day = day.Add(2 * time.Minute) // the next UTC day
-	r.Add(Login{AccountID: a.ID, BillingDay: 1}, "us-ca", domain.UsageCounts{Requests: 3})
+	r.Add(Login{AccountID: a.ID, BillingDay: 1}, "us-ca", netip.Addr{}, domain.UsageCounts{Requests: 3})
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

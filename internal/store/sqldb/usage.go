@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,20 +32,29 @@ func (db *DB) AddUsage(ctx context.Context, batch string, deltas map[domain.Usag
 	if batch == "" {
 		return fmt.Errorf("add usage: empty batch id")
 	}
-	keys := make([]domain.UsageKey, 0, len(deltas))
+	days, exits := map[domain.UsageKey]domain.UsageCounts{}, map[domain.UsageKey]domain.UsageCounts{}
 	for k, c := range deltas {
 		if _, err := time.Parse(dayLayout, k.Day); err != nil {
 			return fmt.Errorf("add usage: day %q is not YYYY-MM-DD", k.Day)
 		}
-		if c != (domain.UsageCounts{}) {
-			keys = append(keys, k)
+		if c == (domain.UsageCounts{}) {
+			continue
 		}
+		if k.Exit.IsValid() {
+			exits[k] = c
+		}
+		dk := k
+		dk.Exit, dk.Hour = netip.Addr{}, 0
+		sum := days[dk]
+		sum.Add(c)
+		days[dk] = sum
 	}
-	if len(keys) == 0 {
+	if len(days) == 0 {
 		return nil
 	}
+	deltas = days
 	// One order for every writer, so that concurrent flushes from many nodes cannot deadlock.
-	slices.SortFunc(keys, compareUsageKeys)
+	keys := slices.SortedFunc(maps.Keys(days), compareUsageKeys)
 	err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
 		now := db.now()
 		first, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO usage_batches (id, applied_at) VALUES ($1, $2)
@@ -74,7 +84,10 @@ func (db *DB) AddUsage(ctx context.Context, batch string, deltas map[domain.Usag
 		if err := addMonthBytes(ctx, tx, keys, deltas); err != nil {
 			return err
 		}
-		return addLedgerBytes(ctx, tx, keys, deltas)
+		if err := addLedgerBytes(ctx, tx, keys, deltas); err != nil {
+			return err
+		}
+		return addExitUsage(ctx, tx, exits)
 	})
 	if err != nil {
 		return fmt.Errorf("add usage (%d counters): %w", len(keys), err)
@@ -296,6 +309,85 @@ func (db *DB) MonthBandwidth(ctx context.Context, month, batch string) (domain.M
 func compareUsageKeys(a, b domain.UsageKey) int {
 	return cmp.Or(cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.SubID, b.SubID),
 		strings.Compare(a.Proxy, b.Proxy), strings.Compare(a.Day, b.Day))
+}
+
+// addExitUsage adds the exits' hourly counters (abuse attribution), in (exit, hour, proxy, login)
+// order, the rows' key order, so that writers cannot deadlock.
+func addExitUsage(ctx context.Context, tx *sql.Tx, exits map[domain.UsageKey]domain.UsageCounts) error {
+	if len(exits) == 0 {
+		return nil
+	}
+	keys := slices.SortedFunc(maps.Keys(exits), func(a, b domain.UsageKey) int {
+		return cmp.Or(strings.Compare(a.Exit.String(), b.Exit.String()), cmp.Compare(a.Hour, b.Hour),
+			strings.Compare(a.Proxy, b.Proxy), cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.SubID, b.SubID))
+	})
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO exit_usage (exit_ip, hour, proxy, account_id, sub_id, bytes_in, bytes_out, requests, tunnels)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (exit_ip, hour, proxy, account_id, sub_id) DO UPDATE SET
+			bytes_in = exit_usage.bytes_in + excluded.bytes_in, bytes_out = exit_usage.bytes_out + excluded.bytes_out,
+			requests = exit_usage.requests + excluded.requests, tunnels = exit_usage.tunnels + excluded.tunnels`)
+	if err != nil {
+		return fmt.Errorf("exit usage: %w", err)
+	}
+	defer stmt.Close()
+	for _, k := range keys {
+		c := exits[k]
+		if _, err := stmt.ExecContext(ctx, k.Exit.String(), k.Hour, k.Proxy, k.AccountID, k.SubID,
+			c.BytesIn, c.BytesOut, c.Requests, c.Tunnels); err != nil {
+			return fmt.Errorf("exit usage: %w", err)
+		}
+	}
+	return nil
+}
+
+// WhoUsedExit implements domain.Store.
+func (db *DB) WhoUsedExit(ctx context.Context, exit netip.Addr, from, to time.Time) ([]domain.ExitUse, error) {
+	if !exit.IsValid() || !from.Before(to) {
+		return nil, domain.Errorf(domain.EINVALID, "Give an exit IP and a time window that is not empty.")
+	}
+	first := from.Unix() - from.Unix()%3600 // the hour holding from
+	var uses []domain.ExitUse
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		return queryEach(ctx, tx, `SELECT e.hour, e.proxy, a.username, e.sub_id, s.username,
+				e.bytes_in, e.bytes_out, e.requests, e.tunnels
+			FROM exit_usage e JOIN accounts a ON a.id = e.account_id LEFT JOIN sub_accounts s ON s.id = e.sub_id
+			WHERE e.exit_ip = $1 AND e.hour >= $2 AND e.hour < $3
+			ORDER BY e.hour, a.username, e.sub_id, e.proxy`,
+			[]any{exit.Unmap().String(), first, to.Unix()}, func(r *sql.Rows) error {
+				u := domain.ExitUse{Exit: exit.Unmap()}
+				var hour, subID int64
+				var sub sql.NullString
+				err := r.Scan(&hour, &u.Proxy, &u.Username, &subID, &sub, &u.BytesIn, &u.BytesOut, &u.Requests, &u.Tunnels)
+				switch {
+				case sub.Valid:
+					u.SubAccount = sub.String
+				case subID != 0:
+					u.SubAccount = fmt.Sprintf("(deleted #%d)", subID)
+				}
+				u.Hour = time.Unix(hour, 0).UTC()
+				uses = append(uses, u)
+				return err
+			})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("who used exit %s: %w", exit, err)
+	}
+	return uses, nil
+}
+
+// PruneExitUsage implements domain.Store.
+func (db *DB) PruneExitUsage(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
+		var err error
+		// An hour ends 3600 s after its start: it is gone once its end is not after before.
+		n, err = rowsAffected(tx.ExecContext(ctx, `DELETE FROM exit_usage WHERE hour + 3600 <= $1`, before.Unix()))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune exit usage: %w", err)
+	}
+	return n, nil
 }
 
 // Usage returns the usage counters matching f, ordered by day, username, sub-account and proxy

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"UsageErrors", testUsageErrors},
 		{"MonthBandwidth", testMonthBandwidth},
 		{"ConcurrentUsage", testConcurrentUsage},
+		{"ExitUsage", testExitUsage},
 		{"Snapshot", testSnapshot},
 		{"VersionPerChange", testVersionPerChange},
 		{"ConcurrentLimits", testConcurrentLimits},
