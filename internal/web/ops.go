@@ -27,6 +27,7 @@ func (s *Server) routeOps() {
 	s.mux.HandleFunc("GET /ops/bans", s.operatorOnly(s.opsBansPage))
 	s.mux.HandleFunc("POST /ops/bans", s.operatorOnly(s.opsBansChange))
 	s.mux.HandleFunc("GET /ops/usage", s.operatorOnly(s.opsUsagePage))
+	s.mux.HandleFunc("GET /ops/who", s.operatorOnly(s.opsWhoPage))
 }
 
 // operatorOnly wraps an operator page: signed in (and, for a POST, the CSRF token checked) as an

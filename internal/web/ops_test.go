@@ -669,6 +669,41 @@ func TestOperatorSeesNetworkUsage(t *testing.T) {
 	waitText(t, b, ".error", "Dates are YYYY-MM-DD")
 }
 
+// TestOperatorAnswersAnAbuseComplaint: the abuse page names the accounts that used an exit in the
+// hours around a time, with their sub-accounts and counts, and nobody else.
+func TestOperatorAnswersAnAbuseComplaint(t *testing.T) {
+	n := startNetwork(t)
+	n.account(t, "ops", "ops-password", "big")
+	n.account(t, "alice", "alice-password", "big", "us-ca")
+	n.account(t, "bob", "bob-password", "big", "us-ca")
+	ctx := t.Context()
+	alice, _ := n.store.GetAccount(ctx, "alice")
+	bob, _ := n.store.GetAccount(ctx, "bob")
+	h := time.Date(2026, 11, 30, 14, 0, 0, 0, time.UTC)
+	e2, e3 := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
+	if err := n.store.AddUsage(ctx, "seed", map[domain.UsageKey]domain.UsageCounts{
+		{AccountID: alice.ID, Proxy: "us-ca", Day: "2026-11-30", Exit: e2, Hour: h.Unix()}:                   {BytesOut: 2_000_000, Requests: 12},
+		{AccountID: bob.ID, Proxy: "us-ca", Day: "2026-11-30", Exit: e3, Hour: h.Unix()}:                     {BytesOut: 5_000, Tunnels: 1},
+		{AccountID: bob.ID, Proxy: "us-ca", Day: "2026-11-30", Exit: e2, Hour: h.Add(-5 * time.Hour).Unix()}: {Requests: 1},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b := browser(t)
+	signIn(t, b, n.base, "ops", "ops-password")
+	run(t, b, "open the abuse page", chromedp.Navigate(n.base+"/ops/who"),
+		chromedp.SendKeys(chromedp.CSS(`#exit`), "127.0.0.2"),
+		chromedp.SetValue(chromedp.CSS(`#at`), "2026-11-30T14:32"),
+		chromedp.Click(chromedp.CSS(`#ask`)), chromedp.WaitVisible(chromedp.CSS(`#who`)))
+	if got := cells(t, b, "#who tbody"); got != "2026-11-30 14:00 us-ca alice — 12 0 0 B 2 MB" {
+		t.Errorf("who used 127.0.0.2 around 14:32: %q, want alice's hour only (bob's was at 09:00)", got)
+	}
+	screenshot(t, b, "ops-who")
+	run(t, b, "a time nobody used it", chromedp.Navigate(n.base+"/ops/who?exit=127.0.0.2&at=2026-11-30T20:00&window=1h"),
+		chromedp.WaitVisible(chromedp.CSS(`#nobody`)))
+	run(t, b, "not an IP", chromedp.Navigate(n.base+"/ops/who?exit=nope&at=2026-11-30T20:00"))
+	waitText(t, b, ".error", "is not an IP address")
+}
+
 // TestCustomerIsRefusedOperatorPages: an account not in dashboard.operators sees no operator link
 // and gets 403 on every operator page, for reading and for changing, with no operator data.
 func TestCustomerIsRefusedOperatorPages(t *testing.T) {
@@ -703,7 +738,7 @@ func TestCustomerIsRefusedOperatorPages(t *testing.T) {
 	if m == nil {
 		t.Fatal("no CSRF token on the account page")
 	}
-	for _, path := range []string{"/ops/", "/ops/accounts", "/ops/plans", "/ops/proxies", "/ops/bans", "/ops/usage"} {
+	for _, path := range []string{"/ops/", "/ops/accounts", "/ops/plans", "/ops/proxies", "/ops/bans", "/ops/usage", "/ops/who?exit=127.0.0.2&at=2026-01-01T00:00"} {
 		if got := statusOf(c.Get(n.base + path)); got != http.StatusForbidden {
 			t.Errorf("GET %s as a customer: %d, want 403", path, got)
 		}
