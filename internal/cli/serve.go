@@ -17,6 +17,9 @@ func runServe(ctx context.Context, args []string, stdio IO) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Ignore(syscall.SIGHUP)
+	usr1 := make(chan os.Signal, 1) // SIGUSR1 reopens the access log
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Ignore(syscall.SIGUSR1)
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "config file (default ./exitmesh.yaml); SIGHUP reads it again")
@@ -46,9 +49,22 @@ func runServe(ctx context.Context, args []string, stdio IO) error {
 		defer close(reloaded)
 		reloadOnHangup(reloadCtx, n, path, hup, log)
 	}()
+	reopened := make(chan struct{})
+	go func() {
+		defer close(reopened)
+		for {
+			select {
+			case <-reloadCtx.Done():
+				return
+			case <-usr1:
+				n.ReopenAccessLog()
+			}
+		}
+	}()
 	err = n.Wait(ctx)
 	stopReloads()
 	<-reloaded
+	<-reopened
 	return err
 }
 

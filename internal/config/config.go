@@ -55,6 +55,15 @@ type Config struct {
 	Retries   int       `yaml:"retries"`
 	Dashboard Dashboard `yaml:"dashboard"`
 	SMTP      SMTP      `yaml:"smtp"`
+	AccessLog AccessLog `yaml:"access_log"`
+}
+
+// AccessLog is the proxies' access log, one JSON line per request and per tunnel; off while Path is
+// empty. Path "-" is standard output; SIGUSR1 reopens the file (for logrotate). Paths adds request
+// paths and query strings, which may carry customers' secrets, so they are left out by default.
+type AccessLog struct {
+	Path  string `yaml:"path"`
+	Paths bool   `yaml:"paths"`
 }
 
 // Dashboard is the web dashboard served by the API listener. Operators are accounts that also see

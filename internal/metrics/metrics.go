@@ -30,6 +30,7 @@ type Metrics struct {
 	clientConns   *prometheus.GaugeVec
 	unsolicited   *prometheus.CounterVec
 	exitRetries   *prometheus.CounterVec
+	accessDropped prometheus.Counter
 }
 
 // New returns a node's metrics, with the Go runtime and process collectors registered too.
@@ -81,12 +82,19 @@ func New() *Metrics {
 			Name: "exitmesh_exit_retries_total",
 			Help: "Requests and tunnels sent through another exit after the chosen one failed to connect, by proxy server.",
 		}, []string{"proxy"}),
+		accessDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "exitmesh_access_log_dropped_total",
+			Help: "Access log lines dropped because the log's writer could not keep up (a stuck disk, a slow pipe).",
+		}),
 	}
 	m.reg.MustRegister(m.requests, m.tunnels, m.activeTunnels, m.bytes, m.errors, m.exitUses,
-		m.exitHealthy, m.exitActive, m.exitLatency, m.exitChecks, m.limitHits, m.clientConns, m.unsolicited, m.exitRetries,
+		m.exitHealthy, m.exitActive, m.exitLatency, m.exitChecks, m.limitHits, m.clientConns, m.unsolicited, m.exitRetries, m.accessDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// AccessLogDropped counts an access log line dropped.
+func (m *Metrics) AccessLogDropped() { m.accessDropped.Inc() }
 
 // Handler serves the metrics.
 func (m *Metrics) Handler() http.Handler {

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/exitmesh/exitmesh/internal/accesslog"
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/config"
@@ -61,6 +62,7 @@ type Node struct {
 	// and exits.
 	self egress.Self
 
+	accessLog     *accesslog.Log // nil when access_log.path is empty
 	shutdownGrace time.Duration  // timeouts.shutdown
 	stop          teardown       // what Start started, stopped in reverse order by Close
 	httpServers   []*http.Server // metrics and API, shut down with the proxy servers
@@ -110,6 +112,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	n.stop.push("store", func(context.Context) error { return n.store.Close() })
 	n.usage = usage.NewRecorder(n.store)
 	sharing.store, sharing.tracker = n.store, n.bans
+
+	if cfg.AccessLog.Path != "" {
+		n.accessLog, err = accesslog.Open(accesslog.Config{Path: cfg.AccessLog.Path, Paths: cfg.AccessLog.Paths,
+			Node: cfg.Node.Name, Dropped: n.metrics.AccessLogDropped, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		n.stop.push("access log", n.accessLog.Close) // after the proxies, which write to it
+	}
 
 	n.dialer = newDialer(cfg.Egress, &n.self)
 	n.proxies, err = hosting.Bind(hosting.Config{NewServer: n.newProxyServer, Metrics: n.metrics, Log: log,
@@ -270,6 +281,7 @@ func (n *Node) newProxyServer(name string, pool *exits.Pool, cert func() *tls.Ce
 		Accounts:         n.view,
 		Bans:             n.bans,
 		Usage:            n.usage,
+		AccessLog:        n.accessLog,
 		Metrics:          n.metrics,
 		Log:              n.log,
 		OriginTimeout:    cfg.Timeouts.Origin.D(),
@@ -389,3 +401,6 @@ func (n *Node) Wait(ctx context.Context) error {
 	defer cancel()
 	return errors.Join(serveErr, n.Close(sctx))
 }
+
+// ReopenAccessLog makes the access log open its file again (SIGUSR1, after logrotate renamed it).
+func (n *Node) ReopenAccessLog() { n.accessLog.Reopen() }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/exitmesh/exitmesh/internal/accesslog"
 	"github.com/exitmesh/exitmesh/internal/httphead"
 	"github.com/exitmesh/exitmesh/internal/peek"
 )
@@ -47,6 +48,11 @@ type clientConn struct {
 	// tunnel is set when the connection became a CONNECT tunnel, served by goroutines of its own
 	// that close and untrack it.
 	tunnel bool
+
+	// entry is the access log's entry of the request or tunnel in flight, while logging (see
+	// accesslog.go).
+	entry   accesslog.Entry
+	logging bool
 
 	mu       sync.Mutex // guards upstream
 	upstream net.Conn   // the origin or tunnel connection in use: Shutdown closes it with the client's

@@ -48,6 +48,7 @@ func (s *Server) startTunnel(cc *clientConn, upstream net.Conn, r *http.Request,
 		upstream.Close()
 		return false
 	}
+	cc.entryOutcome(http.StatusOK, c.Exit.IP, "")
 	return s.relayTunnel(cc, upstream, p, c.Exit.IP, target)
 }
 
@@ -99,5 +100,6 @@ func (s *Server) runTunnel(cc *clientConn, upstream net.Conn, p *auth.Principal,
 		restIn, restOut := s.finishTransfer(metered, in, out)
 		s.cfg.Usage.Add(usageLogin(p), s.cfg.Name, exit, domain.UsageCounts{BytesIn: restIn, BytesOut: restOut, Tunnels: 1})
 	}
+	cc.endEntry(in, out)
 	s.log.Debug("tunnel closed", "target", target, "exit", exit, "login", p.Login, "in", in, "out", out)
 }

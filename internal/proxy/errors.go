@@ -193,6 +193,13 @@ func (cc *clientConn) refuse(r *http.Request, rf *refusal, exit *exits.Exit, not
 		h[headerNotFound] = []string{notFound.String()}
 	}
 	h[headerError] = []string{rf.Reason}
+	if cc.logging {
+		var ip netip.Addr
+		if exit != nil {
+			ip = exit.IP
+		}
+		cc.entryOutcome(rf.Status, ip, rf.Reason)
+	}
 	h["Proxy-Status"] = []string{proxyStatus(cc.s.cfg.NodeName, rf)}
 	w := cc.bw
 	w.WriteString("HTTP/1.1 " + strconv.Itoa(rf.Status) + " " + text + "\r\n")

@@ -82,6 +82,7 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, a *
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		in, out := x.switchProtocols(resp)
 		s.account(p, x.choice.Exit.IP, in, out, http.StatusSwitchingProtocols, x.metered)
+		cc.entryAnswered(http.StatusSwitchingProtocols, x.choice.Exit.IP, in, out)
 		return false
 	}
 	out, keep := x.relayResponse(resp)
@@ -91,6 +92,7 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, a *
 	// Counted before the answer's last bytes leave: a client that has read a whole answer finds it
 	// counted against its plan's bandwidth when it sends the next request.
 	s.account(p, x.choice.Exit.IP, in, out, resp.StatusCode, x.metered)
+	cc.entryAnswered(resp.StatusCode, x.choice.Exit.IP, in, out)
 	if err := cc.bw.Flush(); err != nil {
 		return false
 	}

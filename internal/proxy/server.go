@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/exitmesh/exitmesh/internal/accesslog"
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/config"
@@ -38,6 +39,7 @@ type Config struct {
 	Certificate func() *tls.Certificate
 	Accounts    *auth.View
 	Usage       *usage.Recorder // nil: usage is not recorded
+	AccessLog   *accesslog.Log  // nil: no access log
 	Bans        *bans.Tracker   // shared with the node's other servers; nil: nobody is banned
 	Sessions    *exits.Sessions // sticky sessions; nil: a table with SessionTTL and MaxSessions
 	Metrics     *metrics.Metrics
@@ -264,32 +266,48 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // serveRequest handles one proxy request, CONNECT or an absolute-URI HTTP request, and reports
 // whether the connection may carry another.
 func (s *Server) serveRequest(cc *clientConn, r *http.Request) bool {
+	if !s.cfg.AccessLog.Enabled() {
+		keep, _ := s.handle(cc, r)
+		return keep
+	}
+	cc.beginEntry(r)
+	keep, tunnel := s.handle(cc, r)
+	if !tunnel { // a tunnel's entry ends with it
+		cc.endEntry(cc.entry.BytesIn, cc.entry.BytesOut)
+	}
+	return keep
+}
+
+// handle serves one request. keep reports whether the connection may carry another; tunnel, that
+// it became a tunnel.
+func (s *Server) handle(cc *clientConn, r *http.Request) (keep, tunnel bool) {
 	src := cc.src
 	if left, banned := s.cfg.Bans.Banned(src); banned {
-		return cc.refuse(r, errBanned(left), nil, netip.Addr{})
+		return cc.refuse(r, errBanned(left), nil, netip.Addr{}), false
 	}
 	connect := r.Method == http.MethodConnect
 	if rf := checkTarget(r, connect); rf != nil {
-		return cc.refuse(r, rf, nil, netip.Addr{})
+		return cc.refuse(r, rf, nil, netip.Addr{}), false
 	}
 	p, userSteer, rf := s.authenticate(cc.ctx, r, src)
 	if rf != nil {
 		if rf == errAuthFailed {
 			s.countAuthFailure(src)
 		}
-		return cc.refuse(r, rf, nil, netip.Addr{})
+		return cc.refuse(r, rf, nil, netip.Addr{}), false
 	}
+	cc.entryLogin(p)
 	if rf := s.checkBandwidth(p); rf != nil {
-		return cc.refuse(r, rf, nil, netip.Addr{})
+		return cc.refuse(r, rf, nil, netip.Addr{}), false
 	}
 	if rf := s.acquireAccount(p); rf != nil {
-		return cc.refuse(r, rf, nil, netip.Addr{})
+		return cc.refuse(r, rf, nil, netip.Addr{}), false
 	}
-	keep, tunnel := s.dispatch(cc, r, p, userSteer, connect)
+	keep, tunnel = s.dispatch(cc, r, p, userSteer, connect)
 	if !tunnel { // a tunnel releases its account's count when it ends
 		s.releaseAccount(p)
 	}
-	return keep
+	return keep, tunnel
 }
 
 // dispatch steers r to an exit and forwards it or opens its tunnel. keep reports whether the

@@ -80,6 +80,9 @@ func (s *Server) serveSOCKS(cc *clientConn) {
 		s.socksRefused(cc, "request", "err", err, "login", p.Login)
 		return
 	}
+	if s.cfg.AccessLog.Enabled() {
+		cc.beginTunnelEntry("SOCKS5", target, p)
+	}
 	if code, reason := s.socksAdmit(p); code != socksSucceeded {
 		s.socksReply(cc, code, nil)
 		s.socksRefused(cc, reason, "login", p.Login, "target", target)
@@ -192,6 +195,7 @@ func (s *Server) socksConnect(cc *clientConn, p *auth.Principal, steer exits.Ste
 		return false
 	}
 	upstream, err := a.dial(cc, target)
+	cc.entryOutcome(int(socksSucceeded), a.choice.Exit.IP, "")
 	if err != nil {
 		s.socksReply(cc, socksReplyFor(err), nil)
 		s.socksRefused(cc, failure(err).Reason, "login", p.Login, "target", target, "exit", a.choice.Exit.IP, "err", err)
@@ -216,6 +220,9 @@ func (s *Server) socksReply(cc *clientConn, code byte, bound net.Addr) bool {
 	if a, ok := bound.(*net.TCPAddr); ok {
 		addr = a.AddrPort()
 	}
+	if cc.logging {
+		cc.entry.Status = int(code)
+	}
 	b := []byte{socksVersion, code, 0}
 	if ip := addr.Addr().Unmap(); ip.Is4() {
 		b = append(append(b, socksAddrIPv4), ip.AsSlice()...)
@@ -230,6 +237,10 @@ func (s *Server) socksReply(cc *clientConn, code byte, bound net.Addr) bool {
 // socksRefused logs and counts a refusal.
 func (s *Server) socksRefused(cc *clientConn, reason string, args ...any) {
 	s.metrics.Error(reason)
+	if cc.logging {
+		cc.entry.Error = reason
+		cc.endEntry(0, 0)
+	}
 	s.log.Info("socks5 refused", append([]any{"reason", reason, "client", cc.src}, args...)...)
 }
 
