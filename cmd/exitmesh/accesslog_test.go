@@ -124,7 +124,7 @@ func TestAccessLogRotatesOnSIGUSR1(t *testing.T) {
 		}
 		return nil
 	})
-	if n := served(logLines(t, logPath + ".1")); n != before {
+	if n := served(logLines(t, logPath+".1")); n != before {
 		t.Errorf("%d lines in the renamed file, want %d", n, before)
 	}
 	serve.stop(t, syscall.SIGTERM)
