@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/exitmesh/exitmesh/internal/origin"
 )
@@ -126,6 +128,22 @@ func TestAccessLogRotatesOnSIGUSR1(t *testing.T) {
 	})
 	if n := served(logLines(t, logPath+".1")); n != before {
 		t.Errorf("%d lines in the renamed file, want %d", n, before)
+	}
+	// admin who points at the lines of the exit's hours in the access log, with a command that finds them.
+	exit := logLines(t, logPath)[0]["exit_ip"].(string)
+	var grep string
+	eventually(t, func() error {
+		out, err := adminCmd(t, cfg, "", "who", "--exit", exit, "--at", time.Now().UTC().Format(time.RFC3339)).CombinedOutput()
+		m := regexp.MustCompile(`(?m)^  (grep -h .*)$`).FindSubmatch(out)
+		if err != nil || m == nil {
+			return fmt.Errorf("admin who: %v\n%s", err, out)
+		}
+		grep = string(m[1])
+		return nil
+	})
+	found, err := exec.Command("bash", "-c", grep).Output()
+	if err != nil || !strings.Contains(string(found), `"exit_ip":"`+exit+`"`) {
+		t.Errorf("%s: %v\n%s", grep, err, found)
 	}
 	serve.stop(t, syscall.SIGTERM)
 }

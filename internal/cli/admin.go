@@ -75,6 +75,7 @@ type admin struct {
 	ctx context.Context
 	ops *operator.Service
 	io  IO
+	cfg *config.Config
 }
 
 func runAdmin(ctx context.Context, args []string, stdio IO) error {
@@ -133,7 +134,7 @@ func runAdmin(ctx context.Context, args []string, stdio IO) error {
 		return err
 	}
 	// Nothing to tell of a change: no node's view lives in this process.
-	return runCmd(&admin{ctx: ctx, ops: operator.New(operator.Config{Store: st}), io: stdio}, pos)
+	return runCmd(&admin{ctx: ctx, ops: operator.New(operator.Config{Store: st}), io: stdio, cfg: cfg}, pos)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -617,10 +618,23 @@ func whoUsedExit(fs *flag.FlagSet) func(*admin, []string) error {
 				when.Add(-*window/2).UTC().Format(time.DateTime), when.Add(*window/2).UTC().Format(time.DateTime))
 			return err
 		}
-		return table(a.io.Stdout, []string{"HOUR (UTC)", "PROXY", "ACCOUNT", "SUB-ACCOUNT", "REQUESTS", "TUNNELS", "BYTES-IN", "BYTES-OUT"}, len(uses), func(i int) []any {
+		err = table(a.io.Stdout, []string{"HOUR (UTC)", "PROXY", "ACCOUNT", "SUB-ACCOUNT", "REQUESTS", "TUNNELS", "BYTES-IN", "BYTES-OUT"}, len(uses), func(i int) []any {
 			u := uses[i]
 			return []any{u.Hour.Format("2006-01-02 15:04"), u.Proxy, u.Username, dash(u.SubAccount), u.Requests, u.Tunnels, u.BytesIn, u.BytesOut}
 		})
+		if err != nil || a.cfg.AccessLog.Path == "" || a.cfg.AccessLog.Path == "-" {
+			return err
+		}
+		// The hours' lines in this node's access log (other nodes keep their own).
+		hours := make([]string, 0, len(uses))
+		for _, u := range uses {
+			if h := u.Hour.Format("2006-01-02T15"); !slices.Contains(hours, h) {
+				hours = append(hours, h)
+			}
+		}
+		_, err = fmt.Fprintf(a.io.Stdout, "\nthe requests themselves, in this node's access log:\n  grep -h '\"exit_ip\":\"%s\"' %s* | grep -E '\"time\":\"(%s)'\n",
+			uses[0].Exit, a.cfg.AccessLog.Path, strings.Join(hours, "|"))
+		return err
 	}
 }
 
