@@ -59,7 +59,26 @@ func (p *Principal) Bandwidth() int64 {
 // planLimits is what the proxies read of a plan, shared by every principal on it, so a plan's
 // change is one store, whatever the number of its accounts.
 type planLimits struct {
-	bandwidth atomic.Int64
+	bandwidth   atomic.Int64
+	rate        atomic.Int64
+	speed       atomic.Int64
+	connections atomic.Int64
+}
+
+// Rates are a plan's per-account rate, speed and concurrency limits (domain.Plan); 0 = none.
+type Rates struct {
+	Rate        int   // requests and tunnel opens per second
+	Speed       int64 // bytes per second, each way
+	Connections int   // requests and tunnels in flight
+}
+
+// Rates returns the rate, speed and concurrency limits of the account's plan. They follow changes
+// to the plan.
+func (p *Principal) Rates() Rates {
+	if p.plan == nil {
+		return Rates{}
+	}
+	return Rates{Rate: int(p.plan.rate.Load()), Speed: p.plan.speed.Load(), Connections: int(p.plan.connections.Load())}
 }
 
 // accountState is what one account contributes to the view, kept to take it out again when the
@@ -219,7 +238,11 @@ func tokensByAccount(tokens []domain.Token) map[int64][]domain.Token {
 // (an account cannot be on it).
 func (v *View) setPlans(plans []domain.Plan) {
 	for _, p := range plans {
-		v.plan(p.Name).bandwidth.Store(p.MonthlyBandwidth)
+		pl := v.plan(p.Name)
+		pl.bandwidth.Store(p.MonthlyBandwidth)
+		pl.rate.Store(int64(p.Rate))
+		pl.speed.Store(p.Speed)
+		pl.connections.Store(int64(p.Connections))
 	}
 }
 

@@ -232,6 +232,11 @@ type Plan struct {
 	Hostnames int    `yaml:"hostnames"`
 	Bandwidth Size   `yaml:"bandwidth"`
 	Tokens    int    `yaml:"tokens"` // active API tokens of an account and its sub-accounts; 0 = none
+	// Rate, Speed and Connections hold per account (sub-accounts included) on each node; 0 = none:
+	// requests and tunnel opens per second, bytes per second each way, requests and tunnels in flight.
+	Rate        int  `yaml:"rate"`
+	Speed       Size `yaml:"speed"`
+	Connections int  `yaml:"connections"`
 }
 
 // Timeouts of the proxy listeners.

@@ -279,6 +279,7 @@ func (c *Config) validatePlans(p *problems) {
 		}{
 			{"proxies", int64(plan.Proxies)}, {"subs", int64(plan.Subs)}, {"ips", int64(plan.IPs)},
 			{"hostnames", int64(plan.Hostnames)}, {"bandwidth", int64(plan.Bandwidth)}, {"tokens", int64(plan.Tokens)},
+			{"rate", int64(plan.Rate)}, {"speed", int64(plan.Speed)}, {"connections", int64(plan.Connections)},
 		} {
 			if limit.value < 0 {
 				p.add(key+"."+limit.name, "must not be negative")

@@ -113,7 +113,10 @@ func NewPerAccount(limit int) *PerAccount { return &PerAccount{max: int32(limit)
 
 // Acquire counts one request or tunnel of account id and reports whether it is within the limit;
 // only then must Release follow.
-func (l *PerAccount) Acquire(id int64) bool {
+func (l *PerAccount) Acquire(id int64) bool { return l.AcquireWithin(id, 0) }
+
+// AcquireWithin is Acquire with a lower limit of the account's own (its plan's; 0: none).
+func (l *PerAccount) AcquireWithin(id int64, limit int) bool {
 	if l == nil {
 		return true
 	}
@@ -121,8 +124,12 @@ func (l *PerAccount) Acquire(id int64) bool {
 	if !ok {
 		v, _ = l.counts.LoadOrStore(id, new(atomic.Int32))
 	}
+	most := l.max
+	if limit > 0 && int32(limit) < most {
+		most = int32(limit)
+	}
 	c := v.(*atomic.Int32)
-	if c.Add(1) > l.max {
+	if c.Add(1) > most {
 		c.Add(-1)
 		return false
 	}

@@ -18,6 +18,12 @@ type Plan struct {
 	MaxHostnames     int
 	MonthlyBandwidth int64 // bytes per calendar month (UTC); 0 = unlimited
 	MaxTokens        int   // active API tokens of an account and its sub-accounts together
+	// Rate, Speed and Connections are enforced by each node on its own (0 = none): requests and
+	// tunnel opens per second per account, bytes per second per account each way, and requests and
+	// tunnels in flight per account.
+	Rate        int
+	Speed       int64
+	Connections int
 }
 
 // Account is a customer login with everything the proxy needs to authorize it.

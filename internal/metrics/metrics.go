@@ -152,14 +152,15 @@ const (
 	LimitWrite
 	LimitTunnelIdle
 	LimitBandwidth // a transfer cut because its login spent a bandwidth limit
+	LimitRate      // a request or tunnel over its plan's rate
 	numLimits
 )
 
 var limitNames = [numLimits]string{"connections_per_ip", "connections_per_account", "read_header", "max_header_bytes", "max_header_fields",
-	"write", "tunnel_idle", "bandwidth"}
+	"write", "tunnel_idle", "bandwidth", "rate"}
 
 var allLimits = []Limit{LimitConnectionsPerIP, LimitConnectionsPerAccount, LimitReadHeader, LimitMaxHeaderBytes,
-	LimitMaxHeaderFields, LimitWrite, LimitTunnelIdle, LimitBandwidth}
+	LimitMaxHeaderFields, LimitWrite, LimitTunnelIdle, LimitBandwidth, LimitRate}
 
 func (l Limit) String() string { return limitNames[l] }
 

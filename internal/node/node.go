@@ -31,6 +31,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/loop"
 	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/proxy"
+	"github.com/exitmesh/exitmesh/internal/ratelimit"
 	"github.com/exitmesh/exitmesh/internal/store"
 	"github.com/exitmesh/exitmesh/internal/usage"
 )
@@ -63,6 +64,7 @@ type Node struct {
 	self egress.Self
 
 	accessLog     *accesslog.Log // nil when access_log.path is empty
+	rates         ratelimit.Accounts
 	shutdownGrace time.Duration  // timeouts.shutdown
 	stop          teardown       // what Start started, stopped in reverse order by Close
 	httpServers   []*http.Server // metrics and API, shut down with the proxy servers
@@ -295,6 +297,7 @@ func (n *Node) newProxyServer(name string, pool *exits.Pool, cert func() *tls.Ce
 		WriteTimeout:     cfg.Timeouts.Write.D(),
 		ConnsPerIP:       n.connsPerIP,
 		ConnsPerAccount:  n.connsPerAccount,
+		Rates:            &n.rates,
 		SessionTTL:       cfg.Sessions.TTL.D(),
 		MaxSessions:      cfg.Sessions.Max,
 		Retries:          cmp.Or(cfg.Retries, -1), // 0 in the file is none; 0 here would be the default
@@ -307,7 +310,8 @@ func (n *Node) newProxyServer(name string, pool *exits.Pool, cert func() *tls.Ce
 func Provision(ctx context.Context, s domain.Store, cfg *config.Config, addrs map[string]string) error {
 	for _, p := range cfg.Plans {
 		err := s.PutPlan(ctx, domain.Plan{Name: p.Name, MaxProxies: p.Proxies, MaxSubs: p.Subs, MaxIPs: p.IPs,
-			MaxHostnames: p.Hostnames, MonthlyBandwidth: int64(p.Bandwidth), MaxTokens: p.Tokens})
+			MaxHostnames: p.Hostnames, MonthlyBandwidth: int64(p.Bandwidth), MaxTokens: p.Tokens,
+			Rate: p.Rate, Speed: int64(p.Speed), Connections: p.Connections})
 		if err != nil {
 			return fmt.Errorf("provision plan %s: %w", p.Name, err)
 		}

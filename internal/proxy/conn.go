@@ -19,6 +19,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/accesslog"
 	"github.com/exitmesh/exitmesh/internal/httphead"
 	"github.com/exitmesh/exitmesh/internal/peek"
+	"golang.org/x/time/rate"
 )
 
 // A client connection's state, as Shutdown sees it.
@@ -53,6 +54,8 @@ type clientConn struct {
 	// accesslog.go).
 	entry   accesslog.Entry
 	logging bool
+	// up and down pace the request or tunnel in flight to its plan's speed (nil: not paced).
+	up, down *rate.Limiter
 
 	mu       sync.Mutex // guards upstream
 	upstream net.Conn   // the origin or tunnel connection in use: Shutdown closes it with the client's

@@ -10,6 +10,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/exits"
 	"github.com/exitmesh/exitmesh/internal/metrics"
+	"github.com/exitmesh/exitmesh/internal/ratelimit"
 	"github.com/exitmesh/exitmesh/internal/relay"
 )
 
@@ -88,7 +89,7 @@ func (s *Server) runTunnel(cc *clientConn, upstream net.Conn, p *auth.Principal,
 	s.metrics.ActiveTunnels.Inc()
 	var moved relay.Counters
 	metered := s.startTransfer(p, exit, func() (int64, int64) { return early + moved.Up.Load(), moved.Down.Load() }, cc.closeAll)
-	in, out, idled := relay.Pipe(cc.conn, upstream, s.cfg.TunnelIdle, &moved)
+	in, out, idled := relay.Pipe(ratelimit.Conn(cc.ctx, cc.conn, cc.up, cc.down), upstream, s.cfg.TunnelIdle, &moved)
 	in += early
 	if idled {
 		s.metrics.Limits.Hit(metrics.LimitTunnelIdle)

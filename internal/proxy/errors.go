@@ -15,6 +15,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/bans"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/exits"
+	"github.com/exitmesh/exitmesh/internal/ratelimit"
 )
 
 // Response headers the proxy adds, spelled as ProxyMesh spells them. They are set as exact map keys
@@ -43,7 +44,7 @@ var statusTypes = map[string]string{
 	"bad-request": "http_request_error", "bad-steering": "http_request_error",
 	"auth-required": "http_request_denied", "auth-failed": "http_request_denied", "banned": "http_request_denied",
 	"account-disabled": "http_request_denied", "proxy-not-authorized": "http_request_denied",
-	"bandwidth-exceeded": "http_request_denied", "egress-denied": "destination_ip_prohibited",
+	"bandwidth-exceeded": "http_request_denied", "rate-limited": "http_request_denied", "egress-denied": "destination_ip_prohibited",
 	"port-denied": "http_request_denied", "too-many-connections": "connection_limit_reached",
 	"timeout": "connection_timeout", "dns-failed": "dns_error", "upstream-failed": "destination_unavailable",
 	"no-exit": "destination_unavailable", "no-exit-in-country": "destination_unavailable", "no-exit-for-target": "destination_unavailable",
@@ -96,12 +97,19 @@ var (
 	errNotProxy      = &refusal{Status: http.StatusBadRequest, Reason: "bad-request", Message: "Not a proxy request: send an absolute http:// URI or CONNECT host:port."}
 	errShuttingDown  = &refusal{Status: http.StatusServiceUnavailable, Reason: "shutting-down", Message: "This proxy server is shutting down; retry.", Close: true}
 	// errTooManyConnections answers an account over limits.connections_per_account; nothing was dialled.
-	errTooManyConnections = &refusal{Status: http.StatusTooManyRequests, Reason: "too-many-connections", Message: "Too many requests and tunnels in flight for this account on this node; retry when one ends."}
+	errTooManyConnections = &refusal{Status: http.StatusTooManyRequests, Reason: "too-many-connections", Message: "Too many requests and tunnels in flight for this account on this node; retry when one ends.", RetryAfter: time.Second}
 	errOriginTimeout      = &refusal{Status: http.StatusGatewayTimeout, Reason: "timeout", Message: "The origin did not answer in time."}
 	// errClientGone answers a client that left before the proxy could decide (while its password was
 	// being checked). Nobody reads it; the status is nginx's "client closed request", for the metric.
 	errClientGone = &refusal{Status: 499, Reason: "client-gone", Message: "The client closed the request."}
 )
+
+// errRateLimited answers a request over its plan's rate; one is allowed again after wait.
+func errRateLimited(wait time.Duration) *refusal {
+	return &refusal{Status: http.StatusTooManyRequests, Reason: "rate-limited",
+		Message:    "Too many requests per second for this account's plan on this node; slow down.",
+		RetryAfter: time.Duration(ratelimit.RetryAfter(wait)) * time.Second}
+}
 
 // errBanned answers a client whose IP is banned for retryAfter more. The connection is closed: a
 // banned client gets nothing more on it.

@@ -19,6 +19,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/domain"
 	"github.com/exitmesh/exitmesh/internal/exits"
 	"github.com/exitmesh/exitmesh/internal/metrics"
+	"github.com/exitmesh/exitmesh/internal/ratelimit"
 	"github.com/exitmesh/exitmesh/internal/relay"
 )
 
@@ -54,6 +55,9 @@ type exchange struct {
 // forward sends r to its origin through the chosen exit and relays the answer. It reports whether
 // the client connection may carry another request.
 func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, a *attempts) bool {
+	if cc.up != nil && r.Body != http.NoBody { // the plan's speed, for the bytes of this request's body
+		r.Body = pacedBody{ratelimit.Reader(cc.ctx, r.Body, cc.up), r.Body}
+	}
 	_, length := r.Header["Content-Length"]
 	key := exits.OriginKey{Login: exits.Login{AccountID: p.AccountID, SubID: p.SubID},
 		Scheme: r.URL.Scheme, HostPort: originAddr(r.URL.Scheme, r.URL.Host)}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/auth"
 	"github.com/exitmesh/exitmesh/internal/httphead"
 	"github.com/exitmesh/exitmesh/internal/metrics"
+	"github.com/exitmesh/exitmesh/internal/ratelimit"
 )
 
 // Resource limits: what one client IP or account may hold open, and how slow a client may be. Each
@@ -49,12 +51,24 @@ func (s *Server) countHeadRefusal(herr *httphead.Error, err error) {
 // acquireAccount counts a request or tunnel of p's account (sub-accounts count toward it) against
 // limits.connections_per_account, or refuses it.
 func (s *Server) acquireAccount(p *auth.Principal) *refusal {
-	if s.cfg.ConnsPerAccount.Acquire(p.AccountID) {
+	rates := p.Rates()
+	if ok, wait := s.cfg.Rates.Allow(p.AccountID, rates.Rate); !ok {
+		s.metrics.Limits.Hit(metrics.LimitRate)
+		return errRateLimited(wait)
+	}
+	if s.cfg.ConnsPerAccount.AcquireWithin(p.AccountID, rates.Connections) {
 		return nil
 	}
 	s.metrics.Limits.Hit(metrics.LimitConnectionsPerAccount)
 	return errTooManyConnections
 }
+
+// pace makes the connection's transfers for p keep to its plan's speed, until unpace.
+func (cc *clientConn) pace(p *auth.Principal) {
+	cc.up, cc.down = cc.s.cfg.Rates.Pacers(p.AccountID, p.Rates().Speed)
+}
+
+func (cc *clientConn) unpace() { cc.up, cc.down = nil, nil }
 
 func (s *Server) releaseAccount(p *auth.Principal) { s.cfg.ConnsPerAccount.Release(p.AccountID) }
 
@@ -65,6 +79,11 @@ func (s *Server) releaseAccount(p *auth.Principal) { s.cfg.ConnsPerAccount.Relea
 type clientWriter struct{ cc *clientConn }
 
 func (w clientWriter) Write(p []byte) (int, error) {
+	if w.cc.down != nil { // the plan's speed, for the bytes of this request's answer
+		if err := ratelimit.Wait(w.cc.ctx, w.cc.down, len(p)); err != nil {
+			return 0, err
+		}
+	}
 	c, timeout := w.cc.conn, w.cc.s.cfg.WriteTimeout
 	written := 0
 	for {
@@ -82,4 +101,10 @@ func (w clientWriter) Write(p []byte) (int, error) {
 		}
 		// Some bytes left before the deadline: the client is reading, only slowly.
 	}
+}
+
+// pacedBody is a request body read at its plan's speed.
+type pacedBody struct {
+	io.Reader
+	io.Closer
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/exits"
 	"github.com/exitmesh/exitmesh/internal/httphead"
 	"github.com/exitmesh/exitmesh/internal/metrics"
+	"github.com/exitmesh/exitmesh/internal/ratelimit"
 	"github.com/exitmesh/exitmesh/internal/usage"
 )
 
@@ -58,7 +59,8 @@ type Config struct {
 	// per node; nil: a limit of 1024 for this server alone.
 	ConnsPerIP      *connlimit.PerIP
 	ConnsPerAccount *connlimit.PerAccount
-	SessionTTL      time.Duration // default 10m: a sticky session's life after its last request
+	Rates           *ratelimit.Accounts // the plans' rate and speed limits, shared like the above; nil: this server's own
+	SessionTTL      time.Duration       // default 10m: a sticky session's life after its last request
 	// Retries is how many other exits a request tries when its exit fails to connect; 0 takes
 	// config's default, a negative number turns retrying off.
 	Retries     int
@@ -100,6 +102,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ConnsPerIP == nil {
 		c.ConnsPerIP = connlimit.NewPerIP(d.Limits.ConnectionsPerIP)
+	}
+	if c.Rates == nil {
+		c.Rates = &ratelimit.Accounts{}
 	}
 	if c.ConnsPerAccount == nil {
 		c.ConnsPerAccount = connlimit.NewPerAccount(d.Limits.ConnectionsPerAccount)
@@ -303,9 +308,11 @@ func (s *Server) handle(cc *clientConn, r *http.Request) (keep, tunnel bool) {
 	if rf := s.acquireAccount(p); rf != nil {
 		return cc.refuse(r, rf, nil, netip.Addr{}), false
 	}
+	cc.pace(p)
 	keep, tunnel = s.dispatch(cc, r, p, userSteer, connect)
-	if !tunnel { // a tunnel releases its account's count when it ends
+	if !tunnel { // a tunnel releases its account's count, and its pacing, when it ends
 		s.releaseAccount(p)
+		cc.unpace()
 	}
 	return keep, tunnel
 }

@@ -88,6 +88,7 @@ func (s *Server) serveSOCKS(cc *clientConn) {
 		s.socksRefused(cc, reason, "login", p.Login, "target", target)
 		return
 	}
+	cc.pace(p)
 	if !s.socksConnect(cc, p, steer, target) {
 		s.releaseAccount(p)
 	}

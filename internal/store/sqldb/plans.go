@@ -11,7 +11,8 @@ import (
 	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
-const planColumns = `p.name, p.max_proxies, p.max_subs, p.max_ips, p.max_hostnames, p.monthly_bandwidth, p.max_tokens`
+const planColumns = `p.name, p.max_proxies, p.max_subs, p.max_ips, p.max_hostnames, p.monthly_bandwidth, p.max_tokens,
+	p.rate, p.speed, p.connections`
 
 func scanPlan(row interface{ Scan(...any) error }, p *domain.Plan) error {
 	return row.Scan(planDest(p)...)
@@ -19,21 +20,24 @@ func scanPlan(row interface{ Scan(...any) error }, p *domain.Plan) error {
 
 // planDest is where planColumns scan to.
 func planDest(p *domain.Plan) []any {
-	return []any{&p.Name, &p.MaxProxies, &p.MaxSubs, &p.MaxIPs, &p.MaxHostnames, &p.MonthlyBandwidth, &p.MaxTokens}
+	return []any{&p.Name, &p.MaxProxies, &p.MaxSubs, &p.MaxIPs, &p.MaxHostnames, &p.MonthlyBandwidth, &p.MaxTokens,
+		&p.Rate, &p.Speed, &p.Connections}
 }
 
 func checkPlan(p domain.Plan) error {
 	if err := domain.ValidateName("Plan", p.Name); err != nil {
 		return err
 	}
-	if p.MaxProxies < 0 || p.MaxSubs < 0 || p.MaxIPs < 0 || p.MaxHostnames < 0 || p.MonthlyBandwidth < 0 || p.MaxTokens < 0 {
+	if p.MaxProxies < 0 || p.MaxSubs < 0 || p.MaxIPs < 0 || p.MaxHostnames < 0 || p.MonthlyBandwidth < 0 || p.MaxTokens < 0 ||
+		p.Rate < 0 || p.Speed < 0 || p.Connections < 0 {
 		return domain.Errorf(domain.EINVALID, "Plan limits may not be negative.")
 	}
 	return nil
 }
 
 func planArgs(p domain.Plan) []any {
-	return []any{p.Name, p.MaxProxies, p.MaxSubs, p.MaxIPs, p.MaxHostnames, p.MonthlyBandwidth, p.MaxTokens}
+	return []any{p.Name, p.MaxProxies, p.MaxSubs, p.MaxIPs, p.MaxHostnames, p.MonthlyBandwidth, p.MaxTokens,
+		p.Rate, p.Speed, p.Connections}
 }
 
 // CreatePlan adds a plan; a plan of that name must not exist.
@@ -43,8 +47,8 @@ func (db *DB) CreatePlan(ctx context.Context, p domain.Plan) error {
 	}
 	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
 		feed.plans()
-		_, err := tx.ExecContext(ctx, `INSERT INTO plans (name, max_proxies, max_subs, max_ips, max_hostnames, monthly_bandwidth, max_tokens)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, planArgs(p)...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO plans (name, max_proxies, max_subs, max_ips, max_hostnames, monthly_bandwidth, max_tokens,
+			rate, speed, connections) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, planArgs(p)...)
 		if db.dialect.IsUniqueViolation(err) {
 			return domain.Errorf(domain.ECONFLICT, "Plan %q already exists.", p.Name)
 		}
@@ -64,7 +68,8 @@ func (db *DB) UpdatePlan(ctx context.Context, p domain.Plan) error {
 	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
 		feed.plans()
 		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE plans SET max_proxies = $2, max_subs = $3, max_ips = $4,
-			max_hostnames = $5, monthly_bandwidth = $6, max_tokens = $7 WHERE name = $1`, planArgs(p)...))
+			max_hostnames = $5, monthly_bandwidth = $6, max_tokens = $7, rate = $8, speed = $9, connections = $10
+			WHERE name = $1`, planArgs(p)...))
 		if err == nil && n == 0 {
 			return errPlanNotFound(p.Name)
 		}
@@ -84,14 +89,16 @@ func (db *DB) PutPlan(ctx context.Context, p domain.Plan) error {
 	}
 	err := db.write(ctx, func(tx *sql.Tx, feed *changeLog) error {
 		feed.plans()
-		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO plans (name, max_proxies, max_subs, max_ips, max_hostnames, monthly_bandwidth, max_tokens)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
+		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO plans (name, max_proxies, max_subs, max_ips, max_hostnames, monthly_bandwidth, max_tokens,
+				rate, speed, connections)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (name) DO UPDATE SET max_proxies = excluded.max_proxies, max_subs = excluded.max_subs,
 				max_ips = excluded.max_ips, max_hostnames = excluded.max_hostnames, monthly_bandwidth = excluded.monthly_bandwidth,
-				max_tokens = excluded.max_tokens
+				max_tokens = excluded.max_tokens, rate = excluded.rate, speed = excluded.speed, connections = excluded.connections
 			WHERE plans.max_proxies <> excluded.max_proxies OR plans.max_subs <> excluded.max_subs
 				OR plans.max_ips <> excluded.max_ips OR plans.max_hostnames <> excluded.max_hostnames
-				OR plans.monthly_bandwidth <> excluded.monthly_bandwidth OR plans.max_tokens <> excluded.max_tokens`,
+				OR plans.monthly_bandwidth <> excluded.monthly_bandwidth OR plans.max_tokens <> excluded.max_tokens
+				OR plans.rate <> excluded.rate OR plans.speed <> excluded.speed OR plans.connections <> excluded.connections`,
 			planArgs(p)...))
 		if err == nil && n == 0 {
 			return errUnchanged
