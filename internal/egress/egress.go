@@ -285,17 +285,15 @@ func SplitHostPort(hostport string) (string, uint16, error) {
 // 127.2, 2130706434, 0x7f.1 or 0177.0.0.1, which browsers and libc read as 127.0.0.2 or 127.0.0.1
 // and a resolver may answer otherwise. Such a host is refused before any lookup.
 func numericLookalike(host string) bool {
-	parts := strings.Split(strings.TrimSuffix(host, "."), ".")
-	if len(parts) > 4 {
-		return false
-	}
-	for _, part := range parts {
-		if !numericPart(part) {
+	n := 0
+	for part := range strings.SplitSeq(strings.TrimSuffix(host, "."), ".") { // no allocation: every dial runs this
+		if n++; n > 4 || !numericPart(part) {
 			return false
 		}
 	}
 	ip, err := netip.ParseAddr(host)
-	return err != nil || !ip.Is4() || ip.String() != host
+	var buf [len("255.255.255.255")]byte
+	return err != nil || !ip.Is4() || string(ip.AppendTo(buf[:0])) != host
 }
 
 // numericPart reports whether s is a number as inet_aton reads one: decimal, octal or 0x-hex.
