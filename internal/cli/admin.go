@@ -40,6 +40,9 @@ Proxy servers:
 Usage:
   usage [USERNAME] [--from YYYY-MM-DD] [--to YYYY-MM-DD]
       then each account's bandwidth this month (UTC) against its plan's
+Bans (client IPs banned after too many failures, on every node; the operator page's Bans):
+  ban list [--prefix TEXT] [--after IP] [--limit N]   the bans in force, in the order of the IPs' text
+  ban lift IP            every node accepts IP again within a sync interval
 
 SIZE is bytes with an optional unit: 10GB, 500MiB (0 = unlimited).
 Every command takes --config FILE (default ./exitmesh.yaml, else the defaults: store sqlite:./exitmesh.db).
@@ -65,6 +68,8 @@ var adminCmds = map[string]adminCmd{
 	"proxy list":              proxyList,
 	"exits":                   exitList,
 	"usage":                   usageReport,
+	"ban list":                banList,
+	"ban lift":                banLift,
 }
 
 // admin is what a running operator command works with.
@@ -590,4 +595,56 @@ func bandwidthReport(w io.Writer, report operator.UsageReport, one bool) error {
 		fmt.Fprintf(tw, "  %s\t%s\n", ac.Username, ac.Bandwidth)
 	}
 	return tw.Flush()
+}
+
+func banList(fs *flag.FlagSet) func(*admin, []string) error {
+	prefix := fs.String("prefix", "", "only IPs whose text starts with this, e.g. 203.0.113.")
+	after := fs.String("after", "", "start after this IP (the previous page's last)")
+	limit := fs.Int("limit", 100, fmt.Sprintf("bans per page, at most %d", domain.MaxBanPage))
+	return func(a *admin, pos []string) error {
+		if err := wantArgs(pos, 0, "no arguments"); err != nil {
+			return err
+		}
+		if *limit < 1 || *limit > domain.MaxBanPage {
+			return usagef("--limit must be from 1 to %d", domain.MaxBanPage)
+		}
+		page, err := a.ops.BansPage(a.ctx, domain.BanQuery{Prefix: *prefix, After: *after, Limit: *limit})
+		if err != nil {
+			return err
+		}
+		bans := page.Bans
+		err = table(a.io.Stdout, []string{"IP", "REASON", "SINCE (UTC)", "UNTIL (UTC)", "LEFT"}, len(bans), func(i int) []any {
+			b := bans[i]
+			since := "unknown"
+			if !b.Since.IsZero() {
+				since = b.Since.UTC().Format(time.DateTime)
+			}
+			return []any{b.IP, b.Reason, since, b.Until.UTC().Format(time.DateTime), b.Left}
+		})
+		if err == nil && page.Next != "" {
+			next := "--after " + page.Next
+			if *prefix != "" {
+				next = "--prefix " + *prefix + " " + next
+			}
+			fmt.Fprintf(a.io.Stderr, "more bans follow: exitmesh admin ban list %s\n", next)
+		}
+		return err
+	}
+}
+
+func banLift(*flag.FlagSet) func(*admin, []string) error {
+	return func(a *admin, pos []string) error {
+		if err := wantArgs(pos, 1, "ban lift IP"); err != nil {
+			return err
+		}
+		ip, err := a.ops.LiftBan(a.ctx, pos[0])
+		if len(domain.ErrorFields(err)) > 0 {
+			return usagef("%q is not an IP address", pos[0])
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.io.Stdout, "ban of %s lifted: every node accepts it again within a sync interval\n", ip)
+		return nil
+	}
 }
