@@ -353,17 +353,13 @@ func accountCreate(fs *flag.FlagSet) func(*admin, []string) error {
 }
 
 func accountList(fs *flag.FlagSet) func(*admin, []string) error {
-	prefix := fs.String("prefix", "", "only usernames that start with this, in any case")
-	after := fs.String("after", "", "start after this username (the previous page's last)")
-	limit := fs.Int("limit", 100, fmt.Sprintf("accounts per page, at most %d", domain.MaxAccountPage))
+	pf := declarePageFlags(fs, "accounts", "account list", domain.MaxAccountPage,
+		"only usernames that start with this, in any case", "start after this username (the previous page's last)")
 	return func(a *admin, pos []string) error {
-		if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		if err := pf.check(pos); err != nil {
 			return err
 		}
-		if *limit < 1 || *limit > domain.MaxAccountPage {
-			return usagef("--limit must be from 1 to %d", domain.MaxAccountPage)
-		}
-		page, err := a.ops.AccountsPage(a.ctx, domain.AccountQuery{Prefix: *prefix, After: *after, Limit: *limit})
+		page, err := a.ops.AccountsPage(a.ctx, domain.AccountQuery{Prefix: *pf.prefix, After: *pf.after, Limit: *pf.limit})
 		if err != nil {
 			return err
 		}
@@ -372,15 +368,51 @@ func accountList(fs *flag.FlagSet) func(*admin, []string) error {
 			ac := accts[i]
 			return []any{ac.Username, ac.Plan, ac.Status, dash(strings.Join(ac.Proxies, ",")), len(ac.IPs), ac.CreatedAt.UTC().Format(time.DateOnly)}
 		})
-		if err == nil && page.Next != "" {
-			next := "--after " + page.Next
-			if *prefix != "" {
-				next = "--prefix " + *prefix + " " + next
-			}
-			fmt.Fprintf(a.io.Stderr, "more accounts follow: exitmesh admin account list %s\n", next)
+		if err == nil {
+			pf.next(a.io.Stderr, page.Next)
 		}
 		return err
 	}
+}
+
+// pageFlags are the --prefix, --after and --limit of a list command that prints a page at a time.
+type pageFlags struct {
+	what, cmd     string // "bans", "ban list"
+	most          int
+	prefix, after *string
+	limit         *int
+}
+
+func declarePageFlags(fs *flag.FlagSet, what, cmd string, most int, prefixHelp, afterHelp string) *pageFlags {
+	return &pageFlags{what: what, cmd: cmd, most: most,
+		prefix: fs.String("prefix", "", prefixHelp),
+		after:  fs.String("after", "", afterHelp),
+		limit:  fs.Int("limit", 100, fmt.Sprintf("%s per page, at most %d", what, most)),
+	}
+}
+
+// check refuses positional arguments and a --limit out of range.
+func (f *pageFlags) check(pos []string) error {
+	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	if *f.limit < 1 || *f.limit > f.most {
+		return usagef("--limit must be from 1 to %d", f.most)
+	}
+	return nil
+}
+
+// next tells, on stderr so that stdout stays one table, the command that lists the page after the
+// one printed; next is "" after the last page.
+func (f *pageFlags) next(w io.Writer, next string) {
+	if next == "" {
+		return
+	}
+	args := "--after " + next
+	if *f.prefix != "" {
+		args = "--prefix " + *f.prefix + " " + args
+	}
+	fmt.Fprintf(w, "more %s follow: exitmesh admin %s %s\n", f.what, f.cmd, args)
 }
 
 // limitText is a bandwidth limit in bytes as people read it: "none" for 0.
@@ -598,17 +630,13 @@ func bandwidthReport(w io.Writer, report operator.UsageReport, one bool) error {
 }
 
 func banList(fs *flag.FlagSet) func(*admin, []string) error {
-	prefix := fs.String("prefix", "", "only IPs whose text starts with this, e.g. 203.0.113.")
-	after := fs.String("after", "", "start after this IP (the previous page's last)")
-	limit := fs.Int("limit", 100, fmt.Sprintf("bans per page, at most %d", domain.MaxBanPage))
+	pf := declarePageFlags(fs, "bans", "ban list", domain.MaxBanPage,
+		"only IPs whose text starts with this, e.g. 203.0.113.", "start after this IP (the previous page's last)")
 	return func(a *admin, pos []string) error {
-		if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		if err := pf.check(pos); err != nil {
 			return err
 		}
-		if *limit < 1 || *limit > domain.MaxBanPage {
-			return usagef("--limit must be from 1 to %d", domain.MaxBanPage)
-		}
-		page, err := a.ops.BansPage(a.ctx, domain.BanQuery{Prefix: *prefix, After: *after, Limit: *limit})
+		page, err := a.ops.BansPage(a.ctx, domain.BanQuery{Prefix: *pf.prefix, After: *pf.after, Limit: *pf.limit})
 		if err != nil {
 			return err
 		}
@@ -621,12 +649,8 @@ func banList(fs *flag.FlagSet) func(*admin, []string) error {
 			}
 			return []any{b.IP, b.Reason, since, b.Until.UTC().Format(time.DateTime), b.Left}
 		})
-		if err == nil && page.Next != "" {
-			next := "--after " + page.Next
-			if *prefix != "" {
-				next = "--prefix " + *prefix + " " + next
-			}
-			fmt.Fprintf(a.io.Stderr, "more bans follow: exitmesh admin ban list %s\n", next)
+		if err == nil {
+			pf.next(a.io.Stderr, page.Next)
 		}
 		return err
 	}

@@ -49,7 +49,8 @@ func readBuildFacts() buildFacts {
 
 func (f buildFacts) withDefaults() buildFacts {
 	if f.Version == "" {
-		f.Version = "devel"
+		// Still a semantic version, for scripts that compare them: below every release.
+		f.Version = "v0.0.0-devel"
 	}
 	return f
 }
