@@ -42,6 +42,9 @@ Usage:
       then each account's bandwidth this month (UTC) against its plan's
   who --exit IP --at TIME [--window 1h]
       who used the exit IP in the hours around TIME (RFC 3339, or YYYY-MM-DD HH:MM in UTC)
+Bans (client IPs banned after too many failures, on every node; the operator page's Bans):
+  ban list [--prefix TEXT] [--after IP] [--limit N]   the bans in force, in the order of the IPs' text
+  ban lift IP            every node accepts IP again within a sync interval
 
 SIZE is bytes with an optional unit: 10GB, 500MiB (0 = unlimited).
 Every command takes --config FILE (default ./exitmesh.yaml, else the defaults: store sqlite:./exitmesh.db).
@@ -68,6 +71,8 @@ var adminCmds = map[string]adminCmd{
 	"exits":                   exitList,
 	"usage":                   usageReport,
 	"who":                     whoUsedExit,
+	"ban list":                banList,
+	"ban lift":                banLift,
 }
 
 // admin is what a running operator command works with.
@@ -352,17 +357,13 @@ func accountCreate(fs *flag.FlagSet) func(*admin, []string) error {
 }
 
 func accountList(fs *flag.FlagSet) func(*admin, []string) error {
-	prefix := fs.String("prefix", "", "only usernames that start with this, in any case")
-	after := fs.String("after", "", "start after this username (the previous page's last)")
-	limit := fs.Int("limit", 100, fmt.Sprintf("accounts per page, at most %d", domain.MaxAccountPage))
+	pf := declarePageFlags(fs, "accounts", "account list", domain.MaxAccountPage,
+		"only usernames that start with this, in any case", "start after this username (the previous page's last)")
 	return func(a *admin, pos []string) error {
-		if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		if err := pf.check(pos); err != nil {
 			return err
 		}
-		if *limit < 1 || *limit > domain.MaxAccountPage {
-			return usagef("--limit must be from 1 to %d", domain.MaxAccountPage)
-		}
-		page, err := a.ops.AccountsPage(a.ctx, domain.AccountQuery{Prefix: *prefix, After: *after, Limit: *limit})
+		page, err := a.ops.AccountsPage(a.ctx, domain.AccountQuery{Prefix: *pf.prefix, After: *pf.after, Limit: *pf.limit})
 		if err != nil {
 			return err
 		}
@@ -371,15 +372,51 @@ func accountList(fs *flag.FlagSet) func(*admin, []string) error {
 			ac := accts[i]
 			return []any{ac.Username, ac.Plan, ac.Status, dash(strings.Join(ac.Proxies, ",")), len(ac.IPs), ac.CreatedAt.UTC().Format(time.DateOnly)}
 		})
-		if err == nil && page.Next != "" {
-			next := "--after " + page.Next
-			if *prefix != "" {
-				next = "--prefix " + *prefix + " " + next
-			}
-			fmt.Fprintf(a.io.Stderr, "more accounts follow: exitmesh admin account list %s\n", next)
+		if err == nil {
+			pf.next(a.io.Stderr, page.Next)
 		}
 		return err
 	}
+}
+
+// pageFlags are the --prefix, --after and --limit of a list command that prints a page at a time.
+type pageFlags struct {
+	what, cmd     string // "bans", "ban list"
+	most          int
+	prefix, after *string
+	limit         *int
+}
+
+func declarePageFlags(fs *flag.FlagSet, what, cmd string, most int, prefixHelp, afterHelp string) *pageFlags {
+	return &pageFlags{what: what, cmd: cmd, most: most,
+		prefix: fs.String("prefix", "", prefixHelp),
+		after:  fs.String("after", "", afterHelp),
+		limit:  fs.Int("limit", 100, fmt.Sprintf("%s per page, at most %d", what, most)),
+	}
+}
+
+// check refuses positional arguments and a --limit out of range.
+func (f *pageFlags) check(pos []string) error {
+	if err := wantArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	if *f.limit < 1 || *f.limit > f.most {
+		return usagef("--limit must be from 1 to %d", f.most)
+	}
+	return nil
+}
+
+// next tells, on stderr so that stdout stays one table, the command that lists the page after the
+// one printed; next is "" after the last page.
+func (f *pageFlags) next(w io.Writer, next string) {
+	if next == "" {
+		return
+	}
+	args := "--after " + next
+	if *f.prefix != "" {
+		args = "--prefix " + *f.prefix + " " + args
+	}
+	fmt.Fprintf(w, "more %s follow: exitmesh admin %s %s\n", f.what, f.cmd, args)
 }
 
 // limitText is a bandwidth limit in bytes as people read it: "none" for 0.
@@ -638,6 +675,33 @@ func whoUsedExit(fs *flag.FlagSet) func(*admin, []string) error {
 	}
 }
 
+func banList(fs *flag.FlagSet) func(*admin, []string) error {
+	pf := declarePageFlags(fs, "bans", "ban list", domain.MaxBanPage,
+		"only IPs whose text starts with this, e.g. 203.0.113.", "start after this IP (the previous page's last)")
+	return func(a *admin, pos []string) error {
+		if err := pf.check(pos); err != nil {
+			return err
+		}
+		page, err := a.ops.BansPage(a.ctx, domain.BanQuery{Prefix: *pf.prefix, After: *pf.after, Limit: *pf.limit})
+		if err != nil {
+			return err
+		}
+		bans := page.Bans
+		err = table(a.io.Stdout, []string{"IP", "REASON", "SINCE (UTC)", "UNTIL (UTC)", "LEFT"}, len(bans), func(i int) []any {
+			b := bans[i]
+			since := "unknown"
+			if !b.Since.IsZero() {
+				since = b.Since.UTC().Format(time.DateTime)
+			}
+			return []any{b.IP, b.Reason, since, b.Until.UTC().Format(time.DateTime), b.Left}
+		})
+		if err == nil {
+			pf.next(a.io.Stderr, page.Next)
+		}
+		return err
+	}
+}
+
 // parseWhen reads the time of a complaint: RFC 3339, or a date and time without a zone, read as UTC.
 func parseWhen(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
@@ -650,4 +714,21 @@ func parseWhen(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, usagef("--at %q: want RFC 3339 (2026-12-03T14:32:00Z) or YYYY-MM-DD HH:MM in UTC", s)
+}
+
+func banLift(*flag.FlagSet) func(*admin, []string) error {
+	return func(a *admin, pos []string) error {
+		if err := wantArgs(pos, 1, "ban lift IP"); err != nil {
+			return err
+		}
+		ip, err := a.ops.LiftBan(a.ctx, pos[0])
+		if len(domain.ErrorFields(err)) > 0 {
+			return usagef("%q is not an IP address", pos[0])
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.io.Stdout, "ban of %s lifted: every node accepts it again within a sync interval\n", ip)
+		return nil
+	}
 }

@@ -44,7 +44,7 @@ Usage:
   exitmesh demo [--port N] [--dir DIR]     run a complete demo network on loopback
   exitmesh serve --config FILE             run what the config declares
   exitmesh admin COMMAND ...               operator commands against the store
-  exitmesh version
+  exitmesh version                         this build's version, commit and date
 
 Account commands (the account API; --api/--user/--password or EXITMESH_API/_USER/_PASSWORD, or
 --token/EXITMESH_TOKEN instead of the user and password; --cacert FILE or EXITMESH_CACERT, --json;
@@ -113,7 +113,10 @@ func run(ctx context.Context, args []string, stdio IO) error {
 	case "admin":
 		return runAdmin(ctx, args[1:], stdio)
 	case "version", "--version":
-		fmt.Fprintln(stdio.Stdout, "exitmesh", version())
+		if err := wantArgs(args[1:], 0, "no arguments"); err != nil {
+			return err
+		}
+		printVersion(stdio.Stdout)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdio.Stdout, topUsage)
@@ -180,5 +183,3 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
-
-func version() string { return "0.1.0" }

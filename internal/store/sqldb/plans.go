@@ -155,15 +155,6 @@ func lookupPlan(ctx context.Context, tx *sql.Tx, name string) (int64, domain.Pla
 	return id, p, err
 }
 
-// planID returns the id of the plan an account is being put on.
-func planID(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
-	id, _, err := lookupPlan(ctx, tx, name)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, errUnknownPlan(name)
-	}
-	return id, err
-}
-
 func listPlans(ctx context.Context, tx *sql.Tx) ([]domain.Plan, error) {
 	ps := []domain.Plan{}
 	err := queryEach(ctx, tx, `SELECT `+planColumns+` FROM plans p`, nil, func(r *sql.Rows) error {
