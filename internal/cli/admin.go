@@ -24,7 +24,9 @@ const adminUsage = `Usage: exitmesh admin COMMAND [--config FILE] ...
 
 Plans:
   plan create NAME --proxies N --subs N --ips N --hostnames N --bandwidth SIZE [--tokens N]
+                   [--rate N] [--speed SIZE] [--connections N]   per account and node, 0 = none
   plan edit NAME [--proxies N] [--subs N] [--ips N] [--hostnames N] [--bandwidth SIZE] [--tokens N]
+                 [--rate N] [--speed SIZE] [--connections N]
   plan list
 Accounts:
   account create USERNAME --plan NAME (--password-stdin | --password P) [--proxies NAME,NAME] [--ips IP,IP] [--unconfirmed]
@@ -146,20 +148,23 @@ func ptr[T any](v T) *T { return &v }
 
 // planFlags declares the plan limit flags; set reports which were given.
 type planFlags struct {
-	proxies, subs, ips, hostnames, tokens *int
-	bandwidth                             *string
+	proxies, subs, ips, hostnames, tokens, rate, connections *int
+	bandwidth, speed                                         *string
 	flagsGiven
 }
 
 func declarePlanFlags(fs *flag.FlagSet) *planFlags {
 	return &planFlags{
-		proxies:    fs.Int("proxies", 0, "proxy servers an account may authorize"),
-		subs:       fs.Int("subs", 0, "sub-accounts"),
-		ips:        fs.Int("ips", 0, "authorized IPs"),
-		hostnames:  fs.Int("hostnames", 0, "authorized hostnames"),
-		tokens:     fs.Int("tokens", 0, "active API tokens of an account and its sub-accounts (0 = none)"),
-		bandwidth:  fs.String("bandwidth", "0", "monthly bandwidth (0 = unlimited)"),
-		flagsGiven: flagsGiven{fs},
+		proxies:     fs.Int("proxies", 0, "proxy servers an account may authorize"),
+		subs:        fs.Int("subs", 0, "sub-accounts"),
+		ips:         fs.Int("ips", 0, "authorized IPs"),
+		hostnames:   fs.Int("hostnames", 0, "authorized hostnames"),
+		tokens:      fs.Int("tokens", 0, "active API tokens of an account and its sub-accounts (0 = none)"),
+		bandwidth:   fs.String("bandwidth", "0", "monthly bandwidth (0 = unlimited)"),
+		rate:        fs.Int("rate", 0, "requests and tunnel opens a second per account, on each node (0 = none)"),
+		speed:       fs.String("speed", "0", "bytes a second each way per account, on each node, e.g. 5MB (0 = none)"),
+		connections: fs.Int("connections", 0, "requests and tunnels in flight per account, on each node (0 = none)"),
+		flagsGiven:  flagsGiven{fs},
 	}
 }
 
@@ -173,13 +178,20 @@ func (f *planFlags) change(all bool) (operator.PlanChange, error) {
 		return nil
 	}
 	c := operator.PlanChange{MaxProxies: count("proxies", f.proxies), MaxSubs: count("subs", f.subs),
-		MaxIPs: count("ips", f.ips), MaxHostnames: count("hostnames", f.hostnames), MaxTokens: count("tokens", f.tokens)}
-	if all || f.given("bandwidth") {
-		size, err := config.ParseSize(*f.bandwidth)
-		if err != nil {
-			return c, usagef("--bandwidth: %s", err)
+		MaxIPs: count("ips", f.ips), MaxHostnames: count("hostnames", f.hostnames), MaxTokens: count("tokens", f.tokens),
+		Rate: count("rate", f.rate), Connections: count("connections", f.connections)}
+	for _, sz := range []struct {
+		name  string
+		value *string
+		dst   **int64
+	}{{"bandwidth", f.bandwidth, &c.MonthlyBandwidth}, {"speed", f.speed, &c.Speed}} {
+		if all || f.given(sz.name) {
+			size, err := config.ParseSize(*sz.value)
+			if err != nil {
+				return c, usagef("--%s: %s", sz.name, err)
+			}
+			*sz.dst = ptr(int64(size))
 		}
-		c.MonthlyBandwidth = ptr(int64(size))
 	}
 	return c, nil
 }
@@ -232,11 +244,23 @@ func planList(*flag.FlagSet) func(*admin, []string) error {
 		if err != nil {
 			return err
 		}
-		return table(a.io.Stdout, []string{"PLAN", "PROXIES", "SUBS", "IPS", "HOSTNAMES", "TOKENS", "BANDWIDTH"}, len(plans), func(i int) []any {
+		return table(a.io.Stdout, []string{"PLAN", "PROXIES", "SUBS", "IPS", "HOSTNAMES", "TOKENS", "BANDWIDTH", "RATE", "SPEED", "CONNECTIONS"}, len(plans), func(i int) []any {
 			p := plans[i]
-			return []any{p.Name, p.MaxProxies, p.MaxSubs, p.MaxIPs, p.MaxHostnames, p.MaxTokens, bandwidth(p.MonthlyBandwidth)}
+			return []any{p.Name, p.MaxProxies, p.MaxSubs, p.MaxIPs, p.MaxHostnames, p.MaxTokens, bandwidth(p.MonthlyBandwidth),
+				perNode(int64(p.Rate), "/s"), perNode(p.Speed, "B/s"), perNode(int64(p.Connections), "")}
 		})
 	}
+}
+
+// perNode shows a per-node limit: "-" for none.
+func perNode(v int64, unit string) string {
+	switch {
+	case v == 0:
+		return "-"
+	case unit == "B/s":
+		return config.Size(v).String() + "/s"
+	}
+	return fmt.Sprint(v) + unit
 }
 
 func bandwidth(b int64) string {

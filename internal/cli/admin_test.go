@@ -226,9 +226,9 @@ func TestPlanCreateAndList(t *testing.T) {
 
 	list := e.mustAdmin(t, "", "plan", "list")
 	wantRows := map[string][]string{
-		"PLAN":    {"PLAN", "PROXIES", "SUBS", "IPS", "HOSTNAMES", "TOKENS", "BANDWIDTH"},
-		"gold":    {"gold", "1", "2", "3", "4", "6", "5GB/month"},
-		"starter": {"starter", "1", "2", "2", "1", "0", "10GB/month"},
+		"PLAN":    {"PLAN", "PROXIES", "SUBS", "IPS", "HOSTNAMES", "TOKENS", "BANDWIDTH", "RATE", "SPEED", "CONNECTIONS"},
+		"gold":    {"gold", "1", "2", "3", "4", "6", "5GB/month", "-", "-", "-"},
+		"starter": {"starter", "1", "2", "2", "1", "0", "10GB/month", "-", "-", "-"},
 	}
 	for key, want := range wantRows {
 		if got := row(t, list, key); !slices.Equal(got, want) {
@@ -275,6 +275,10 @@ func TestPlanEdit(t *testing.T) {
 			domain.Plan{Name: "gold", MaxProxies: 1, MaxSubs: 2, MaxIPs: 7, MaxHostnames: 4}},
 		{"tokens only", []string{"plan", "edit", "gold", "--tokens", "3"}, 0, "",
 			domain.Plan{Name: "gold", MaxProxies: 1, MaxSubs: 2, MaxIPs: 7, MaxHostnames: 4, MaxTokens: 3}},
+		{"rate, speed and connections", []string{"plan", "edit", "gold", "--rate", "5", "--speed", "2MB", "--connections", "9"}, 0, "",
+			domain.Plan{Name: "gold", MaxProxies: 1, MaxSubs: 2, MaxIPs: 7, MaxHostnames: 4, MaxTokens: 3, Rate: 5, Speed: 2_000_000, Connections: 9}},
+		{"bad speed", []string{"plan", "edit", "gold", "--speed", "fast"}, 2, "--speed",
+			domain.Plan{Name: "gold", MaxProxies: 1, MaxSubs: 2, MaxIPs: 7, MaxHostnames: 4, MaxTokens: 3, Rate: 5, Speed: 2_000_000, Connections: 9}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,8 +300,8 @@ func TestPlanEdit(t *testing.T) {
 	if _, err := e.store(t).GetPlan(t.Context(), "platinum"); domain.ErrorCode(err) != domain.ENOTFOUND {
 		t.Errorf("GetPlan(platinum) error = %v; editing an unknown plan must not create it", err)
 	}
-	if got := row(t, e.mustAdmin(t, "", "plan", "list"), "gold"); got[len(got)-1] != "unlimited" {
-		t.Errorf("plan list line %v, want bandwidth %q", got, "unlimited")
+	if got := row(t, e.mustAdmin(t, "", "plan", "list"), "gold"); !slices.Equal(got[len(got)-4:], []string{"unlimited", "5/s", "2MB/s", "9"}) {
+		t.Errorf("plan list line %v, want bandwidth unlimited, rate 5/s, speed 2MB/s, connections 9", got)
 	}
 }
 

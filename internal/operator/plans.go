@@ -42,24 +42,31 @@ func (s *Service) CreatePlan(ctx context.Context, p domain.Plan) error {
 type PlanChange struct {
 	MaxProxies, MaxSubs, MaxIPs, MaxHostnames, MaxTokens *int
 	MonthlyBandwidth                                     *int64 // bytes per calendar month (UTC); 0 = unlimited
+	Rate, Connections                                    *int   // per account and node; 0 = none
+	Speed                                                *int64 // bytes per second each way, per account and node; 0 = none
 }
 
 // LimitsOf is the change that gives a plan every limit of p.
 func LimitsOf(p domain.Plan) PlanChange {
 	return PlanChange{MaxProxies: &p.MaxProxies, MaxSubs: &p.MaxSubs, MaxIPs: &p.MaxIPs,
-		MaxHostnames: &p.MaxHostnames, MaxTokens: &p.MaxTokens, MonthlyBandwidth: &p.MonthlyBandwidth}
+		MaxHostnames: &p.MaxHostnames, MaxTokens: &p.MaxTokens, MonthlyBandwidth: &p.MonthlyBandwidth,
+		Rate: &p.Rate, Connections: &p.Connections, Speed: &p.Speed}
 }
 
 // Apply writes the limits c changes into p.
 func (c PlanChange) Apply(p *domain.Plan) {
 	for _, l := range []struct{ dst, v *int }{{&p.MaxProxies, c.MaxProxies}, {&p.MaxSubs, c.MaxSubs},
-		{&p.MaxIPs, c.MaxIPs}, {&p.MaxHostnames, c.MaxHostnames}, {&p.MaxTokens, c.MaxTokens}} {
+		{&p.MaxIPs, c.MaxIPs}, {&p.MaxHostnames, c.MaxHostnames}, {&p.MaxTokens, c.MaxTokens},
+		{&p.Rate, c.Rate}, {&p.Connections, c.Connections}} {
 		if l.v != nil {
 			*l.dst = *l.v
 		}
 	}
 	if c.MonthlyBandwidth != nil {
 		p.MonthlyBandwidth = *c.MonthlyBandwidth
+	}
+	if c.Speed != nil {
+		p.Speed = *c.Speed
 	}
 }
 

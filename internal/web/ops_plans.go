@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 type opsPlanRow struct {
 	operator.PlanRow
 	Bandwidth string // the limit as the form takes it back: "10GB", "0" for unlimited
+	Speed     string // likewise, bytes a second each way per account and node: "5MB", "0" for none
 }
 
 func (s *Server) opsPlansPage(w http.ResponseWriter, r *http.Request, v *visitor) {
@@ -54,7 +56,7 @@ func (s *Server) opsPlansChange(w http.ResponseWriter, r *http.Request, v *visit
 		s.opsDone(&p, v, action+"-plan", plan.Name, fmt.Sprintf("Plan %s %s.", plan.Name, verb))
 	}
 	if action == "create" && p.Error != "" {
-		sent = &opsPlanRow{PlanRow: operator.PlanRow{Plan: plan}, Bandwidth: r.PostFormValue("bandwidth")}
+		sent = &opsPlanRow{PlanRow: operator.PlanRow{Plan: plan}, Bandwidth: r.PostFormValue("bandwidth"), Speed: r.PostFormValue("speed")}
 	}
 	s.showOpsPlans(w, r, v, p, status, sent)
 }
@@ -67,8 +69,13 @@ func planFromForm(r *http.Request) (domain.Plan, map[string][]string) {
 	for _, c := range []struct {
 		name string
 		dst  *int
-	}{{"proxies", &p.MaxProxies}, {"subs", &p.MaxSubs}, {"ips", &p.MaxIPs}, {"hostnames", &p.MaxHostnames}, {"tokens", &p.MaxTokens}} {
-		n, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue(c.name)))
+	}{{"proxies", &p.MaxProxies}, {"subs", &p.MaxSubs}, {"ips", &p.MaxIPs}, {"hostnames", &p.MaxHostnames}, {"tokens", &p.MaxTokens},
+		{"rate", &p.Rate}, {"connections", &p.Connections}} {
+		v := strings.TrimSpace(r.PostFormValue(c.name))
+		if v == "" && (c.name == "rate" || c.name == "connections") {
+			v = "0" // none: these came after the others, and a blank one means no limit
+		}
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
 			fields[c.name] = append(fields[c.name], "must be a whole number, 0 or more.")
 		}
@@ -79,13 +86,18 @@ func planFromForm(r *http.Request) (domain.Plan, map[string][]string) {
 		fields["bandwidth"] = append(fields["bandwidth"], "must be a size such as 10GB or 500MiB, 0 for unlimited.")
 	}
 	p.MonthlyBandwidth = int64(size)
+	speed, err := config.ParseSize(cmp.Or(strings.TrimSpace(r.PostFormValue("speed")), "0"))
+	if err != nil {
+		fields["speed"] = append(fields["speed"], "must be a size a second such as 5MB, 0 for none.")
+	}
+	p.Speed = int64(speed)
 	return p, fields
 }
 
 // fieldSentence lists field messages in a stable order: "ips must be a whole number, 0 or more."
 func fieldSentence(fields map[string][]string) string {
 	var parts []string
-	for _, name := range []string{"name", "proxies", "subs", "ips", "hostnames", "tokens", "bandwidth"} {
+	for _, name := range []string{"name", "proxies", "subs", "ips", "hostnames", "tokens", "bandwidth", "rate", "speed", "connections"} {
 		for _, m := range fields[name] {
 			parts = append(parts, name+" "+m)
 		}
@@ -102,17 +114,22 @@ func (s *Server) showOpsPlans(w http.ResponseWriter, r *http.Request, v *visitor
 	}
 	rows := make([]opsPlanRow, len(plans))
 	for i, pl := range plans {
-		rows[i] = opsPlanRow{PlanRow: pl, Bandwidth: config.Size(pl.MonthlyBandwidth).String()}
-		if pl.MonthlyBandwidth == 0 {
-			rows[i].Bandwidth = "0"
-		}
+		rows[i] = opsPlanRow{PlanRow: pl, Bandwidth: formSize(pl.MonthlyBandwidth), Speed: formSize(pl.Speed)}
 	}
 	if sent == nil {
-		sent = &opsPlanRow{Bandwidth: "0"}
+		sent = &opsPlanRow{Bandwidth: "0", Speed: "0"}
 	}
 	p.Data = struct {
 		Plans []opsPlanRow
 		New   *opsPlanRow
 	}{rows, sent}
 	s.render(w, status, "ops_plans", v, p)
+}
+
+// formSize is a size as the form takes it back: "10GB", or "0".
+func formSize(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	return config.Size(n).String()
 }

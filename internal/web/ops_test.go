@@ -413,6 +413,14 @@ func TestOperatorChangesAPlanLimit(t *testing.T) {
 	waitText(t, ctx, ".error", `Your plan "small" allows 1 IP address; upgrade your plan to add more.`)
 	signOut(t, ctx)
 
+	small, err := n.store.GetPlan(t.Context(), "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	small.Rate, small.Speed = 7, 3_000_000 // limits the row shows and must keep when another changes
+	if err := n.store.UpdatePlan(t.Context(), small); err != nil {
+		t.Fatal(err)
+	}
 	signIn(t, ctx, n.base, "ops", "ops-password")
 	run(t, ctx, "open plans", chromedp.Navigate(n.base+"/ops/plans"), chromedp.WaitVisible(chromedp.CSS(`#plan-small`)))
 	if got := text(t, ctx, "#plan-small .num"); got != "1" {
@@ -429,7 +437,8 @@ func TestOperatorChangesAPlanLimit(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#edit-small button`)),
 	)
 	waitText(t, ctx, ".notice", "Plan small updated")
-	for sel, want := range map[string]string{`#plan-small input[name=ips]`: "2", `#plan-small input[name=bandwidth]`: "20GB"} {
+	for sel, want := range map[string]string{`#plan-small input[name=ips]`: "2", `#plan-small input[name=bandwidth]`: "20GB",
+		`#plan-small input[name=rate]`: "7", `#plan-small input[name=speed]`: "3MB", `#plan-small input[name=connections]`: "0"} {
 		if got, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(sel))); err != nil || got != want {
 			t.Errorf("%s = %q, %v; want %q", sel, got, err, want)
 		}
