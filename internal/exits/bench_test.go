@@ -51,3 +51,27 @@ func BenchmarkSessionsChoose(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkChooseExitCityASN(b *testing.B) {
+	p := benchPool()
+	cities := []string{"los_angeles", "berlin", "tokyo", "paris"}
+	for i, e := range p.Exits() {
+		e.City, e.ASN = cities[i%4], uint32(64500+i%3)
+	}
+	s := Steering{Country: "DE", City: "berlin", ASN: 64501}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.ChooseExit(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseUsernameFull(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ParseUsername("alice-bot-sessid-job42-cc-de-sesstime-30-sessmode-strict-city-berlin-asn-64501"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

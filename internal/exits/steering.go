@@ -86,8 +86,8 @@ func ParseSteering(h http.Header, maxTimeout time.Duration) (Steering, error) {
 	}
 	for _, hp := range headerParams {
 		if v := strings.TrimSpace(h.Get(hp.header)); v != "" {
-			if err := s.set(hp.param, hp.header, v); err != nil {
-				return s, err
+			if problem := s.set(hp.param, v); problem != "" {
+				return s, &SteeringError{hp.header, v, problem}
 			}
 		}
 	}

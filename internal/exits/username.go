@@ -83,8 +83,8 @@ func ParseUsername(login string) (string, Steering, error) {
 			return base, s, &SteeringError{"username", "-" + name + "-", "is given twice (an alias and its name count as one parameter)"}
 		}
 		seen |= 1 << param
-		if err := s.set(param, "username -"+name+"-", value); err != nil {
-			return base, s, err
+		if problem := s.set(param, value); problem != "" {
+			return base, s, &SteeringError{"username -" + name + "-", value, problem}
 		}
 	}
 	return base, s, nil
@@ -116,59 +116,58 @@ func splitParams(login string) (base, params string) {
 	return login, ""
 }
 
-// set checks one parameter's value and records it; where names it in the error (a header, or the
-// username parameter as the client spelled it).
-func (s *Steering) set(param int, where, value string) error {
+// set checks one parameter's value and records it, or says what is wrong with it.
+func (s *Steering) set(param int, value string) (problem string) {
 	switch param {
 	case paramSession:
 		if !isSessionID(value) {
-			return &SteeringError{where, value, "must be 1 to 64 letters, digits, _ or ."}
+			return "must be 1 to 64 letters, digits, _ or ."
 		}
 		s.Session = value
 	case paramCountry:
 		if !isCountryCode(value) {
-			return &SteeringError{where, value, "is not a two-letter country code"}
+			return "is not a two-letter country code"
 		}
 		s.Country = strings.ToUpper(value)
 	case paramIP:
 		ip, err := netip.ParseAddr(value)
 		if err != nil {
-			return &SteeringError{where, value, "is not an IPv4 address"}
+			return "is not an IPv4 address"
 		}
 		s.IP = ip.Unmap()
 	case paramSessTime:
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 1 || n > maxSessionMinutes {
-			return &SteeringError{where, value, "is not a number of minutes from 1 to 1440"}
+			return "is not a number of minutes from 1 to 1440"
 		}
 		s.SessionTTL = time.Duration(n) * time.Minute
 	case paramSessMode:
 		if !strings.EqualFold(value, "strict") {
-			return &SteeringError{where, value, "is not a session mode: the one mode is strict"}
+			return "is not a session mode: the one mode is strict"
 		}
 		s.Strict = true
 	case paramRegion:
 		r, ok := domain.NormalizeRegion(value)
 		if !ok {
-			return &SteeringError{where, value, "is not an ISO 3166-2 subdivision such as US-CA (US_CA in a username)"}
+			return "is not an ISO 3166-2 subdivision such as US-CA (US_CA in a username)"
 		}
 		s.Region = r
 	case paramCity:
 		c, ok := domain.NormalizeCity(value)
 		if !ok {
-			return &SteeringError{where, value, "is not a city such as los_angeles (letters, digits and _)"}
+			return "is not a city such as los_angeles (letters, digits and _)"
 		}
 		s.City = c
 	case paramASN:
 		n, ok := domain.ParseASN(value)
 		if !ok {
-			return &SteeringError{where, value, "is not an AS number such as 64500 or AS64500"}
+			return "is not an AS number such as 64500 or AS64500"
 		}
 		s.ASN = n
 	default:
 		panic(fmt.Sprintf("exits: steering parameter %d has no rule", param))
 	}
-	return nil
+	return ""
 }
 
 // Merge fills what s leaves unset from u (the username's steering): a header wins over the same
