@@ -268,8 +268,10 @@ func listen(i int, pc config.Proxy) (*listener, error) {
 func buildPool(pc config.Proxy, dialer *egress.Dialer) (*exits.Pool, error) {
 	var ex []*exits.Exit
 	for j, ec := range pc.Exits {
-		e := exits.NewLocal(ec.IP, ec.Country, dialer)
-		if ec.URL != "" {
+		var e *exits.Exit
+		if ec.URL == "" {
+			e = exits.NewLocal(ec.IP, ec.Country, dialer)
+		} else {
 			var err error
 			if e, err = exits.NewUpstream(ec.IP, ec.Country, ec.URL, dialer); err != nil {
 				return nil, fmt.Errorf("exits[%d]: %w", j, err)
