@@ -19,10 +19,11 @@ var (
 )
 
 // TargetError means no usable exit matches the request's region, city or ASN (and country, if any).
-// Target names the filters, as in "city los_angeles" or "country US and ASN 64500".
+// Target names the filters, as in "city los_angeles" or "country US and ASN 64500". It is a value, so
+// errors.Is compares two by their filters.
 type TargetError struct{ Target string }
 
-func (e *TargetError) Error() string { return "no exit available for " + e.Target }
+func (e TargetError) Error() string { return "no exit available for " + e.Target }
 
 // target describes s's place filters for a TargetError.
 func (s *Steering) target() string {
@@ -98,7 +99,7 @@ func (p *Pool) ChooseExit(s Steering) (Choice, error) {
 	case c.Exit != nil:
 		return c, nil
 	case s.Region != "" || s.City != "" || s.ASN != 0:
-		return c, &TargetError{s.target()}
+		return c, TargetError{s.target()}
 	case s.Country != "":
 		return c, ErrNoCountryExit
 	default:

@@ -121,7 +121,7 @@ func failure(err error) *refusal {
 	var (
 		r        *refusal
 		steering *exits.SteeringError
-		target   *exits.TargetError
+		target   exits.TargetError
 		denied   *egress.DeniedError
 		netErr   net.Error
 		dnsErr   *net.DNSError
