@@ -214,13 +214,7 @@ func TestSessionExpiresAfterTTL(t *testing.T) {
 // headers, over plain HTTP and over CONNECT, and requires the same answer.
 func TestUsernameAndHeadersSteerAlike(t *testing.T) {
 	e := newEnv(t)
-	h := func(kv ...string) http.Header {
-		h := http.Header{}
-		for i := 0; i < len(kv); i += 2 {
-			h.Set(kv[i], kv[i+1])
-		}
-		return h
-	}
+	h := headerOf
 	tests := []struct {
 		name       string
 		login      string

@@ -25,6 +25,15 @@ var exitPlace = map[string]struct {
 	"127.0.0.5": {"DE-BE", "berlin", 64502},
 }
 
+// headerOf makes a header of name, value pairs.
+func headerOf(kv ...string) http.Header {
+	h := http.Header{}
+	for i := 0; i < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}
+
 // placedEnv is the test network with the exits of exitPlace (and exitCountry).
 func placedEnv(t *testing.T, opts ...envOption) *env {
 	var dialer *egress.Dialer
@@ -42,13 +51,7 @@ func placedEnv(t *testing.T, opts ...envOption) *env {
 
 func TestSteeringByPlace(t *testing.T) {
 	e := placedEnv(t)
-	h := func(kv ...string) http.Header {
-		h := http.Header{}
-		for i := 0; i < len(kv); i += 2 {
-			h.Set(kv[i], kv[i+1])
-		}
-		return h
-	}
+	h := headerOf
 	tests := []struct {
 		name   string
 		login  string
