@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -188,5 +189,35 @@ func TestStrictSessionFailsWhenItsExitGoes(t *testing.T) {
 				t.Fatalf("strict session after its exit came back: %+v, want %s", got, strict.originSaw)
 			}
 		})
+	}
+}
+
+func TestStrictSessionFailsWhileItsExitIsDown(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	checks := make(chan exits.CheckResult, 64)
+	go e.pool.RunHealthChecks(ctx, exits.HealthConfig{Target: strings.TrimPrefix(e.origin.URL, "http://"),
+		Interval: 10 * time.Millisecond, Timeout: time.Second, Fall: 2, Rise: 2}, func(r exits.CheckResult) {
+		if r.Changed {
+			checks <- r
+		}
+	})
+	const strict = "alice-session-down-sessmode-strict"
+	first := e.through(true, strict, alicePW, nil)
+	if first.status != "200" {
+		t.Fatalf("first request of a strict session: %+v", first)
+	}
+	e.setDown(first.originSaw, true)
+	waitHealth(t, checks, first.originSaw, false)
+	for _, tunnel := range []bool{false, true} {
+		if got := e.through(tunnel, strict, alicePW, nil); got.status != "503" || got.reason != "session-exit-unavailable" || got.exitIP != "" {
+			t.Fatalf("strict session while its exit %s is unhealthy (tunnel %v): %+v, want 503 session-exit-unavailable naming no exit", first.originSaw, tunnel, got)
+		}
+	}
+	e.setDown(first.originSaw, false)
+	waitHealth(t, checks, first.originSaw, true)
+	if got := e.through(false, strict, alicePW, nil); got.status != "200" || got.originSaw != first.originSaw {
+		t.Fatalf("strict session after its exit recovered: %+v, want %s again", got, first.originSaw)
 	}
 }
