@@ -80,6 +80,16 @@ func TestSteeringByPlace(t *testing.T) {
 			})
 		}
 	}
+	t.Run("socks5", func(t *testing.T) {
+		for range 8 {
+			if ip := e.seenThrough(t, e.socksClient(t, "alice-cc-de-city-berlin-asn-64502", alicePW, "")); ip != "127.0.0.5" {
+				t.Fatalf("SOCKS5 as alice-cc-de-city-berlin-asn-64502 left from %s, want 127.0.0.5", ip)
+			}
+		}
+		if _, reply := e.socksHandshake(t, "", "alice-city-paris", alicePW, socksConnectTo("origin.test:"+portOf(e.origin.URL))); reply != 0x01 {
+			t.Errorf("SOCKS5 to a city without exits: reply %#x, want 0x01 (general failure)", reply)
+		}
+	})
 	t.Run("no match", func(t *testing.T) {
 		for _, tt := range []struct{ login, header, message string }{
 			{"alice-city-paris", "X-ProxyMesh-City: paris", "No exit is available for city paris on this proxy server."},
