@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -204,15 +203,7 @@ func TestStrictSessionFailsWhenItsExitGoes(t *testing.T) {
 
 func TestStrictSessionFailsWhileItsExitIsDown(t *testing.T) {
 	e := newEnv(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	checks := make(chan exits.CheckResult, 64)
-	go e.pool.RunHealthChecks(ctx, exits.HealthConfig{Target: strings.TrimPrefix(e.origin.URL, "http://"),
-		Interval: 10 * time.Millisecond, Timeout: time.Second, Fall: 2, Rise: 2}, func(r exits.CheckResult) {
-		if r.Changed {
-			checks <- r
-		}
-	})
+	checks := e.runHealthChecks(t)
 	const strict = "alice-session-down-sessmode-strict"
 	first := e.through(true, strict, alicePW, nil)
 	if first.status != "200" {
