@@ -69,12 +69,12 @@ type Choice struct {
 // ChooseExit picks an exit for one request: the pinned IP, the session's exit or the preferred IP,
 // in that order, when it is usable; otherwise one chosen uniformly at random among the usable exits
 // of the active set (or among all usable exits when none of the active set is). An exit is usable
-// when it is healthy, the client did not exclude it and it is in the requested country. A pin that
-// cannot be honoured is reported in Choice.NotFound and the request is served by another exit, as
-// ProxyMesh clients expect; a strict session's exit that cannot serve fails with ErrSessionExit. No
-// usable exit in the requested place is ErrNoCountryExit for a country alone, else a TargetError.
-// A pin must name an active exit; a session keeps its exit even after
-// turnover retired it, so turnover never moves a session.
+// when it is healthy, the client did not exclude it and it is in the requested place (country,
+// region, city, ASN). A pin that cannot be honoured is reported in Choice.NotFound and the request is
+// served by another exit, as ProxyMesh clients expect; a strict session whose exit cannot serve fails
+// with ErrSessionExit instead. No usable exit in the requested place is ErrNoCountryExit for a
+// country alone, else a TargetError. A pin must name an active exit; a session keeps its exit even
+// after turnover retired it, so turnover never moves a session.
 func (p *Pool) ChooseExit(s Steering) (Choice, error) {
 	var c Choice
 	if e := p.find(s.IP, &s, true); e != nil {
@@ -121,7 +121,7 @@ func (p *Pool) find(ip netip.Addr, s *Steering, activeOnly bool) *Exit {
 }
 
 // random returns a usable exit chosen uniformly at random, or nil; with activeOnly, from the active
-// set. It counts, then walks: no allocation per request. s is a pointer because Steering is a dozen
+// set. It counts, then walks: no allocation per request. s is a pointer because Steering is two dozen
 // words, copied on every call otherwise.
 func (p *Pool) random(s *Steering, activeOnly bool) *Exit {
 	n := 0
