@@ -20,6 +20,11 @@ type ProxyServer struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
 	Country string `json:"country"`
+	// Where its exits are: what steering by country, region, city and ASN can ask for.
+	Countries []string `json:"countries"`
+	Regions   []string `json:"regions"`
+	Cities    []string `json:"cities"`
+	ASNs      []uint32 `json:"asns"`
 }
 
 // SubAccount is a sub-account as the API shows it (never its password). Bandwidth limits are in GB

@@ -205,7 +205,8 @@ func TestAgainstTheRealServer(t *testing.T) {
 
 	avail, err := c.AvailableProxies(ctx)
 	must(err)
-	if len(avail) != 2 || avail[0] != (client.ProxyServer{Name: "us-ca", Address: "us-ca.example.net:31280", Country: "US"}) {
+	if len(avail) != 2 || avail[0].Name != "us-ca" || avail[0].Address != "us-ca.example.net:31280" || avail[0].Country != "US" ||
+		!slices.Equal(avail[0].Countries, []string{"US"}) {
 		t.Errorf("AvailableProxies = %+v", avail)
 	}
 	addr, err := c.AddProxy(ctx, "us-ca")

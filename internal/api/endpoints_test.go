@@ -108,9 +108,9 @@ func TestProxyEndpoints(t *testing.T) {
 	e := newEnv(t)
 	check(t, "proxies", e.get("/api/proxies/", "alice", alicePW), 200, `{"proxies":["us-ca.example.net:31280"]}`)
 	check(t, "available", e.get("/api/proxies/available/", "alice", alicePW), 200, `{"proxies":[
-		{"name":"eu","address":"eu.example.net:31282","country":"DE"},
-		{"name":"us-ca","address":"us-ca.example.net:31280","country":"US"},
-		{"name":"world","address":"world.example.net:31281","country":""}]}`)
+		{"name":"eu","address":"eu.example.net:31282","country":"DE","countries":["DE"],"regions":[],"cities":[],"asns":[]},
+		{"name":"us-ca","address":"us-ca.example.net:31280","country":"US","countries":["US"],"regions":["US-CA"],"cities":["los_angeles","san_jose"],"asns":[64500,64501]},
+		{"name":"world","address":"world.example.net:31281","country":"","countries":["DE"],"regions":[],"cities":[],"asns":[]}]}`)
 	if got := e.proxyStatus("world", "alice", alicePW, ""); got != 403 {
 		t.Errorf("world before it is added: %d, want 403", got)
 	}

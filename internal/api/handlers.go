@@ -94,6 +94,11 @@ type proxyJSON struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
 	Country string `json:"country"`
+	// What its exits offer to steering; [] rather than null when none says.
+	Countries []string `json:"countries"`
+	Regions   []string `json:"regions"`
+	Cities    []string `json:"cities"`
+	ASNs      []uint32 `json:"asns"`
 }
 
 func (s *Server) availableProxies(c *call) (any, error) {
@@ -103,7 +108,9 @@ func (s *Server) availableProxies(c *call) (any, error) {
 	}
 	out := make([]proxyJSON, len(cat))
 	for i, p := range cat {
-		out[i] = proxyJSON{Name: p.Name, Address: p.Address, Country: p.Country}
+		out[i] = proxyJSON{Name: p.Name, Address: p.Address, Country: p.Country, // appends make [] of nil
+			Countries: append([]string{}, p.Countries...), Regions: append([]string{}, p.Regions...),
+			Cities: append([]string{}, p.Cities...), ASNs: append([]uint32{}, p.ASNs...)}
 	}
 	return map[string][]proxyJSON{"proxies": out}, nil
 }

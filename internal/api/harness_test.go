@@ -46,7 +46,7 @@ proxies:
     listen: "127.0.0.1:0"
     address: us-ca.example.net:31280
     country: US
-    exits: [{ip: 127.0.0.2}, {ip: 127.0.0.3}]
+    exits: [{ip: 127.0.0.2, region: US-CA, city: los_angeles, asn: 64500}, {ip: 127.0.0.3, region: us-ca, city: San_Jose, asn: AS64501}]
   - name: world
     listen: "127.0.0.1:0"
     address: world.example.net:31281

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -324,10 +325,10 @@ func TestAdminProvisionsConfig(t *testing.T) {
 			}
 			proxies, err := e.store(t).ListProxyServers(t.Context())
 			wantProxies := []domain.ProxyServer{
-				{Name: "us-ca", Address: "127.0.0.1:0", Country: "US"},
+				{Name: "us-ca", Address: "127.0.0.1:0", Country: "US", Places: domain.Places{Countries: []string{"US"}}},
 				{Name: "world", Address: "127.0.0.1:0"},
 			}
-			if err != nil || !slices.Equal(proxies, wantProxies) {
+			if err != nil || !reflect.DeepEqual(proxies, wantProxies) {
 				t.Errorf("stored proxy servers = %+v, %v; want %+v", proxies, err, wantProxies)
 			}
 		})

@@ -195,6 +195,10 @@ type Exit struct {
 	IP      netip.Addr `yaml:"ip"`      // required: a local exit's source address; an upstream's exit address
 	URL     string     `yaml:"url"`     // optional upstream proxy: http://, https:// or socks5://, optional user:password
 	Country string     `yaml:"country"` // upper-case; default: the proxy's country
+	// Optional, for steering by place: clients ask for them with X-ProxyMesh-Region, -City, -ASN.
+	Region string `yaml:"region"` // ISO 3166-2 subdivision, upper-case ("US-CA")
+	City   string `yaml:"city"`   // lower-case slug ("los_angeles")
+	ASN    uint32 `yaml:"asn"`    // written 64500 or AS64500; 0: not set
 }
 
 // Egress limits where proxied connections may go.
@@ -374,6 +378,8 @@ func (p *Proxy) applyDefaults() {
 		e := &p.Exits[j]
 		setString(&e.Country, p.Country)
 		e.Country = strings.ToUpper(e.Country)
+		e.Region = strings.ToUpper(e.Region)
+		e.City = strings.ToLower(e.City)
 	}
 }
 

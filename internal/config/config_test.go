@@ -116,6 +116,10 @@ func TestAbsentVersusExplicit(t *testing.T) {
 			func(c *Config) any { return c.Proxies[0] },
 			Proxy{Name: "p", Listen: ":0", Address: ":0", Country: "US", Turnover: Duration(3 * time.Hour), Exits: []Exit{
 				{IP: netip.MustParseAddr("127.0.0.2"), Country: "US"}, {IP: netip.MustParseAddr("::1"), Country: "DE"}}}},
+		{"proxies: [{name: p, listen: ':0', country: us, exits: [{ip: 127.0.0.2, region: us-ca, city: Los_Angeles, asn: AS64500}, {ip: 127.0.0.3, asn: 64501}]}]",
+			func(c *Config) any { return c.Proxies[0].Exits },
+			[]Exit{{IP: netip.MustParseAddr("127.0.0.2"), Country: "US", Region: "US-CA", City: "los_angeles", ASN: 64500},
+				{IP: netip.MustParseAddr("127.0.0.3"), Country: "US", ASN: 64501}}},
 	}
 	for _, tt := range tests {
 		c, err := Parse([]byte(tt.yaml))
@@ -159,6 +163,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"plans: [{name: a, bandwith: 1GB}]", []string{"plans[0].bandwith: unknown key (line 1)"}},
 		{"egress: {alow: []}", []string{"egress.alow: unknown key"}},
 		{proxy + "  - ip: 1.2.3", []string{`proxies[0].exits[1].ip: invalid IP address "1.2.3" (line 6)`}},
+		{proxy + "    asn: ASN64500", []string{`proxies[0].exits[0].asn: invalid AS number "ASN64500": want a number from 1 to 4294967295, such as 64500 or AS64500 (line 6)`}},
+		{proxy + "    asn: 0", []string{`proxies[0].exits[0].asn: invalid AS number "0"`}},
+		{proxy + "    asn: [1]", []string{`proxies[0].exits[0].asn: invalid AS number`}},
+		{proxy + "    region: US-ZZZZ", []string{`proxies[0].exits[0].region: "US-ZZZZ" is not an ISO 3166-2 subdivision code`}},
 		{"egress: {allow: [10.0.0.0/8, 10.0.0.0/33]}", []string{`egress.allow[1]: invalid CIDR "10.0.0.0/33" (line 1)`}},
 		{"bans: {window: 60x}", []string{`bans.window: invalid duration "60x"`}},
 		{"plans:\n- {name: a, bandwidth: 10QB}", []string{`plans[0].bandwidth: invalid size "10QB"`, "(line 2)"}},

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
 // problems collects validation errors, each prefixed by its key path.
@@ -210,6 +212,24 @@ func validateExits(p *problems, proxyKey string, exits []Exit) {
 			}
 		}
 		country(p, key+".country", exit.Country)
+		validatePlace(p, key, exit)
+	}
+}
+
+// validatePlace checks an exit's region and city, which the decoder and defaults left in their one
+// case: a region must be a subdivision of the exit's country.
+func validatePlace(p *problems, key string, exit Exit) {
+	if r := exit.Region; r != "" {
+		if norm, ok := domain.NormalizeRegion(r); !ok || norm != r {
+			p.add(key+".region", "%q is not an ISO 3166-2 subdivision code such as US-CA", r)
+		} else if exit.Country != "" && r[:2] != exit.Country {
+			p.add(key+".region", "%q is not in the exit's country %s", r, exit.Country)
+		}
+	}
+	if c := exit.City; c != "" {
+		if norm, ok := domain.NormalizeCity(c); !ok || norm != c {
+			p.add(key+".city", "%q is not a city slug such as los_angeles: 1 to 64 lower-case letters, digits and _", c)
+		}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
 // nodeError reports a bad value at n. It is a *yaml.TypeError so the decoder records it and goes
@@ -50,6 +52,21 @@ type exitYAML struct {
 	IP      addrValue `yaml:"ip"`
 	URL     string    `yaml:"url"`
 	Country string    `yaml:"country"`
+	Region  string    `yaml:"region"`
+	City    string    `yaml:"city"`
+	ASN     asnValue  `yaml:"asn"`
+}
+
+// asnValue decodes an autonomous system number written bare (64500) or prefixed (AS64500).
+type asnValue uint32
+
+func (a *asnValue) UnmarshalYAML(n *yaml.Node) error {
+	asn, ok := domain.ParseASN(n.Value)
+	if n.Kind != yaml.ScalarNode || !ok {
+		return nodeError(n, fmt.Sprintf("invalid AS number %q: want a number from 1 to 4294967295, such as 64500 or AS64500", n.Value))
+	}
+	*a = asnValue(asn)
+	return nil
 }
 
 // UnmarshalYAML decodes an exit. It uses the unmarshal-function form because that keeps the
@@ -59,7 +76,7 @@ func (e *Exit) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal(&raw); err != nil {
 		return err
 	}
-	*e = Exit{IP: netip.Addr(raw.IP), URL: raw.URL, Country: raw.Country}
+	*e = Exit{IP: netip.Addr(raw.IP), URL: raw.URL, Country: raw.Country, Region: raw.Region, City: raw.City, ASN: uint32(raw.ASN)}
 	return nil
 }
 

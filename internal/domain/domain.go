@@ -137,6 +137,16 @@ type ProxyServer struct {
 	Address string // host:port customers connect to
 	Country string // ISO 3166-1 alpha-2, or empty
 	TLS     bool   // its port also takes TLS: https:// proxy URLs work
+	Places         // where its exits are, as its node's config says
+}
+
+// Places is what a proxy server's exits offer to steering (X-ProxyMesh-Country, -Region, -City,
+// -ASN), each list sorted and without repeats; nil when no exit says.
+type Places struct {
+	Countries []string // ISO 3166-1 alpha-2
+	Regions   []string // ISO 3166-2, "US-CA"
+	Cities    []string // slugs, "los_angeles"
+	ASNs      []uint32
 }
 
 // NewAccount is what CreateAccount needs.

@@ -3,12 +3,12 @@ package domain
 import "strings"
 
 // UsernameParams are the words that start a steering parameter inside a proxy username
-// ("alice-session-abc-country-us"), so no username may contain them.
-var UsernameParams = []string{"session", "country", "ip"}
+// ("alice-session-abc-country-us"), with their aliases, so no username may contain them.
+var UsernameParams = []string{"session", "sessid", "country", "cc", "ip", "sesstime", "sessmode", "region", "city", "asn"}
 
 // ValidateUsername reports whether s can be an account or sub-account username: 1–64 characters of
-// letters, digits and . _ @ -, starting with a letter or digit, and no "-session-", "-country-" or
-// "-ip-" inside (those introduce username steering parameters).
+// letters, digits and . _ @ -, starting with a letter or digit, and none of the UsernameParams
+// between dashes inside ("-session-", "-cc-"…: those introduce username steering parameters).
 func ValidateUsername(s string) error {
 	if s == "" || len(s) > 64 {
 		return Errorf(EINVALID, "Username must be 1 to 64 characters long.")

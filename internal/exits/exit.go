@@ -19,6 +19,11 @@ import (
 type Exit struct {
 	IP      netip.Addr // the address origins see; reported in X-ProxyMesh-IP
 	Country string     // upper-case ISO code, or ""
+	// Where the exit is, for steering; set before the exit joins a pool, each in the one case
+	// requests are compared in so that choosing an exit never converts.
+	Region string // upper-case ISO 3166-2 ("US-CA"), or ""
+	City   string // lower-case slug ("los_angeles"), or ""
+	ASN    uint32 // 0: unknown
 
 	dialer    *egress.Dialer
 	transport *http.Transport

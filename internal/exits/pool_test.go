@@ -13,12 +13,18 @@ import (
 func testPool(t *testing.T) *Pool {
 	t.Helper()
 	d := &egress.Dialer{Policy: &egress.Policy{}}
-	return NewPool([]*Exit{
+	p := NewPool([]*Exit{
 		NewLocal(netip.MustParseAddr("127.0.0.2"), "US", d),
 		NewLocal(netip.MustParseAddr("127.0.0.3"), "US", d),
 		NewLocal(netip.MustParseAddr("127.0.0.4"), "DE", d),
 		NewLocal(netip.MustParseAddr("127.0.0.5"), "DE", d),
 	})
+	// Two exits in Los Angeles on two ASNs, one in Berlin, one that says nothing of its place.
+	ex := p.Exits()
+	ex[0].Region, ex[0].City, ex[0].ASN = "US-CA", "los_angeles", 64500
+	ex[1].Region, ex[1].City, ex[1].ASN = "US-CA", "los_angeles", 64501
+	ex[2].Region, ex[2].City, ex[2].ASN = "DE-BE", "berlin", 64500
+	return p
 }
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -62,6 +68,15 @@ func TestChooseExitSteering(t *testing.T) {
 		{"country", Steering{Country: "US"}, []string{"127.0.0.2", "127.0.0.3"}, "", nil},
 		{"unknown country", Steering{Country: "FR"}, nil, "", ErrNoCountryExit},
 		{"all excluded", Steering{NotIPs: []netip.Addr{ip("127.0.0.2"), ip("127.0.0.3"), ip("127.0.0.4"), ip("127.0.0.5")}}, nil, "", ErrNoExit},
+		{"city", Steering{City: "los_angeles"}, []string{"127.0.0.2", "127.0.0.3"}, "", nil},
+		{"region", Steering{Region: "DE-BE"}, []string{"127.0.0.4"}, "", nil},
+		{"asn", Steering{ASN: 64500}, []string{"127.0.0.2", "127.0.0.4"}, "", nil},
+		{"city and asn", Steering{City: "los_angeles", ASN: 64501}, []string{"127.0.0.3"}, "", nil},
+		{"country and region", Steering{Country: "DE", Region: "DE-BE"}, []string{"127.0.0.4"}, "", nil},
+		{"pin outside the city", Steering{IP: ip("127.0.0.4"), City: "los_angeles"}, []string{"127.0.0.2", "127.0.0.3"}, "127.0.0.4", nil},
+		{"no such city", Steering{City: "paris"}, nil, "", TargetError{"city paris"}},
+		{"country and city disagree", Steering{Country: "DE", City: "los_angeles"}, nil, "", TargetError{"country DE and city los_angeles"}},
+		{"three filters", Steering{Region: "US-CA", City: "berlin", ASN: 1}, nil, "", TargetError{"region US-CA, city berlin and ASN 1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,9 +13,11 @@ type SessionKey struct {
 	ID               string
 }
 
-// Sessions remembers which exit each sticky session uses. A session keeps its exit for TTL after its
-// last request, and moves to another exit only when its exit stops being usable (unhealthy, removed
-// from the pool, or excluded by the request's own steering). Entries hold the exit's IP rather than
+// Sessions remembers which exit each sticky session uses. A session keeps its exit for TTL (or the
+// request's own SessionTTL) after its last request, and moves to another exit only when its exit
+// stops being usable (unhealthy, removed from the pool, or excluded by the request's own steering);
+// a strict session fails instead of moving, and stays remembered, so it resumes on its exit if
+// that comes back before the session expires. Entries hold the exit's IP rather than
 // the exit, so sessions survive a reload that rebuilds the pool. At most Max sessions are kept;
 // beyond that the expired ones are swept, then arbitrary ones dropped. A nil *Sessions keeps none.
 type Sessions struct {
@@ -61,7 +63,11 @@ func (t *Sessions) Choose(p *Pool, key SessionKey, s Steering) (Choice, error) {
 	if _, ok := t.m[key]; !ok && len(t.m) >= t.max {
 		t.evict(now)
 	}
-	t.m[key] = session{ip: c.Exit.IP, expires: now.Add(t.ttl)}
+	ttl := t.ttl
+	if s.SessionTTL > 0 {
+		ttl = s.SessionTTL
+	}
+	t.m[key] = session{ip: c.Exit.IP, expires: now.Add(ttl)}
 	return c, nil
 }
 

@@ -29,6 +29,32 @@ func TestParseUsername(t *testing.T) {
 		{"alice-session-x-country", "alice", Steering{}, "pairs"},
 		{"alice-ip-300.1.1.1", "alice", Steering{}, "IPv4"},
 		{"alice-session-" + string(make([]byte, 65)), "alice", Steering{}, "1 to 64"},
+		// Oxylabs' aliases, session lifetime and mode, places; an error names the parameter as written.
+		{"alice-cc-de-sessid-x1", "alice", Steering{Country: "DE", Session: "x1"}, ""},
+		{"alice-CC-jp-SessId-x1", "alice", Steering{Country: "JP", Session: "x1"}, ""},
+		{"alice-session-s-sesstime-1", "alice", Steering{Session: "s", SessionTTL: time.Minute}, ""},
+		{"alice-session-s-sesstime-1440", "alice", Steering{Session: "s", SessionTTL: 24 * time.Hour}, ""},
+		{"alice-session-s-sessmode-strict", "alice", Steering{Session: "s", Strict: true}, ""},
+		{"alice-session-s-sessmode-STRICT", "alice", Steering{Session: "s", Strict: true}, ""},
+		{"alice-region-us_ca-city-Los_Angeles-asn-AS64500", "alice", Steering{Region: "US-CA", City: "los_angeles", ASN: 64500}, ""},
+		{"alice-country-us-asn-64500", "alice", Steering{Country: "US", ASN: 64500}, ""},
+		{"alice-session-s-sesstime-0", "", Steering{}, `username -sesstime-: "0" is not a number of minutes from 1 to 1440`},
+		{"alice-session-s-sesstime-1441", "", Steering{}, `username -sesstime-: "1441" is not a number`},
+		{"alice-session-s-sesstime-abc", "", Steering{}, `username -sesstime-: "abc" is not a number`},
+		{"alice-session-s-sesstime--1", "", Steering{}, "pairs"},
+		{"alice-session-s-sessmode-sticky", "", Steering{}, `username -sessmode-: "sticky" is not a session mode`},
+		{"alice-session-s-sessmode-", "", Steering{}, `username -sessmode-: "" is not a session mode`},
+		{"alice-sessid-a-sessid-b", "", Steering{}, `"-sessid-" is given twice`},
+		{"alice-session-a-sessid-b", "", Steering{}, `"-sessid-" is given twice`},
+		{"alice-cc-de-country-de", "", Steering{}, `"-country-" is given twice`},
+		{"alice-sesstime-5-sesstime-5", "", Steering{}, `"-sesstime-" is given twice`},
+		{"alice-session-x-colour-red", "", Steering{}, `"-colour-" is not a steering parameter`},
+		{"alice-region-us-ca", "", Steering{}, "pairs"}, // the dash ends the value: US_CA in a username
+		{"alice-region-california", "", Steering{}, `username -region-: "california" is not an ISO 3166-2 subdivision`},
+		{"alice-city-los.angeles", "", Steering{}, `username -city-: "los.angeles" is not a city`},
+		{"alice-asn-AS0", "", Steering{}, `username -asn-: "AS0" is not an AS number`},
+		{"alice-asn-4294967296", "", Steering{}, `username -asn-: "4294967296" is not an AS number`},
+		{"alice-asn-0x10", "", Steering{}, `is not an AS number`},
 	}
 	for _, tt := range tests {
 		base, s, err := ParseUsername(tt.login)

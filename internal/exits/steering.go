@@ -15,6 +15,9 @@ const (
 	HeaderPreferIP = "X-Proxymesh-Prefer-Ip"
 	HeaderNotIP    = "X-Proxymesh-Not-Ip"
 	HeaderCountry  = "X-Proxymesh-Country"
+	HeaderRegion   = "X-Proxymesh-Region"
+	HeaderCity     = "X-Proxymesh-City"
+	HeaderASN      = "X-Proxymesh-Asn"
 	HeaderTimeout  = "X-Proxymesh-Timeout"
 
 	// HeaderIPNotFound answers a pinned IP that could not be used.
@@ -30,16 +33,25 @@ type Steering struct {
 	PreferIP netip.Addr   // use this exit if available
 	NotIPs   []netip.Addr // never these exits
 	Country  string       // only exits in this country (upper-case)
+	Region   string       // only exits in this ISO 3166-2 subdivision (upper-case, "US-CA")
+	City     string       // only exits in this city (lower-case slug, "los_angeles")
+	ASN      uint32       // only exits in this autonomous system; 0: any
 	Session  string       // keep one exit for requests with this session id (see Sessions)
-	Timeout  time.Duration
-	Strict   bool // a strict session: fail rather than move when its exit is unusable
+	// SessionTTL is how long the session lives idle; 0 takes the session table's TTL.
+	SessionTTL time.Duration
+	// Strict makes a session fail (ErrSessionExit) rather than move when its exit is unusable.
+	Strict  bool
+	Timeout time.Duration
 
 	sessionIP netip.Addr // the session's exit, filled in by Sessions.Choose
 }
 
-// usable reports whether e may serve this request: healthy, not excluded, in the country asked for.
+// usable reports whether e may serve this request: healthy, not excluded, in the place asked for.
+// It runs for every exit on every request: the attributes of both sides are stored in one case, so
+// plain comparisons suffice.
 func (s *Steering) usable(e *Exit) bool {
-	if !e.Healthy() || s.Country != "" && e.Country != s.Country {
+	if !e.Healthy() || s.Country != "" && e.Country != s.Country || s.Region != "" && e.Region != s.Region ||
+		s.City != "" && e.City != s.City || s.ASN != 0 && e.ASN != s.ASN {
 		return false
 	}
 	for _, ip := range s.NotIPs {
@@ -72,17 +84,12 @@ func ParseSteering(h http.Header, maxTimeout time.Duration) (Steering, error) {
 	if s.NotIPs, err = headerAddrList(h, HeaderNotIP); err != nil {
 		return s, err
 	}
-	if v := h.Get(HeaderCountry); v != "" {
-		if !isCountryCode(v) {
-			return s, &SteeringError{HeaderCountry, v, "is not a two-letter country code"}
+	for _, hp := range headerParams {
+		if v := strings.TrimSpace(h.Get(hp.header)); v != "" {
+			if problem := s.set(hp.param, v); problem != "" {
+				return s, &SteeringError{hp.header, v, problem}
+			}
 		}
-		s.Country = strings.ToUpper(v)
-	}
-	if v := strings.TrimSpace(h.Get(HeaderSession)); v != "" {
-		if !isSessionID(v) {
-			return s, &SteeringError{HeaderSession, v, "must be 1 to 64 letters, digits, _ or ."}
-		}
-		s.Session = v
 	}
 	if v := h.Get(HeaderTimeout); v != "" {
 		secs, err := strconv.ParseFloat(strings.TrimSpace(v), 64)

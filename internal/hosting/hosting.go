@@ -268,14 +268,16 @@ func listen(i int, pc config.Proxy) (*listener, error) {
 func buildPool(pc config.Proxy, dialer *egress.Dialer) (*exits.Pool, error) {
 	var ex []*exits.Exit
 	for j, ec := range pc.Exits {
+		var e *exits.Exit
 		if ec.URL == "" {
-			ex = append(ex, exits.NewLocal(ec.IP, ec.Country, dialer))
-			continue
+			e = exits.NewLocal(ec.IP, ec.Country, dialer)
+		} else {
+			var err error
+			if e, err = exits.NewUpstream(ec.IP, ec.Country, ec.URL, dialer); err != nil {
+				return nil, fmt.Errorf("exits[%d]: %w", j, err)
+			}
 		}
-		e, err := exits.NewUpstream(ec.IP, ec.Country, ec.URL, dialer)
-		if err != nil {
-			return nil, fmt.Errorf("exits[%d]: %w", j, err)
-		}
+		e.Region, e.City, e.ASN = ec.Region, ec.City, ec.ASN // the config keeps them in the case steering compares
 		ex = append(ex, e)
 	}
 	return exits.NewPool(ex), nil

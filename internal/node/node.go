@@ -321,11 +321,32 @@ func Provision(ctx context.Context, s domain.Store, cfg *config.Config, addrs ma
 		if bound, ok := addrs[p.Name]; ok && (addr == "" || addr == p.Listen) {
 			addr = bound
 		}
-		if err := s.PutProxyServer(ctx, domain.ProxyServer{Name: p.Name, Address: addr, Country: p.Country, TLS: p.TLS != nil}); err != nil {
+		ps := domain.ProxyServer{Name: p.Name, Address: addr, Country: p.Country, TLS: p.TLS != nil, Places: places(p.Exits)}
+		if err := s.PutProxyServer(ctx, ps); err != nil {
 			return fmt.Errorf("provision proxy server %s: %w", p.Name, err)
 		}
 	}
 	return nil
+}
+
+// places lists where exits are, for the catalogue; the store sorts the lists and drops repeats.
+func places(exits []config.Exit) domain.Places {
+	var pl domain.Places
+	for _, e := range exits {
+		if e.Country != "" {
+			pl.Countries = append(pl.Countries, e.Country)
+		}
+		if e.Region != "" {
+			pl.Regions = append(pl.Regions, e.Region)
+		}
+		if e.City != "" {
+			pl.Cities = append(pl.Cities, e.City)
+		}
+		if e.ASN != 0 {
+			pl.ASNs = append(pl.ASNs, e.ASN)
+		}
+	}
+	return pl
 }
 
 // Refresh brings the node's account view up to date with the store now, instead of at the next

@@ -129,6 +129,7 @@ func failure(err error) *refusal {
 	var (
 		r        *refusal
 		steering *exits.SteeringError
+		target   exits.TargetError
 		denied   *egress.DeniedError
 		netErr   net.Error
 		dnsErr   *net.DNSError
@@ -146,6 +147,10 @@ func failure(err error) *refusal {
 		return &refusal{Status: http.StatusForbidden, Reason: "egress-denied", Message: "Destination not allowed: the proxy itself."}
 	case errors.As(err, &denied):
 		return &refusal{Status: http.StatusForbidden, Reason: "egress-denied", Message: fmt.Sprintf("Destination not allowed: %s address.", denied.Reason)}
+	case errors.Is(err, exits.ErrSessionExit):
+		return &refusal{Status: http.StatusServiceUnavailable, Reason: "session-exit-unavailable", Message: "The exit of this strict session is unavailable; the session does not move to another exit."}
+	case errors.As(err, &target):
+		return &refusal{Status: http.StatusServiceUnavailable, Reason: "no-exit-for-target", Message: "No exit is available for " + target.Target + " on this proxy server."}
 	case errors.Is(err, exits.ErrNoCountryExit):
 		return &refusal{Status: http.StatusServiceUnavailable, Reason: "no-exit-in-country", Message: "No exit is available in the requested country on this proxy server."}
 	case errors.Is(err, exits.ErrNoExit):

@@ -137,15 +137,7 @@ func TestSessionKeepsItsExit(t *testing.T) {
 
 func TestSessionMovesOnlyWhenItsExitDies(t *testing.T) {
 	e := newEnv(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	checks := make(chan exits.CheckResult, 64)
-	go e.pool.RunHealthChecks(ctx, exits.HealthConfig{Target: strings.TrimPrefix(e.origin.URL, "http://"),
-		Interval: 10 * time.Millisecond, Timeout: time.Second, Fall: 2, Rise: 2}, func(r exits.CheckResult) {
-		if r.Changed {
-			checks <- r
-		}
-	})
+	checks := e.runHealthChecks(t)
 	first := e.through(false, "alice-session-keep", alicePW, nil).originSaw
 	e.setDown(first, true)
 	waitHealth(t, checks, first, false)
@@ -172,6 +164,21 @@ func TestSessionMovesOnlyWhenItsExitDies(t *testing.T) {
 	if !back {
 		t.Errorf("revived exit %s did not come back into rotation in 40 requests", first)
 	}
+}
+
+// runHealthChecks checks the exits every 10 ms until the test ends (two failures take one out, two
+// successes bring it back) and returns the checks that changed an exit's health.
+func (e *env) runHealthChecks(t *testing.T) <-chan exits.CheckResult {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	checks := make(chan exits.CheckResult, 64)
+	go e.pool.RunHealthChecks(ctx, exits.HealthConfig{Target: strings.TrimPrefix(e.origin.URL, "http://"),
+		Interval: 10 * time.Millisecond, Timeout: time.Second, Fall: 2, Rise: 2}, func(r exits.CheckResult) {
+		if r.Changed {
+			checks <- r
+		}
+	})
+	return checks
 }
 
 // waitHealth waits for the check that takes exit ip out of (healthy false) or into rotation.
@@ -214,13 +221,7 @@ func TestSessionExpiresAfterTTL(t *testing.T) {
 // headers, over plain HTTP and over CONNECT, and requires the same answer.
 func TestUsernameAndHeadersSteerAlike(t *testing.T) {
 	e := newEnv(t)
-	h := func(kv ...string) http.Header {
-		h := http.Header{}
-		for i := 0; i < len(kv); i += 2 {
-			h.Set(kv[i], kv[i+1])
-		}
-		return h
-	}
+	h := headerOf
 	tests := []struct {
 		name       string
 		login      string

@@ -34,7 +34,7 @@ usage: {flush_interval: 100ms}
 dashboard: {operators: [ops]}
 hostnames: {resolver: "%s"}
 proxies:
-  - {name: us-ca, listen: "127.0.0.1:0", country: US, exits: [{ip: 127.0.0.2}, {ip: 127.0.0.3}]}
+  - {name: us-ca, listen: "127.0.0.1:0", country: US, exits: [{ip: 127.0.0.2, region: US-CA, city: los_angeles, asn: 64500}, {ip: 127.0.0.3, region: US-CA, city: san_jose, asn: 64501}]}
   - {name: de, listen: "127.0.0.1:0", country: DE, exits: [{ip: 127.0.0.4}]}
 egress: {allow: [127.0.0.1/32]}
 plans:

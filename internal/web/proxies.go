@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/exitmesh/exitmesh/internal/account"
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -14,6 +16,26 @@ import (
 type proxyServer struct {
 	domain.ProxyServer
 	Label string
+}
+
+// Offers says where the proxy server's exits are, as steering can ask for them:
+// "countries US · regions US-CA · cities los_angeles, san_jose · ASNs 64500"; "" when no exit says.
+func (p proxyServer) Offers() string {
+	var parts []string
+	add := func(kind string, values []string) {
+		if len(values) > 0 {
+			parts = append(parts, kind+" "+strings.Join(values, ", "))
+		}
+	}
+	add("countries", p.Countries)
+	add("regions", p.Regions)
+	add("cities", p.Cities)
+	asns := make([]string, len(p.ASNs))
+	for i, a := range p.ASNs {
+		asns[i] = strconv.FormatUint(uint64(a), 10)
+	}
+	add("ASNs", asns)
+	return strings.Join(parts, " · ")
 }
 
 // proxyServers splits the catalogue into the account's proxy servers and the others.

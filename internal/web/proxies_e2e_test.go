@@ -26,6 +26,13 @@ func TestCustomerAddsAndRemovesProxyServers(t *testing.T) {
 	if got, want := text(t, ctx, "#snippet-us-ca-url"), "http://alice:PASSWORD@"+usca; got != want {
 		t.Errorf("us-ca proxy URL %q, want %q", got, want)
 	}
+	// What each proxy server's exits offer to steering, on the account's and on the others.
+	if got, want := text(t, ctx, "#offers-us-ca"), "Exits in countries US · regions US-CA · cities los_angeles, san_jose · ASNs 64500, 64501"; !strings.HasPrefix(got, want) {
+		t.Errorf("us-ca's exits %q, want %q", got, want)
+	}
+	if got, want := text(t, ctx, "#offers-de"), "exits in countries DE"; got != want {
+		t.Errorf("de's exits %q, want %q", got, want)
+	}
 	submit(t, ctx, "add de", `#add-de`)
 	if got, want := text(t, ctx, ".notice"), "de is on your account: connect to "+de+"."; got != want {
 		t.Errorf("notice %q, want %q", got, want)

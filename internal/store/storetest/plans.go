@@ -131,5 +131,31 @@ func testProxyServers(t *testing.T, s domain.Store) {
 		{"bad country", func(ctx context.Context, s domain.Store) error {
 			return s.PutProxyServer(ctx, domain.ProxyServer{Name: "x", Address: "x:1", Country: "USA"})
 		}, domain.EINVALID, "two-letter"},
+		{"bad exit country", func(ctx context.Context, s domain.Store) error {
+			return s.PutProxyServer(ctx, domain.ProxyServer{Name: "x", Address: "x:1", Places: domain.Places{Countries: []string{"US,DE"}}})
+		}, domain.EINVALID, "two-letter"},
+		{"bad region", func(ctx context.Context, s domain.Store) error {
+			return s.PutProxyServer(ctx, domain.ProxyServer{Name: "x", Address: "x:1", Places: domain.Places{Regions: []string{"us-ca"}}})
+		}, domain.EINVALID, "ISO 3166-2"},
+		{"bad city", func(ctx context.Context, s domain.Store) error {
+			return s.PutProxyServer(ctx, domain.ProxyServer{Name: "x", Address: "x:1", Places: domain.Places{Cities: []string{"a,b"}}})
+		}, domain.EINVALID, "slug"},
 	})
+
+	// Places come back sorted and without repeats; a change of places alone is a change.
+	placed := domain.ProxyServer{Name: "world", Address: "w.example.net:8080", Country: "NL", Places: domain.Places{
+		Countries: []string{"US", "DE", "US"}, Regions: []string{"US-CA", "DE-BE"}, Cities: []string{"los_angeles", "berlin", "berlin"},
+		ASNs: []uint32{64501, 64500, 4294967295}}}
+	v = version(t, s)
+	must(t, s.PutProxyServer(ctx, placed))
+	if got := version(t, s); got == v {
+		t.Errorf("PutProxyServer with new places left the version at %d", got)
+	}
+	ps, err = s.ListProxyServers(ctx)
+	must(t, err)
+	want[3].Places = domain.Places{Countries: []string{"DE", "US"}, Regions: []string{"DE-BE", "US-CA"},
+		Cities: []string{"berlin", "los_angeles"}, ASNs: []uint32{64500, 64501, 4294967295}}
+	if !reflect.DeepEqual(ps, want) {
+		t.Errorf("ListProxyServers after places = %+v, want %+v", ps, want)
+	}
 }
