@@ -23,29 +23,38 @@ func (f Field) HasPrefix(lower string) bool {
 	return len(f.Name) >= len(lower) && asciiEqualFold(f.Name[:len(lower)], lower)
 }
 
-// EqualFold compares b with lower, an ASCII lower-case word, ignoring case.
-func EqualFold(b []byte, lower string) bool { return asciiEqualFold(b, lower) }
-
-// FirstField returns the offset of the first field line of a checked head: past its start line.
-func FirstField(head []byte) int {
-	return bytes.IndexByte(head, '\n') + 1
+// Fields walks the field lines of a checked head:
+//
+//	for fs := httphead.FieldsOf(head); fs.Next(); {
+//		use(fs.Field)
+//	}
+type Fields struct {
+	Field
+	head []byte
+	off  int
 }
 
-// NextField returns the field line at off of a checked head and the offset of the next one; ok is
-// false at the head's empty line or end.
-func NextField(head []byte, off int) (f Field, next int, ok bool) {
-	if off >= len(head) {
-		return Field{}, off, false
+// FieldsOf returns a walk over the field lines of head, which a Parser accepted or ResponseHead
+// found strict, from its first byte to its empty line.
+func FieldsOf(head []byte) Fields {
+	return Fields{head: head, off: bytes.IndexByte(head, '\n') + 1}
+}
+
+// Next moves to the next field line; false at the head's empty line or end.
+func (fs *Fields) Next() bool {
+	if fs.off <= 0 || fs.off >= len(fs.head) {
+		return false
 	}
-	i := bytes.IndexByte(head[off:], '\n')
+	i := bytes.IndexByte(fs.head[fs.off:], '\n')
 	if i < 1 {
-		return Field{}, off, false
+		return false
 	}
-	line := head[off : off+i-1]
+	line := fs.head[fs.off : fs.off+i-1]
 	colon := bytes.IndexByte(line, ':')
 	if colon <= 0 {
-		return Field{}, off, false
+		return false
 	}
+	fs.off += i + 1
 	v := line[colon+1:]
 	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
 		v = v[1:]
@@ -53,7 +62,8 @@ func NextField(head []byte, off int) (f Field, next int, ok bool) {
 	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
 		v = v[:len(v)-1]
 	}
-	return Field{Name: line[:colon], Value: v, Line: line}, off + i + 1, true
+	fs.Field = Field{Name: line[:colon], Value: v, Line: line}
+	return true
 }
 
 // ResponseHead finds the end of an answer's head at the start of buf. It returns the head's length

@@ -35,13 +35,9 @@ func (x *exchange) writeRequestHead(w *bufio.Writer, chunked bool) {
 	conn := r.Header["Connection"]
 	trailers := httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers")
 	var te, connection, upgrade bool // written already: a repeated field is written once
-	for off := httphead.FirstField(head); ; {
-		f, next, ok := httphead.NextField(head, off)
-		if !ok {
-			break
-		}
-		off = next
-		switch requestField(f, conn) {
+	for fs := httphead.FieldsOf(head); fs.Next(); {
+		f := fs.Field
+		switch fieldFate(f, conn, true) {
 		case fieldKeep:
 			writeLine(w, f)
 		case fieldHost: // the target's authority, even when the client's Host named the proxy
@@ -79,16 +75,12 @@ func (x *exchange) writeRequestHead(w *bufio.Writer, chunked bool) {
 
 // hasField tells whether a checked head has a field named lower.
 func hasField(head []byte, lower string) bool {
-	for off := httphead.FirstField(head); ; {
-		f, next, ok := httphead.NextField(head, off)
-		if !ok {
-			return false
-		}
-		if f.Is(lower) {
+	for fs := httphead.FieldsOf(head); fs.Next(); {
+		if fs.Is(lower) {
 			return true
 		}
-		off = next
 	}
+	return false
 }
 
 // peekAnswerHead waits until the origin's next answer head is in the origin connection's buffer
@@ -127,13 +119,9 @@ func (x *exchange) writeAnswerFields(w *bufio.Writer, resp *http.Response, fr an
 	var length, coding, trailer bool // written already
 	if head := x.answerHead; head != nil {
 		conn := resp.Header["Connection"]
-		for off := httphead.FirstField(head); ; {
-			f, next, ok := httphead.NextField(head, off)
-			if !ok {
-				break
-			}
-			off = next
-			switch answerField(f, conn) {
+		for fs := httphead.FieldsOf(head); fs.Next(); {
+			f := fs.Field
+			switch fieldFate(f, conn, false) {
 			case fieldKeep:
 				writeLine(w, f)
 			case fieldLength:
@@ -187,13 +175,9 @@ func (x *exchange) writeInformational(w *bufio.Writer, resp *http.Response) {
 		return
 	}
 	conn := resp.Header["Connection"]
-	for off := httphead.FirstField(head); ; {
-		f, next, ok := httphead.NextField(head, off)
-		if !ok {
-			return
-		}
-		off = next
-		if a := answerField(f, conn); a == fieldKeep || a == fieldLength {
+	for fs := httphead.FieldsOf(head); fs.Next(); {
+		f := fs.Field
+		if a := fieldFate(f, conn, false); a == fieldKeep || a == fieldLength {
 			writeLine(w, f)
 		}
 	}
@@ -213,13 +197,9 @@ func (x *exchange) writeSwitchFields(w *bufio.Writer, resp *http.Response, got s
 	}
 	conn := resp.Header["Connection"]
 	var connection, upgrade bool // written already
-	for off := httphead.FirstField(head); ; {
-		f, next, ok := httphead.NextField(head, off)
-		if !ok {
-			break
-		}
-		off = next
-		switch answerField(f, conn) {
+	for fs := httphead.FieldsOf(head); fs.Next(); {
+		f := fs.Field
+		switch fieldFate(f, conn, false) {
 		case fieldKeep, fieldLength:
 			writeLine(w, f)
 		case fieldConnection:

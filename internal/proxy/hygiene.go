@@ -79,47 +79,31 @@ func hopField(f httphead.Field, connection []string) bool {
 	return false
 }
 
-// requestField decides the fate of a client's request field: what must never reach an origin is
-// dropped — the hop-by-hop headers, every other Proxy-* header, the X-ProxyMesh-* steering headers,
-// the Forwarded and X-Forwarded-* headers (nothing reveals the client), and Expect, which the proxy
-// answers itself. Host, the body's framing, TE and an upgrade's fields are written by the proxy in
-// the place the client put them.
-func requestField(f httphead.Field, connection []string) fieldAction {
+// fieldFate decides what becomes of a field of a client's request (request) or of an origin's
+// answer. What must never reach an origin is dropped — the hop-by-hop headers, every other Proxy-*
+// header, the X-ProxyMesh-* steering headers, the Forwarded and X-Forwarded-* headers (nothing
+// reveals the client), and Expect, which the proxy answers itself; Host, the body's framing, TE and
+// an upgrade's fields are written by the proxy in the place the client put them. Of an answer, the
+// hop-by-hop headers are dropped and so are X-ProxyMesh-* (only the proxy says which exit served).
+func fieldFate(f httphead.Field, connection []string, request bool) fieldAction {
 	switch {
-	case f.Is("host"):
+	case request && f.Is("host"):
 		return fieldHost
 	case f.Is("content-length"):
 		return fieldLength
 	case f.Is("transfer-encoding"):
 		return fieldCoding
-	case f.Is("te"):
+	case request && f.Is("te"):
 		return fieldTE
-	case f.Is("connection"):
-		return fieldConnection
-	case f.Is("upgrade"):
-		return fieldUpgrade
-	case f.HasPrefix("proxy-"), f.HasPrefix("x-proxymesh-"), f.HasPrefix("x-forwarded-"),
-		f.Is("forwarded"), f.Is("expect"), hopField(f, connection):
-		return fieldDrop
-	}
-	return fieldKeep
-}
-
-// answerField decides the fate of an origin's answer field: the hop-by-hop headers are dropped,
-// and so are X-ProxyMesh-* (only the proxy says which exit served).
-func answerField(f httphead.Field, connection []string) fieldAction {
-	switch {
-	case f.Is("content-length"):
-		return fieldLength
-	case f.Is("transfer-encoding"):
-		return fieldCoding
-	case f.Is("trailer"):
+	case !request && f.Is("trailer"):
 		return fieldTrailer
 	case f.Is("connection"):
 		return fieldConnection
 	case f.Is("upgrade"):
 		return fieldUpgrade
 	case f.HasPrefix("x-proxymesh-"), hopField(f, connection):
+		return fieldDrop
+	case request && (f.HasPrefix("proxy-") || f.HasPrefix("x-forwarded-") || f.Is("forwarded") || f.Is("expect")):
 		return fieldDrop
 	}
 	return fieldKeep
