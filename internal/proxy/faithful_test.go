@@ -197,6 +197,15 @@ func TestAnswerFieldsKeepTheirOrderAndCase(t *testing.T) {
 			"transfer-encoding: chunked\r\n" +
 			"set-cookie: c=3\r\n" +
 			"\r\n5\r\nhello\r\n0\r\n\r\n",
+		"/hints": "HTTP/1.1 103 Early Hints\r\n" +
+			"link: </a.css>; rel=preload\r\n" +
+			"X-ProxyMesh-IP: 192.0.2.1\r\n" +
+			"Link: </b.js>; rel=preload\r\n" +
+			"\r\n" +
+			"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nlink: </a.css>; rel=preload\r\n\r\nhello",
+		// Heads the proxy does not relay line by line, written from net/http's map as before.
+		"/folded": "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 5\r\n\r\nhello",
+		"/large":  "HTTP/1.1 200 OK\r\nX-Large: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 5\r\n\r\nhello",
 	}
 	o := newRawOrigin(t, func(head string) string {
 		return answers[strings.Fields(head)[1]] // the target, in origin-form
@@ -225,6 +234,21 @@ func TestAnswerFieldsKeepTheirOrderAndCase(t *testing.T) {
 			"X-ProxyMesh-IP: 127.0.0.2\r\n" +
 			"\r\n",
 		body: "5\r\nhello\r\n0\r\n\r\n",
+	}, {
+		path: "/hints",
+		want: "HTTP/1.1 103 Early Hints\r\n" +
+			"link: </a.css>; rel=preload\r\n" +
+			"Link: </b.js>; rel=preload\r\n" +
+			"\r\n",
+		body: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nlink: </a.css>; rel=preload\r\nX-ProxyMesh-IP: 127.0.0.2\r\n\r\nhello",
+	}, {
+		path: "/folded",
+		want: "HTTP/1.1 200 OK\r\nX-Folded: a b\r\nX-ProxyMesh-IP: 127.0.0.2\r\nContent-Length: 5\r\n\r\n",
+		body: "hello",
+	}, {
+		path: "/large",
+		want: "HTTP/1.1 200 OK\r\nX-Large: " + strings.Repeat("a", 5000) + "\r\nX-ProxyMesh-IP: 127.0.0.2\r\nContent-Length: 5\r\n\r\n",
+		body: "hello",
 	}} {
 		rc.send("GET http://" + o.addr + tt.path + " HTTP/1.1\r\nHost: " + o.addr + "\r\n" + aliceAuth() +
 			"X-ProxyMesh-IP: 127.0.0.2\r\n\r\n")
@@ -239,5 +263,49 @@ func TestAnswerFieldsKeepTheirOrderAndCase(t *testing.T) {
 		if _, err := io.ReadFull(rc.br, body); err != nil || string(body) != tt.body {
 			t.Errorf("%s: body %q %v, want %q", tt.path, body, err, tt.body)
 		}
+	}
+}
+
+func TestUpgradeFieldsKeepTheirOrderAndCase(t *testing.T) {
+	e := newEnv(t)
+	o := newRawOrigin(t, func(string) string {
+		return "HTTP/1.1 101 Switching Protocols\r\n" +
+			"upgrade: websocket\r\n" +
+			"Keep-Alive: timeout=5\r\n" +
+			"connection: upgrade\r\n" +
+			"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
+			"\r\n"
+	})
+	rc := e.dialRaw(t)
+	rc.send("GET http://" + o.addr + "/ws HTTP/1.1\r\n" +
+		"host: " + o.addr + "\r\n" +
+		"connection: Upgrade, HTTP2-Settings\r\n" +
+		"pragma: no-cache\r\n" +
+		aliceAuth() +
+		"upgrade: websocket\r\n" +
+		"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n" +
+		"Sec-WebSocket-Version: 13\r\n" +
+		"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+		"X-ProxyMesh-IP: 127.0.0.2\r\n" +
+		"\r\n")
+	want := "GET /ws HTTP/1.1\r\n" +
+		"host: " + o.addr + "\r\n" +
+		"connection: Upgrade\r\n" +
+		"pragma: no-cache\r\n" +
+		"upgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\n" +
+		"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+		"\r\n"
+	if got := o.next(t); got != want {
+		t.Errorf("the origin read\n%q\nwant\n%q", got, want)
+	}
+	want = "HTTP/1.1 101 Switching Protocols\r\n" +
+		"upgrade: websocket\r\n" +
+		"connection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
+		"X-ProxyMesh-IP: 127.0.0.2\r\n" +
+		"\r\n"
+	if got, err := readHead(rc.br); got != want {
+		t.Errorf("the client read\n%q %v\nwant\n%q", got, err, want)
 	}
 }
