@@ -53,9 +53,11 @@ type clientConn struct {
 
 	// heads holds the request head as the client sent it (its first reqLen bytes), for the origin
 	// to get its fields in their order and case, then the head of the origin's answer being
-	// relayed. The head must be copied out of br before the body is read, which refills br's buffer.
-	heads  *[]byte
-	reqLen int
+	// relayed (answerLen bytes; 0 when it is written from net/http's map). The request head must be
+	// copied out of br before the body is read, which refills br's buffer.
+	heads     *[]byte
+	reqLen    int
+	answerLen int
 }
 
 var (
@@ -81,11 +83,18 @@ func (cc *clientConn) saveHead(head []byte) {
 func (cc *clientConn) requestHead() []byte { return (*cc.heads)[:cc.reqLen] }
 
 // saveAnswerHead copies an origin's answer head after the request head, which stays whole for a
-// request sent again; it returns the copy, valid until the next call.
-func (cc *clientConn) saveAnswerHead(head []byte) []byte {
-	b := append((*cc.heads)[:cc.reqLen], head...)
-	*cc.heads = b
-	return b[cc.reqLen:]
+// request sent again.
+func (cc *clientConn) saveAnswerHead(head []byte) {
+	*cc.heads = append((*cc.heads)[:cc.reqLen], head...)
+}
+
+// answerHead returns the answer head saveAnswerHead copied, or nil when the answer being relayed is
+// written from net/http's map.
+func (cc *clientConn) answerHead() []byte {
+	if cc.answerLen == 0 {
+		return nil
+	}
+	return (*cc.heads)[cc.reqLen : cc.reqLen+cc.answerLen]
 }
 
 // track registers a new client connection from src; it returns nil (and closes c) once Shutdown has
@@ -182,7 +191,7 @@ func (cc *clientConn) releaseBuffers() {
 		if cap(*cc.heads) <= maxPooledHeads {
 			heads.Put(cc.heads)
 		}
-		cc.heads, cc.reqLen = nil, 0
+		cc.heads, cc.reqLen, cc.answerLen = nil, 0, 0
 	}
 	if cc.br != nil {
 		cc.br.Reset(nil)

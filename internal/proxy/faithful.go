@@ -84,25 +84,27 @@ func hasField(head []byte, lower string) bool {
 }
 
 // peekAnswerHead waits until the origin's next answer head is in the origin connection's buffer
-// and returns a copy, before net/http's parser consumes it. It returns nil — and the answer is
-// written from net/http's map, in its order — when the head is not strict (httphead.ResponseHead)
-// or is larger than the buffer: growing every origin connection's buffer for the rare large head
-// would cost memory on each idle connection. A read error is left for net/http's parser to meet.
-func (x *exchange) peekAnswerHead() []byte {
+// and copies it before net/http's parser consumes it; it returns the head's length. It returns 0,
+// and the answer is written from net/http's map in its order, when the head is not strict
+// (httphead.ResponseHead) or is larger than the buffer: growing every origin connection's buffer
+// for the rare large head would cost memory on each idle connection. A read error is left for
+// net/http's parser to meet.
+func (x *exchange) peekAnswerHead() int {
 	br := x.oc.R
 	for {
 		buf, _ := br.Peek(br.Buffered())
 		n, ok := httphead.ResponseHead(buf)
 		switch {
 		case !ok:
-			return nil
+			return 0
 		case n > 0:
-			return x.cc.saveAnswerHead(buf[:n])
+			x.cc.saveAnswerHead(buf[:n])
+			return n
 		case br.Buffered() == br.Size():
-			return nil
+			return 0
 		}
 		if _, err := br.Peek(br.Buffered() + 1); err != nil {
-			return nil
+			return 0
 		}
 	}
 }
@@ -117,7 +119,7 @@ type answerFraming struct {
 // proxy's framing included; not Connection, which the caller adds.
 func (x *exchange) writeAnswerFields(w *bufio.Writer, resp *http.Response, fr answerFraming) {
 	var length, coding, trailer bool // written already
-	if head := x.answerHead; head != nil {
+	if head := x.cc.answerHead(); head != nil {
 		conn := resp.Header["Connection"]
 		for fs := httphead.FieldsOf(head); fs.Next(); {
 			f := fs.Field
@@ -167,7 +169,7 @@ func (x *exchange) writeAnswerFields(w *bufio.Writer, resp *http.Response, fr an
 
 // writeInformational writes the fields of a 1xx answer (Early Hints and the like).
 func (x *exchange) writeInformational(w *bufio.Writer, resp *http.Response) {
-	head := x.answerHead
+	head := x.cc.answerHead()
 	if head == nil {
 		removeHopHeaders(resp.Header)
 		stripExitHeaders(resp.Header)
@@ -186,7 +188,7 @@ func (x *exchange) writeInformational(w *bufio.Writer, resp *http.Response) {
 // writeSwitchFields writes the fields of a 101 answer accepting the upgrade to protocol got,
 // X-ProxyMesh-IP included.
 func (x *exchange) writeSwitchFields(w *bufio.Writer, resp *http.Response, got string) {
-	head := x.answerHead
+	head := x.cc.answerHead()
 	if head == nil {
 		w.WriteString("Connection: Upgrade\r\nUpgrade: " + got + "\r\n")
 		h := resp.Header

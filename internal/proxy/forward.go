@@ -47,9 +47,6 @@ type exchange struct {
 	p        *auth.Principal
 	down     atomic.Int64 // the answer's bytes relayed so far
 	metered  *transfer    // a long answer or an upgraded connection, metered while it runs; or nil
-	// answerHead is the origin's answer head as it came, when it was strict and fit the origin
-	// connection's buffer; nil when net/http's map is all there is (peekAnswerHead).
-	answerHead []byte
 }
 
 // forward sends r to its origin through the chosen exit and relays the answer. It reports whether
@@ -223,7 +220,7 @@ func (x *exchange) send(expect bool) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		x.answerHead = head
+		x.cc.answerLen = head
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			return resp, nil
 		}
