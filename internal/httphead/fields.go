@@ -10,9 +10,20 @@ import "bytes"
 
 // Field is one field line of a head.
 type Field struct {
-	Name  []byte // as sent, case included
-	Value []byte // without the optional whitespace around it
-	Line  []byte // the whole line without its CRLF, to send on byte for byte
+	Name []byte // as sent, case included
+	Line []byte // the whole line without its CRLF, to send on byte for byte
+}
+
+// Value returns the field's value without the optional whitespace around it.
+func (f Field) Value() []byte {
+	v := f.Line[len(f.Name)+1:]
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 // Is tells whether the field's name is lower, an ASCII lower-case name, in any case.
@@ -55,14 +66,7 @@ func (fs *Fields) Next() bool {
 		return false
 	}
 	fs.off += i + 1
-	v := line[colon+1:]
-	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-		v = v[1:]
-	}
-	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-		v = v[:len(v)-1]
-	}
-	fs.Field = Field{Name: line[:colon], Value: v, Line: line}
+	fs.Field = Field{Name: line[:colon], Line: line}
 	return true
 }
 

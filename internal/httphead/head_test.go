@@ -224,7 +224,7 @@ func sameAsNetHTTP(t testing.TB, head []byte, mustParse bool) {
 	n := 0
 	for fs := FieldsOf(head); fs.Next(); n++ {
 		k := textproto.CanonicalMIMEHeaderKey(string(fs.Name))
-		fields[k] = append(fields[k], string(fs.Value))
+		fields[k] = append(fields[k], string(fs.Value()))
 	}
 	if n != h.Fields {
 		t.Fatalf("%q: %d field lines walked, %d checked", head, n, h.Fields)

@@ -67,6 +67,21 @@ func hopField(f httphead.Field, connection []string) bool {
 			return true
 		}
 	}
+	return namedIn(f, connection)
+}
+
+// fateInitials holds the first letters, in both cases, of the names and prefixes fieldFate looks
+// for besides those Connection names: a field starting otherwise skips the comparisons.
+var fateInitials = func() (t [256]bool) {
+	for _, name := range append([]string{"host", "content-length", "transfer-encoding", "te", "trailer",
+		"connection", "upgrade", "x-proxymesh-", "x-forwarded-", "proxy-", "forwarded", "expect"}, hopHeaders...) {
+		t[name[0]|0x20], t[name[0]&^0x20] = true, true
+	}
+	return t
+}()
+
+// namedIn tells whether Connection names a field.
+func namedIn(f httphead.Field, connection []string) bool {
 	for _, line := range connection {
 		for line != "" {
 			var name string
@@ -85,7 +100,14 @@ func hopField(f httphead.Field, connection []string) bool {
 // reveals the client), and Expect, which the proxy answers itself; Host, the body's framing, TE and
 // an upgrade's fields are written by the proxy in the place the client put them. Of an answer, the
 // hop-by-hop headers are dropped and so are X-ProxyMesh-* (only the proxy says which exit served).
+// A name or prefix added here goes into fateInitials too.
 func fieldFate(f httphead.Field, connection []string, request bool) fieldAction {
+	if !fateInitials[f.Name[0]] { // most fields: only Connection can name them
+		if namedIn(f, connection) {
+			return fieldDrop
+		}
+		return fieldKeep
+	}
 	switch {
 	case request && f.Is("host"):
 		return fieldHost
