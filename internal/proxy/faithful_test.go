@@ -58,16 +58,21 @@ func (o *rawOrigin) serve(c net.Conn, answer func(string) string) {
 	}
 }
 
-// next returns the next request head the origin read.
+// next returns the request head the origin read for the answer the client has just read: the
+// origin records a head before it answers.
 func (o *rawOrigin) next(t *testing.T) string {
 	t.Helper()
-	select {
-	case h := <-o.heads:
-		return h
-	case <-time.After(10 * time.Second):
+	if len(o.heads) == 0 {
 		t.Fatal("the origin got no request")
-		return ""
 	}
+	return <-o.heads
+}
+
+// crlf returns a head written one field a line in s, with CRLF line ends and {name} replaced by
+// vars (name, value pairs); {sp} is a space at the end of a line.
+func crlf(s string, vars ...string) string {
+	vars = append(vars, "{sp}", " ", "\n", "\r\n")
+	return strings.NewReplacer(vars...).Replace(s)
 }
 
 // readHead reads a head up to its empty line, included.
@@ -102,77 +107,79 @@ func TestRequestFieldsKeepTheirOrderAndCase(t *testing.T) {
 	e := newEnv(t)
 	o := newRawOrigin(t, answerOK)
 	_, proxyPort, _ := net.SplitHostPort(e.proxyAddr)
+	vars := []string{"{origin}", o.addr, "{proxy-port}", proxyPort, "{auth}", strings.TrimSuffix(aliceAuth(), "\r\n")}
 	rc := e.dialRaw(t)
 	for _, tt := range []struct {
 		name, request, want string
 	}{{
 		name: "steering, proxy and hop-by-hop fields removed, the rest untouched",
-		request: "GET http://" + o.addr + "/path?q=1 HTTP/1.1\r\n" +
-			"user-agent: test/1.0\r\n" +
-			"X-ProxyMesh-IP: 127.0.0.2\r\n" +
-			"ACCEPT: */*\r\n" +
-			"Cookie: a=1\r\n" +
-			aliceAuth() +
-			"X-Custom-B:  b  value \r\n" +
-			"host: " + o.addr + "\r\n" +
-			"Connection: keep-alive, X-Hop\r\n" +
-			"X-Hop: secret\r\n" +
-			"x-custom-a:tight\r\n" +
-			"Keep-Alive: timeout=5\r\n" +
-			"Proxy-Connection: keep-alive\r\n" +
-			"x-proxymesh-prefer-ip: 127.0.0.3\r\n" +
-			"X-Forwarded-For: 10.0.0.1\r\n" +
-			"Forwarded: for=10.0.0.1\r\n" +
-			"Cookie: b=2\r\n" +
-			"\r\n",
-		want: "GET /path?q=1 HTTP/1.1\r\n" +
-			"user-agent: test/1.0\r\n" +
-			"ACCEPT: */*\r\n" +
-			"Cookie: a=1\r\n" +
-			"X-Custom-B:  b  value \r\n" +
-			"host: " + o.addr + "\r\n" +
-			"x-custom-a:tight\r\n" +
-			"Cookie: b=2\r\n" +
-			"\r\n",
+		request: `GET http://{origin}/path?q=1 HTTP/1.1
+user-agent: test/1.0
+X-ProxyMesh-IP: 127.0.0.2
+ACCEPT: */*
+Cookie: a=1
+{auth}
+X-Custom-B:  b  value{sp}
+host: {origin}
+Connection: keep-alive, X-Hop
+X-Hop: secret
+x-custom-a:tight
+Keep-Alive: timeout=5
+Proxy-Connection: keep-alive
+x-proxymesh-prefer-ip: 127.0.0.3
+X-Forwarded-For: 10.0.0.1
+Forwarded: for=10.0.0.1
+Cookie: b=2
+
+`,
+		want: `GET /path?q=1 HTTP/1.1
+user-agent: test/1.0
+ACCEPT: */*
+Cookie: a=1
+X-Custom-B:  b  value{sp}
+host: {origin}
+x-custom-a:tight
+Cookie: b=2
+
+`,
 	}, {
 		name: "a body's framing, TE and Host written where the client put them",
-		request: "POST http://" + o.addr + "/up HTTP/1.1\r\n" +
-			"Content-Type: text/plain\r\n" +
-			"content-length: 5\r\n" +
-			"HOST: " + o.addr + "\r\n" +
-			aliceAuth() +
-			"te: trailers, deflate\r\n" +
-			"Connection: te\r\n" +
-			"x-last: 1\r\n" +
-			"\r\nhello",
-		want: "POST /up HTTP/1.1\r\n" +
-			"Content-Type: text/plain\r\n" +
-			"content-length: 5\r\n" +
-			"HOST: " + o.addr + "\r\n" +
-			"te: trailers\r\n" +
-			"x-last: 1\r\n" +
-			"\r\n",
+		request: `POST http://{origin}/up HTTP/1.1
+Content-Type: text/plain
+content-length: 5
+HOST: {origin}
+{auth}
+te: trailers, deflate
+Connection: te
+x-last: 1
+
+hello`,
+		want: `POST /up HTTP/1.1
+Content-Type: text/plain
+content-length: 5
+HOST: {origin}
+te: trailers
+x-last: 1
+
+`,
 	}, {
 		name: "a Host naming the proxy gets the target's authority in its place",
-		request: "GET http://" + o.addr + "/ HTTP/1.1\r\n" +
-			"accept: text/html\r\n" +
-			"host: 127.0.0.1:" + proxyPort + "\r\n" +
-			aliceAuth() +
-			"user-agent: node\r\n" +
-			"\r\n",
-		want: "GET / HTTP/1.1\r\n" +
-			"accept: text/html\r\n" +
-			"host: " + o.addr + "\r\n" +
-			"user-agent: node\r\n" +
-			"\r\n",
+		request: `GET http://{origin}/ HTTP/1.1
+accept: text/html
+host: 127.0.0.1:{proxy-port}
+{auth}
+user-agent: node
+
+`,
+		want: "GET / HTTP/1.1\naccept: text/html\nhost: {origin}\nuser-agent: node\n\n",
 	}} {
-		rc.send(tt.request)
+		rc.send(crlf(tt.request, vars...))
 		resp, body := rc.read("GET")
 		if resp.StatusCode != 200 || body != "ok" {
 			t.Fatalf("%s: answered %d %q (%s)", tt.name, resp.StatusCode, body, resp.Header.Get("X-ProxyMesh-Error"))
 		}
-		if got := o.next(t); got != tt.want {
-			t.Errorf("%s: the origin read\n%q\nwant\n%q", tt.name, got, tt.want)
+		if got, want := o.next(t), crlf(tt.want, vars...); got != want {
+			t.Errorf("%s: the origin read\n%q\nwant\n%q", tt.name, got, want)
 		}
 	}
 }
@@ -180,88 +187,84 @@ func TestRequestFieldsKeepTheirOrderAndCase(t *testing.T) {
 func TestAnswerFieldsKeepTheirOrderAndCase(t *testing.T) {
 	e := newEnv(t)
 	answers := map[string]string{
-		"/sized": "HTTP/1.1 200 OK\r\n" +
-			"date: Thu, 01 Jan 2026 00:00:00 GMT\r\n" +
-			"Set-Cookie: a=1; Path=/\r\n" +
-			"content-type: text/plain\r\n" +
-			"X-ProxyMesh-IP: 192.0.2.1\r\n" +
-			"Set-Cookie: b=2\r\n" +
-			"Keep-Alive: timeout=5\r\n" +
-			"Connection: keep-alive, X-Hop\r\n" +
-			"X-Hop: secret\r\n" +
-			"content-length: 5\r\n" +
-			"x-z:  last \r\n" +
-			"\r\nhello",
-		"/chunked": "HTTP/1.1 201 Created\r\n" +
-			"SERVER: raw\r\n" +
-			"transfer-encoding: chunked\r\n" +
-			"set-cookie: c=3\r\n" +
-			"\r\n5\r\nhello\r\n0\r\n\r\n",
-		"/hints": "HTTP/1.1 103 Early Hints\r\n" +
-			"link: </a.css>; rel=preload\r\n" +
-			"X-ProxyMesh-IP: 192.0.2.1\r\n" +
-			"Link: </b.js>; rel=preload\r\n" +
-			"\r\n" +
-			"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nlink: </a.css>; rel=preload\r\n\r\nhello",
+		"/sized": `HTTP/1.1 200 OK
+date: Thu, 01 Jan 2026 00:00:00 GMT
+Set-Cookie: a=1; Path=/
+content-type: text/plain
+X-ProxyMesh-IP: 192.0.2.1
+Set-Cookie: b=2
+Keep-Alive: timeout=5
+Connection: keep-alive, X-Hop
+X-Hop: secret
+content-length: 5
+x-z:  last{sp}
+
+hello`,
+		"/chunked": "HTTP/1.1 201 Created\nSERVER: raw\ntransfer-encoding: chunked\nset-cookie: c=3\n\n5\nhello\n0\n\n",
+		"/hints": `HTTP/1.1 103 Early Hints
+link: </a.css>; rel=preload
+X-ProxyMesh-IP: 192.0.2.1
+Link: </b.js>; rel=preload
+
+HTTP/1.1 200 OK
+Content-Length: 5
+link: </a.css>; rel=preload
+
+hello`,
 		// Heads the proxy does not relay line by line, written from net/http's map as before.
-		"/folded": "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 5\r\n\r\nhello",
-		"/large":  "HTTP/1.1 200 OK\r\nX-Large: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 5\r\n\r\nhello",
+		"/folded": "HTTP/1.1 200 OK\nX-Folded: a\n b\nContent-Length: 5\n\nhello",
+		"/large":  "HTTP/1.1 200 OK\nX-Large: {large}\nContent-Length: 5\n\nhello",
 	}
+	vars := []string{"{large}", strings.Repeat("a", 5000), "{exit}", "X-ProxyMesh-IP: 127.0.0.2"}
 	o := newRawOrigin(t, func(head string) string {
-		return answers[strings.Fields(head)[1]] // the target, in origin-form
+		return crlf(answers[strings.Fields(head)[1]], vars...) // the target, in origin-form
 	})
 	rc := e.dialRaw(t)
 	for _, tt := range []struct {
 		path, want, body string
 	}{{
 		path: "/sized",
-		want: "HTTP/1.1 200 OK\r\n" +
-			"date: Thu, 01 Jan 2026 00:00:00 GMT\r\n" +
-			"Set-Cookie: a=1; Path=/\r\n" +
-			"content-type: text/plain\r\n" +
-			"Set-Cookie: b=2\r\n" +
-			"content-length: 5\r\n" +
-			"x-z:  last \r\n" +
-			"X-ProxyMesh-IP: 127.0.0.2\r\n" +
-			"\r\n",
+		want: `HTTP/1.1 200 OK
+date: Thu, 01 Jan 2026 00:00:00 GMT
+Set-Cookie: a=1; Path=/
+content-type: text/plain
+Set-Cookie: b=2
+content-length: 5
+x-z:  last{sp}
+{exit}
+
+`,
 		body: "hello",
 	}, {
 		path: "/chunked",
-		want: "HTTP/1.1 201 Created\r\n" +
-			"SERVER: raw\r\n" +
-			"transfer-encoding: chunked\r\n" +
-			"set-cookie: c=3\r\n" +
-			"X-ProxyMesh-IP: 127.0.0.2\r\n" +
-			"\r\n",
-		body: "5\r\nhello\r\n0\r\n\r\n",
+		want: "HTTP/1.1 201 Created\nSERVER: raw\ntransfer-encoding: chunked\nset-cookie: c=3\n{exit}\n\n",
+		body: "5\nhello\n0\n\n",
 	}, {
 		path: "/hints",
-		want: "HTTP/1.1 103 Early Hints\r\n" +
-			"link: </a.css>; rel=preload\r\n" +
-			"Link: </b.js>; rel=preload\r\n" +
-			"\r\n",
-		body: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nlink: </a.css>; rel=preload\r\nX-ProxyMesh-IP: 127.0.0.2\r\n\r\nhello",
+		want: "HTTP/1.1 103 Early Hints\nlink: </a.css>; rel=preload\nLink: </b.js>; rel=preload\n\n",
+		body: "HTTP/1.1 200 OK\nContent-Length: 5\nlink: </a.css>; rel=preload\n{exit}\n\nhello",
 	}, {
 		path: "/folded",
-		want: "HTTP/1.1 200 OK\r\nX-Folded: a b\r\nX-ProxyMesh-IP: 127.0.0.2\r\nContent-Length: 5\r\n\r\n",
+		want: "HTTP/1.1 200 OK\nX-Folded: a b\n{exit}\nContent-Length: 5\n\n",
 		body: "hello",
 	}, {
 		path: "/large",
-		want: "HTTP/1.1 200 OK\r\nX-Large: " + strings.Repeat("a", 5000) + "\r\nX-ProxyMesh-IP: 127.0.0.2\r\nContent-Length: 5\r\n\r\n",
+		want: "HTTP/1.1 200 OK\nX-Large: {large}\n{exit}\nContent-Length: 5\n\n",
 		body: "hello",
 	}} {
 		rc.send("GET http://" + o.addr + tt.path + " HTTP/1.1\r\nHost: " + o.addr + "\r\n" + aliceAuth() +
 			"X-ProxyMesh-IP: 127.0.0.2\r\n\r\n")
+		want, wantBody := crlf(tt.want, vars...), crlf(tt.body, vars...)
 		head, err := readHead(rc.br)
 		if err != nil {
 			t.Fatalf("%s: %q %v", tt.path, head, err)
 		}
-		if head != tt.want {
-			t.Errorf("%s: the client read\n%q\nwant\n%q", tt.path, head, tt.want)
+		if head != want {
+			t.Errorf("%s: the client read\n%q\nwant\n%q", tt.path, head, want)
 		}
-		body := make([]byte, len(tt.body))
-		if _, err := io.ReadFull(rc.br, body); err != nil || string(body) != tt.body {
-			t.Errorf("%s: body %q %v, want %q", tt.path, body, err, tt.body)
+		body := make([]byte, len(wantBody))
+		if _, err := io.ReadFull(rc.br, body); err != nil || string(body) != wantBody {
+			t.Errorf("%s: body %q %v, want %q", tt.path, body, err, wantBody)
 		}
 	}
 }
@@ -269,43 +272,48 @@ func TestAnswerFieldsKeepTheirOrderAndCase(t *testing.T) {
 func TestUpgradeFieldsKeepTheirOrderAndCase(t *testing.T) {
 	e := newEnv(t)
 	o := newRawOrigin(t, func(string) string {
-		return "HTTP/1.1 101 Switching Protocols\r\n" +
-			"upgrade: websocket\r\n" +
-			"Keep-Alive: timeout=5\r\n" +
-			"connection: upgrade\r\n" +
-			"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
-			"\r\n"
+		return crlf(`HTTP/1.1 101 Switching Protocols
+upgrade: websocket
+Keep-Alive: timeout=5
+connection: upgrade
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
+
+`)
 	})
+	vars := []string{"{origin}", o.addr, "{auth}", strings.TrimSuffix(aliceAuth(), "\r\n")}
 	rc := e.dialRaw(t)
-	rc.send("GET http://" + o.addr + "/ws HTTP/1.1\r\n" +
-		"host: " + o.addr + "\r\n" +
-		"connection: Upgrade, HTTP2-Settings\r\n" +
-		"pragma: no-cache\r\n" +
-		aliceAuth() +
-		"upgrade: websocket\r\n" +
-		"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n" +
-		"Sec-WebSocket-Version: 13\r\n" +
-		"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-		"X-ProxyMesh-IP: 127.0.0.2\r\n" +
-		"\r\n")
-	want := "GET /ws HTTP/1.1\r\n" +
-		"host: " + o.addr + "\r\n" +
-		"connection: Upgrade\r\n" +
-		"pragma: no-cache\r\n" +
-		"upgrade: websocket\r\n" +
-		"Sec-WebSocket-Version: 13\r\n" +
-		"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-		"\r\n"
-	if got := o.next(t); got != want {
-		t.Errorf("the origin read\n%q\nwant\n%q", got, want)
-	}
-	want = "HTTP/1.1 101 Switching Protocols\r\n" +
-		"upgrade: websocket\r\n" +
-		"connection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
-		"X-ProxyMesh-IP: 127.0.0.2\r\n" +
-		"\r\n"
+	rc.send(crlf(`GET http://{origin}/ws HTTP/1.1
+host: {origin}
+connection: Upgrade, HTTP2-Settings
+pragma: no-cache
+{auth}
+upgrade: websocket
+HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA
+Sec-WebSocket-Version: 13
+sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==
+X-ProxyMesh-IP: 127.0.0.2
+
+`, vars...))
+	want := crlf(`HTTP/1.1 101 Switching Protocols
+upgrade: websocket
+connection: Upgrade
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
+X-ProxyMesh-IP: 127.0.0.2
+
+`)
 	if got, err := readHead(rc.br); got != want {
 		t.Errorf("the client read\n%q %v\nwant\n%q", got, err, want)
+	}
+	want = crlf(`GET /ws HTTP/1.1
+host: {origin}
+connection: Upgrade
+pragma: no-cache
+upgrade: websocket
+Sec-WebSocket-Version: 13
+sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==
+
+`, vars...)
+	if got := o.next(t); got != want {
+		t.Errorf("the origin read\n%q\nwant\n%q", got, want)
 	}
 }
