@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"net/http/httputil"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,8 +51,11 @@ func (o *rawOrigin) serve(c net.Conn, answer func(string) string) {
 		if err != nil {
 			return
 		}
-		if n := headLength(head); n > 0 {
-			io.CopyN(io.Discard, br, n)
+		n, chunked := headFraming(head)
+		io.CopyN(io.Discard, br, n)
+		if chunked {
+			io.Copy(io.Discard, httputil.NewChunkedReader(br))
+			br.ReadString('\n') // the empty line that ends the trailer section
 		}
 		o.heads <- head
 		io.WriteString(c, answer(head))
@@ -90,15 +94,19 @@ func readHead(br *bufio.Reader) (string, error) {
 	}
 }
 
-// headLength returns the Content-Length a head states, in any letter case, or 0.
-func headLength(head string) int64 {
+// headFraming returns the Content-Length a head states, in any letter case, or 0, and whether
+// its body is chunked.
+func headFraming(head string) (n int64, chunked bool) {
 	for line := range strings.SplitSeq(head, "\r\n") {
-		if name, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(name, "content-length") {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
+		name, v, _ := strings.Cut(line, ":")
+		switch {
+		case strings.EqualFold(name, "content-length"):
+			n, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		case strings.EqualFold(name, "transfer-encoding"):
+			chunked = true
 		}
 	}
-	return 0
+	return n, chunked
 }
 
 func answerOK(string) string { return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" }
@@ -162,6 +170,20 @@ te: trailers
 x-last: 1
 
 `,
+	}, {
+		name: "a chunked body's framing where the client put it",
+		request: `PUT http://{origin}/chunks HTTP/1.1
+Host: {origin}
+transfer-encoding: chunked
+{auth}
+accept-encoding: gzip
+
+5
+hello
+0
+
+`,
+		want: "PUT /chunks HTTP/1.1\nHost: {origin}\ntransfer-encoding: chunked\naccept-encoding: gzip\n\n",
 	}, {
 		name: "a Host naming the proxy gets the target's authority in its place",
 		request: `GET http://{origin}/ HTTP/1.1
