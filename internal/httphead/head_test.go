@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -216,6 +218,24 @@ func sameAsNetHTTP(t testing.TB, head []byte, mustParse bool) {
 	}
 	if h.Connect != (r.Method == http.MethodConnect) {
 		t.Fatalf("%q: CONNECT %v, net/http method %s", head, h.Connect, r.Method)
+	}
+	// A proxy relays the head line by line: the lines must be the fields net/http read.
+	fields := http.Header{}
+	n := 0
+	for fs := FieldsOf(head); fs.Next(); n++ {
+		k := textproto.CanonicalMIMEHeaderKey(string(fs.Name))
+		fields[k] = append(fields[k], string(fs.Value()))
+	}
+	if n != h.Fields {
+		t.Fatalf("%q: %d field lines walked, %d checked", head, n, h.Fields)
+	}
+	for k, vs := range r.Header {
+		if k == "Cache-Control" && fields[k] == nil { // net/http's own, from Pragma: no-cache
+			continue
+		}
+		if !slices.Equal(fields[k], vs) {
+			t.Fatalf("%q: %s is %q line by line, %q to net/http", head, k, fields[k], vs)
+		}
 	}
 }
 

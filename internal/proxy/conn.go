@@ -59,12 +59,52 @@ type clientConn struct {
 
 	mu       sync.Mutex // guards upstream
 	upstream net.Conn   // the origin or tunnel connection in use: Shutdown closes it with the client's
+
+	// heads holds the request head as the client sent it (its first reqLen bytes), for the origin
+	// to get its fields in their order and case, then the head of the origin's answer being
+	// relayed (answerLen bytes; 0 when it is written from net/http's map). The request head must be
+	// copied out of br before the body is read, which refills br's buffer.
+	heads     *[]byte
+	reqLen    int
+	answerLen int
 }
 
 var (
 	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+	heads   = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 )
+
+// maxPooledHeads bounds the heads buffer that goes back to its pool: one a rare large head grew is
+// left to the collector.
+const maxPooledHeads = 16 << 10
+
+// saveHead copies a request head out of br's buffer.
+func (cc *clientConn) saveHead(head []byte) {
+	if cc.heads == nil {
+		cc.heads = heads.Get().(*[]byte)
+	}
+	*cc.heads = append((*cc.heads)[:0], head...)
+	cc.reqLen = len(head)
+}
+
+// requestHead returns the request head saveHead copied.
+func (cc *clientConn) requestHead() []byte { return (*cc.heads)[:cc.reqLen] }
+
+// saveAnswerHead copies an origin's answer head after the request head, which stays whole for a
+// request sent again.
+func (cc *clientConn) saveAnswerHead(head []byte) {
+	*cc.heads = append((*cc.heads)[:cc.reqLen], head...)
+}
+
+// answerHead returns the answer head saveAnswerHead copied, or nil when the answer being relayed is
+// written from net/http's map.
+func (cc *clientConn) answerHead() []byte {
+	if cc.answerLen == 0 {
+		return nil
+	}
+	return (*cc.heads)[cc.reqLen : cc.reqLen+cc.answerLen]
+}
 
 // track registers a new client connection from src; it returns nil (and closes c) once Shutdown has
 // begun.
@@ -155,6 +195,12 @@ func (cc *clientConn) watchHangup(upstream io.Closer, hungUp *bool) (stop func()
 func (cc *clientConn) releaseBuffers() {
 	if cc.grown {
 		cc.br, cc.grown = nil, false // not the pool's size: the collector takes it
+	}
+	if cc.heads != nil {
+		if cap(*cc.heads) <= maxPooledHeads {
+			heads.Put(cc.heads)
+		}
+		cc.heads, cc.reqLen, cc.answerLen = nil, 0, 0
 	}
 	if cc.br != nil {
 		cc.br.Reset(nil)
@@ -271,8 +317,15 @@ func (cc *clientConn) checkHead() (*httphead.Error, error) {
 	cc.head.Reset(cc.headCfg)
 	for {
 		buf, _ := cc.br.Peek(cc.br.Buffered()) // what is buffered: never blocks
-		if n, _, herr := cc.head.Feed(buf); herr != nil || n > 0 {
+		n, h, herr := cc.head.Feed(buf)
+		if herr != nil {
 			return herr, nil
+		}
+		if n > 0 {
+			if !h.Connect { // a tunnel's head goes nowhere
+				cc.saveHead(buf[:n])
+			}
+			return nil, nil
 		}
 		if cc.br.Buffered() == cc.br.Size() && !cc.growReader() {
 			return httphead.ErrTooLarge, nil

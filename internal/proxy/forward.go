@@ -63,7 +63,7 @@ func (s *Server) forward(cc *clientConn, r *http.Request, p *auth.Principal, a *
 		Scheme: r.URL.Scheme, HostPort: originAddr(r.URL.Scheme, r.URL.Host)}
 	x := &exchange{cc: cc, r: r, choice: a.choice, tries: *a, key: key, length: length, deadline: a.deadline, p: p}
 	expect := r.ProtoAtLeast(1, 1) && r.Body != http.NoBody && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
-	x.upgrade = cleanRequestHeader(r.Header)
+	x.upgrade = upgradeOf(r.Header)
 	resp, err := x.roundTrip(expect)
 	if err != nil {
 		c := x.choice
@@ -212,24 +212,8 @@ func idempotent(r *http.Request) bool {
 // send writes the request head, starts the body, and reads the answer.
 func (x *exchange) send(expect bool) (*http.Response, error) {
 	r, w := x.r, x.oc.W
-	w.WriteString(r.Method)
-	w.WriteByte(' ')
-	w.WriteString(originForm(r.RequestURI))
-	w.WriteString(" HTTP/1.1\r\nHost: ")
-	w.WriteString(r.Host)
-	w.WriteString("\r\n")
-	writeHeader(w, r.Header)
 	chunked := len(r.TransferEncoding) > 0 && r.TransferEncoding[0] == "chunked"
-	switch {
-	case chunked:
-		w.WriteString("Transfer-Encoding: chunked\r\n")
-	case r.ContentLength > 0 || x.length:
-		w.WriteString("Content-Length: " + strconv.FormatInt(max(r.ContentLength, 0), 10) + "\r\n")
-	}
-	if x.upgrade != "" {
-		w.WriteString("Connection: Upgrade\r\nUpgrade: " + x.upgrade + "\r\n")
-	}
-	w.WriteString("\r\n")
+	x.writeRequestHead(w, chunked)
 	if r.Body == http.NoBody {
 		if err := w.Flush(); err != nil {
 			return nil, err
@@ -245,17 +229,18 @@ func (x *exchange) send(expect bool) (*http.Response, error) {
 		x.body = startBody(w, r.Body, chunked, func() { oc.Conn.Close() })
 	}
 	for range maxInformational {
+		head := x.peekAnswerHead()
 		resp, err := http.ReadResponse(x.oc.R, r)
 		if err != nil {
 			return nil, err
 		}
+		x.cc.answerLen = head
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			return resp, nil
 		}
 		if r.ProtoAtLeast(1, 1) { // 1xx: Early Hints and the like reach an HTTP/1.1 client
-			removeHopHeaders(resp.Header)
 			x.cc.bw.WriteString("HTTP/1.1 " + resp.Status + "\r\n")
-			writeHeader(x.cc.bw, resp.Header)
+			x.writeInformational(x.cc.bw, resp)
 			x.cc.bw.WriteString("\r\n")
 			if err := x.cc.bw.Flush(); err != nil {
 				return nil, err
@@ -270,37 +255,25 @@ func (x *exchange) send(expect bool) (*http.Response, error) {
 // are still fit for another request.
 func (x *exchange) relayResponse(resp *http.Response) (int64, bool) {
 	r, w := x.r, x.cc.bw
-	h := resp.Header
-	removeHopHeaders(h)
-	stripExitHeaders(h)
-	delete(h, "Content-Length")
-	w.WriteString("HTTP/1.1 ")
-	w.WriteString(resp.Status)
-	w.WriteString("\r\n")
-	writeHeader(w, h)
-	writeExitHeaders(w, x.choice.Exit.IP, x.choice.NotFound)
 	keep := !resp.Close
-	chunked := false
+	f := answerFraming{length: -1}
 	switch {
 	case !bodyAllowed(r, resp.StatusCode):
 		if resp.ContentLength >= 0 && r.Method == http.MethodHead { // the size a GET would have
-			w.WriteString("Content-Length: ")
-			w.Write(strconv.AppendInt(w.AvailableBuffer(), resp.ContentLength, 10))
-			w.WriteString("\r\n")
+			f.length = resp.ContentLength
 		}
 	case resp.ContentLength >= 0:
-		w.WriteString("Content-Length: ")
-		w.Write(strconv.AppendInt(w.AvailableBuffer(), resp.ContentLength, 10))
-		w.WriteString("\r\n")
+		f.length = resp.ContentLength
 	case r.ProtoAtLeast(1, 1):
-		chunked = true
-		w.WriteString("Transfer-Encoding: chunked\r\n")
-		if len(resp.Trailer) > 0 {
-			w.WriteString("Trailer: " + trailerNames(resp.Trailer) + "\r\n")
-		}
+		f.chunked = true
 	default:
 		keep = false // an HTTP/1.0 client reads to the end of the connection
 	}
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(resp.Status)
+	w.WriteString("\r\n")
+	x.writeAnswerFields(w, resp, f)
+	chunked := f.chunked
 	if !keep || r.Close || !r.ProtoAtLeast(1, 1) {
 		w.WriteString("Connection: close\r\n")
 	}
@@ -467,18 +440,15 @@ func (x *exchange) finishBody() (int64, bool) {
 // the client, then bytes flow both ways as through a tunnel.
 func (x *exchange) switchProtocols(resp *http.Response) (in, out int64) {
 	got := resp.Header.Get("Upgrade")
-	removeHopHeaders(resp.Header)
 	if x.upgrade == "" || !strings.EqualFold(got, x.upgrade) {
 		x.oc.Release(false)
 		x.cc.refuse(x.r, &refusal{Status: http.StatusBadGateway, Reason: "upstream-failed",
 			Message: "The destination switched to a protocol the client did not ask for."}, x.choice.Exit, x.choice.NotFound)
 		return 0, 0
 	}
-	h := resp.Header
-	setExitHeaders(h, x.choice.Exit.IP, x.choice.NotFound)
 	w := x.cc.bw
-	w.WriteString("HTTP/1.1 " + resp.Status + "\r\nConnection: Upgrade\r\nUpgrade: " + got + "\r\n")
-	writeHeader(w, h)
+	w.WriteString("HTTP/1.1 " + resp.Status + "\r\n")
+	x.writeSwitchFields(w, resp, got)
 	w.WriteString("\r\n")
 	if err := w.Flush(); err != nil {
 		x.oc.Release(false)

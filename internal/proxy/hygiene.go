@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/exitmesh/exitmesh/internal/httphead"
 )
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1, with the non-standard ones proxies
@@ -27,9 +29,7 @@ var hopHeaders = []string{
 // removeHopHeaders removes the hop-by-hop headers and every header named in Connection. It returns
 // the protocol a request asks to upgrade to ("websocket"), or "".
 func removeHopHeaders(h http.Header) (upgrade string) {
-	if httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
-		upgrade = h.Get("Upgrade")
-	}
+	upgrade = upgradeOf(h)
 	for _, line := range h["Connection"] {
 		for name := range strings.SplitSeq(line, ",") {
 			if name = strings.TrimSpace(name); name != "" {
@@ -43,26 +43,134 @@ func removeHopHeaders(h http.Header) (upgrade string) {
 	return upgrade
 }
 
-// cleanRequestHeader removes from a client's request header what must never reach an origin: the
-// hop-by-hop headers, every other Proxy-* header, the X-ProxyMesh-* steering headers, and the
-// Forwarded and X-Forwarded-* headers (nothing reveals the client). Host is written apart, and so is
-// the body's framing. Keys are canonical because net/http canonicalizes parsed header names. It
-// returns the protocol the request asks to upgrade to, if any.
-func cleanRequestHeader(h http.Header) (upgrade string) {
-	te := httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
-	upgrade = removeHopHeaders(h)
-	for k := range h {
-		if strings.HasPrefix(k, "Proxy-") || strings.HasPrefix(k, "X-Proxymesh-") || strings.HasPrefix(k, "X-Forwarded-") {
-			delete(h, k)
+// What happens to a field of a client's request head on its way to the origin, or of an origin's
+// answer head on its way to the client.
+type fieldAction uint8
+
+const (
+	fieldKeep       fieldAction = iota // sent on as it came
+	fieldDrop                          // never crosses the proxy
+	fieldHost                          // request: Host, written with the target's authority
+	fieldLength                        // Content-Length: the proxy writes the framing anew
+	fieldCoding                        // Transfer-Encoding: likewise
+	fieldTE                            // request: TE, of which only "trailers" goes on
+	fieldConnection                    // Connection: an upgrade's is written anew, else dropped
+	fieldUpgrade                       // Upgrade: sent on with an upgrade, else dropped
+	fieldTrailer                       // answer: Trailer, sent on when the answer stays chunked
+)
+
+// hopField tells whether a field is hop-by-hop: one of hopHeaders, or named in Connection (whose
+// values, as net/http parsed them from the same head, are connection).
+func hopField(f httphead.Field, connection []string) bool {
+	for _, name := range hopHeaders {
+		if asciiEqualFold(f.Name, name) {
+			return true
 		}
 	}
-	for _, k := range []string{"Host", "Forwarded", "Content-Length", "Expect"} {
-		delete(h, k)
+	return namedIn(f, connection)
+}
+
+// fateInitials holds the first letters, in both cases, of the names and prefixes fieldFate looks
+// for besides those Connection names: a field starting otherwise skips the comparisons.
+var fateInitials = func() (t [256]bool) {
+	for _, name := range append([]string{"host", "content-length", "transfer-encoding", "te", "trailer",
+		"connection", "upgrade", "x-proxymesh-", "x-forwarded-", "proxy-", "forwarded", "expect"}, hopHeaders...) {
+		t[name[0]|0x20], t[name[0]&^0x20] = true, true
 	}
-	if te {
-		h["Te"] = []string{"trailers"} // the one TE value an end-to-end client may rely on
+	return t
+}()
+
+// namedIn tells whether Connection names a field.
+func namedIn(f httphead.Field, connection []string) bool {
+	for _, line := range connection {
+		for line != "" {
+			var name string
+			name, line, _ = strings.Cut(line, ",")
+			if name = strings.TrimSpace(name); name != "" && asciiEqualFold(f.Name, name) {
+				return true
+			}
+		}
 	}
-	return upgrade
+	return false
+}
+
+// fieldFate decides what becomes of a field of a client's request (request) or of an origin's
+// answer. What must never reach an origin is dropped — the hop-by-hop headers, every other Proxy-*
+// header, the X-ProxyMesh-* steering headers, the Forwarded and X-Forwarded-* headers (nothing
+// reveals the client), and Expect, which the proxy answers itself; Host, the body's framing, TE and
+// an upgrade's fields are written by the proxy in the place the client put them. Of an answer, the
+// hop-by-hop headers are dropped and so are X-ProxyMesh-* (only the proxy says which exit served).
+// A name or prefix added here goes into fateInitials too.
+func fieldFate(f httphead.Field, connection []string, request bool) fieldAction {
+	if !fateInitials[f.Name[0]] { // most fields: only Connection can name them
+		if namedIn(f, connection) {
+			return fieldDrop
+		}
+		return fieldKeep
+	}
+	switch {
+	case request && f.Is("host"):
+		return fieldHost
+	case f.Is("content-length"):
+		return fieldLength
+	case f.Is("transfer-encoding"):
+		return fieldCoding
+	case request && f.Is("te"):
+		return fieldTE
+	case !request && f.Is("trailer"):
+		return fieldTrailer
+	case f.Is("connection"):
+		return fieldConnection
+	case f.Is("upgrade"):
+		return fieldUpgrade
+	case f.HasPrefix("x-proxymesh-"), hopField(f, connection):
+		return fieldDrop
+	case request && (f.HasPrefix("proxy-") || f.HasPrefix("x-forwarded-") || f.Is("forwarded") || f.Is("expect")):
+		return fieldDrop
+	}
+	return fieldKeep
+}
+
+// upgradeOf returns the protocol a request asks to upgrade to ("websocket"), or "".
+func upgradeOf(h http.Header) string {
+	if httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
+		return h.Get("Upgrade")
+	}
+	return ""
+}
+
+// asciiEqualFold compares b with s ignoring ASCII case, without converting either.
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i, c := range b {
+		d := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
+}
+
+// writeField writes a field under the name its sender used with the proxy's value.
+func writeField(w *bufio.Writer, f httphead.Field, value string) {
+	w.Write(f.Name)
+	w.WriteString(": ")
+	w.WriteString(value)
+	w.WriteString("\r\n")
+}
+
+// writeLine writes a field line as its sender wrote it.
+func writeLine(w *bufio.Writer, f httphead.Field) {
+	w.Write(f.Line)
+	w.WriteString("\r\n")
 }
 
 // setExitHeaders marks a response as served through exit ip, replacing any such header an origin sent.
