@@ -143,30 +143,48 @@ func TestRefreshOnceFollowsDNS(t *testing.T) {
 		host("alice", "home.example.test"), host("bob", "office.example.test"), host("bob", "gone.example.test"),
 	}}
 	changes := 0
-	r := &hostnames.Refresher{Store: st, Lookup: hostnames.NewLookup(dns.Addr()), Changed: func(context.Context) { changes++ }}
+	var applyErr error // what Changed answers
+	r := &hostnames.Refresher{Store: st, Lookup: hostnames.NewLookup(dns.Addr()), Changed: func(context.Context) error {
+		changes++
+		return applyErr
+	}}
 	rounds := []struct {
 		name    string
 		change  func()
 		want    []set
-		changed bool // some address moved: Changed is called
+		changed bool // some address moved (or the last apply failed): Changed is called
+		fails   bool // Changed fails this round
 	}{
 		{"first resolution", func() {}, []set{
 			{"alice", "home.example.test", v4a}, {"bob", "gone.example.test", netip.Addr{}}, {"bob", "office.example.test", v6},
-		}, true},
+		}, true, false},
 		{"nothing changed", func() {}, []set{
 			{"alice", "home.example.test", v4a}, {"bob", "gone.example.test", netip.Addr{}}, {"bob", "office.example.test", v6},
-		}, false},
+		}, false, false},
 		{"address changed", func() { dns.Set("home.example.test", v4b) }, []set{
 			{"alice", "home.example.test", v4b}, {"bob", "gone.example.test", netip.Addr{}}, {"bob", "office.example.test", v6},
-		}, true},
+		}, true, false},
 		{"name removed", func() { dns.Set("home.example.test") }, []set{
 			{"alice", "home.example.test", netip.Addr{}}, {"bob", "gone.example.test", netip.Addr{}}, {"bob", "office.example.test", v6},
-		}, true},
+		}, true, false},
+		{"moved, but the node cannot apply it", func() { dns.Set("home.example.test", v4a) }, []set{
+			{"alice", "home.example.test", v4a}, {"bob", "gone.example.test", netip.Addr{}}, {"bob", "office.example.test", v6},
+		}, true, true},
+		{"nothing moved: the failed apply is tried again", func() {}, []set{
+			{"alice", "home.example.test", v4a}, {"bob", "gone.example.test", netip.Addr{}}, {"bob", "office.example.test", v6},
+		}, true, false},
+		{"applied: quiet again", func() {}, []set{
+			{"alice", "home.example.test", v4a}, {"bob", "gone.example.test", netip.Addr{}}, {"bob", "office.example.test", v6},
+		}, false, false},
 	}
 	for _, round := range rounds {
 		round.change()
-		if err := r.RefreshOnce(context.Background()); err != nil {
-			t.Fatalf("%s: RefreshOnce: %v", round.name, err)
+		applyErr = nil
+		if round.fails {
+			applyErr = errors.New("store unreachable")
+		}
+		if err := r.RefreshOnce(context.Background()); (err != nil) != round.fails {
+			t.Fatalf("%s: RefreshOnce: %v, want an error: %v", round.name, err, round.fails)
 		}
 		if got := st.takeSets(); !reflect.DeepEqual(got, round.want) {
 			t.Errorf("%s: SetHostnameIP calls\n got %v\nwant %v", round.name, got, round.want)

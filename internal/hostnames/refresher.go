@@ -36,8 +36,12 @@ type Refresher struct {
 	Interval time.Duration // at most and by default MaxInterval
 	Log      *slog.Logger  // nil: no logs
 	// Changed is called after a round in which some address changed, so the local node applies it
-	// at once instead of at its next store sync. Nil: nothing is called.
-	Changed func(ctx context.Context)
+	// at once instead of at its next store sync. When it fails it is called again after the next
+	// round, moved or not: the store already holds the new address, so no later round would see a
+	// move to report. Nil: nothing is called.
+	Changed func(ctx context.Context) error
+
+	unapplied atomic.Bool // Changed failed: call it again after the next round
 
 	mu      sync.Mutex              // guards failing
 	failing map[hostKey]failureKind // hostnames whose last resolution failed, so each failure is logged once
@@ -96,8 +100,12 @@ func (r *Refresher) RefreshOnce(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
-	if changed.Load() && r.Changed != nil {
-		r.Changed(ctx)
+	if (changed.Load() || r.unapplied.Load()) && r.Changed != nil {
+		err := r.Changed(ctx)
+		r.unapplied.Store(err != nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("apply moved addresses: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

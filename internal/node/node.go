@@ -201,7 +201,7 @@ func (n *Node) follow(ctx context.Context, sharing *banSharing, lookup hostnames
 	wg.Go(func() { sharing.run(ctx, cfg.Sync.Interval.D()) })
 	wg.Go(func() { n.flushTokenUses(ctx, cfg.Usage.FlushInterval.D()) })
 	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,
-		Changed: func(ctx context.Context) { n.view.Refresh(ctx, n.store) }}
+		Changed: func(ctx context.Context) error { return n.view.Refresh(ctx, n.store) }}
 	wg.Go(func() { refresher.Run(ctx) })
 	wg.Go(func() { n.publishExitStatus(ctx, cfg.Node.Name, cfg.Health.Interval.D()) })
 }
