@@ -6,6 +6,7 @@ package account
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -47,6 +48,9 @@ type Store interface {
 	SetTokenActive(ctx context.Context, account string, id int64, active bool) (domain.Token, error)
 	DeleteToken(ctx context.Context, account string, id int64) error
 	FindToken(ctx context.Context, hash string) (domain.Token, error)
+
+	SetAccountWebhook(ctx context.Context, username string, w domain.AccountWebhook) error
+	GetAccountWebhook(ctx context.Context, username string) (domain.AccountWebhook, error)
 }
 
 // Config is what the service needs. Zero values take the defaults noted.
@@ -57,6 +61,11 @@ type Config struct {
 	// node's proxies honour the change by the time the caller answers (other nodes follow the
 	// store's change feed). nil: nothing.
 	Changed func(ctx context.Context)
+
+	// CheckWebhookURL vets a webhook URL an account sets (webhooks.CheckURL under the node's
+	// egress policy), returning it as it will be used or a message for the customer. Nil: every
+	// webhook URL is refused.
+	CheckWebhookURL func(ctx context.Context, rawURL string) (string, error)
 
 	// TokenUses learns when API tokens authenticate, for their last_used; nil: not recorded.
 	TokenUses *auth.TokenUses
@@ -96,6 +105,11 @@ func New(cfg Config) *Service {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.CheckWebhookURL == nil {
+		cfg.CheckWebhookURL = func(context.Context, string) (string, error) {
+			return "", errors.New("This network does not send webhooks.")
+		}
 	}
 	return &Service{cfg: cfg, unconfirmed: make(map[int64]*allowance)}
 }

@@ -287,7 +287,7 @@ func servedRoutes(t *testing.T, e *env, documented map[string]string) map[string
 	for _, p := range []string{"/api/ip/", "/api/ips/", "/api/ip/add/", "/api/ip/delete/", "/api/hostnames/", "/api/hostname/add/",
 		"/api/hostname/delete/", "/api/proxies/", "/api/proxies/available/", "/api/proxy/add/", "/api/proxy/delete/", "/api/subs/",
 		"/api/sub/create/", "/api/sub/edit/", "/api/sub/delete/", "/api/usage/", "/api/sub/", "/api/account/", "/api/account/edit/",
-		"/api/password/", "/api/tokens/", "/api/token/create/"} {
+		"/api/password/", "/api/tokens/", "/api/token/create/", "/api/webhook/", "/api/webhook/set/"} {
 		candidates[p] = true
 	}
 	served := map[string]string{}

@@ -32,6 +32,8 @@ var routes = []*route{
 	{"/api/usage/", http.MethodGet, (*Server).usage, false},
 	{"/api/account/", http.MethodGet, (*Server).showAccount, false},
 	{"/api/account/edit/", http.MethodPost, (*Server).editAccount, false},
+	{"/api/webhook/", http.MethodGet, (*Server).showWebhook, false},
+	{"/api/webhook/set/", http.MethodPost, (*Server).setWebhook, false},
 	{"/api/tokens/", http.MethodGet, (*Server).listTokens, true},
 	{"/api/token/create/", http.MethodPost, (*Server).createToken, true},
 	{"/api/token/activate/", http.MethodPost, (*Server).activateToken, true},

@@ -56,7 +56,30 @@ type Config struct {
 	Dashboard Dashboard `yaml:"dashboard"`
 	SMTP      SMTP      `yaml:"smtp"`
 	AccessLog AccessLog `yaml:"access_log"`
+	Webhooks  []Webhook `yaml:"webhooks"`
 }
+
+// Webhook is one of the operator's webhooks: events of the listed types (domain.EventTypes) are
+// POSTed to URL, signed with Secret. The operator's URLs are trusted: the egress policy, which
+// customers' webhook URLs pass, does not apply to them. Every node should list the same webhooks:
+// whichever node routes an event uses its own list.
+type Webhook struct {
+	URL    string   `yaml:"url"`
+	Secret string   `yaml:"secret"`
+	Events []string `yaml:"events"`
+}
+
+// LogValue keeps the secret out of logs.
+func (w Webhook) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("url", w.URL), slog.Any("events", w.Events))
+}
+
+// WebhookInterval is how often a node routes recorded events and sends the deliveries that are due:
+// how long an event waits before it leaves.
+const WebhookInterval = time.Second
+
+// MinWebhookSecret is the shortest operator webhook secret: shorter ones can be guessed.
+const MinWebhookSecret = 16
 
 // AccessLog is the proxies' access log, one JSON line per request and per tunnel; off while Path is
 // empty. Path "-" is standard output; SIGUSR1 reopens the file (for logrotate). Paths adds request

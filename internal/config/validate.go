@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateBans(&p)
 	c.validateHostnames(&p)
+	c.validateWebhooks(&p)
 	c.validatePlans(&p)
 	c.validateTimeouts(&p)
 	c.validateLimits(&p)
@@ -279,6 +281,26 @@ func (c *Config) validateHostnames(p *problems) {
 			p.add("hostnames.resolver", "%v", err)
 		} else if host, _, _ := net.SplitHostPort(r); host == "" || port == 0 {
 			p.add("hostnames.resolver", "%q: want a DNS server's host:port, such as 127.0.0.1:53", r)
+		}
+	}
+}
+
+func (c *Config) validateWebhooks(p *problems) {
+	for i, w := range c.Webhooks {
+		key := fmt.Sprintf("webhooks[%d]", i)
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add(key+".url", "%q: want an http:// or https:// URL", w.URL)
+		}
+		if len(w.Secret) < MinWebhookSecret {
+			p.add(key+".secret", "must be at least %d characters (receivers check signatures with it)", MinWebhookSecret)
+		}
+		if len(w.Events) == 0 {
+			p.add(key+".events", "required: some of %s", strings.Join(domain.EventTypes, ", "))
+		}
+		for j, e := range w.Events {
+			if !slices.Contains(domain.EventTypes, e) {
+				p.add(fmt.Sprintf("%s.events[%d]", key, j), "%q: not an event; want one of %s", e, strings.Join(domain.EventTypes, ", "))
+			}
 		}
 	}
 }

@@ -131,6 +131,22 @@ type Store interface {
 	PutExitStatuses(ctx context.Context, node string, s []ExitStatus) error
 	ListExitStatuses(ctx context.Context) ([]ExitStatus, error)
 
+	// Webhooks. The writes that cause events record them in their own transaction (account created,
+	// disabled, enabled; an exit's health changing in PutExitStatuses; a usage batch crossing 80% or
+	// 100% of a limit in AddUsage), as NoteExpiringTokens does for tokens that expire within
+	// TokenExpiryNotice (once per token, limit at a time). RouteWebhookEvents turns up to limit
+	// recorded events into deliveries, one per operator route that wants the type and one to the
+	// account's own webhook for customer events, each event once across nodes.
+	// ClaimWebhookDeliveries leases due deliveries for lease; FinishWebhookDelivery records an
+	// attempt. None changes the Version.
+	RouteWebhookEvents(ctx context.Context, routes []WebhookRoute, limit int) (int, error)
+	ClaimWebhookDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]WebhookDelivery, error)
+	FinishWebhookDelivery(ctx context.Context, id int64, a WebhookAttempt) error
+	ListWebhookDeliveries(ctx context.Context, limit int) ([]WebhookDelivery, error)
+	NoteExpiringTokens(ctx context.Context, now time.Time, limit int) (int, error)
+	SetAccountWebhook(ctx context.Context, username string, w AccountWebhook) error // URL "": remove
+	GetAccountWebhook(ctx context.Context, username string) (AccountWebhook, error)
+
 	// Change tracking for in-memory views. Every write that changes what Snapshot returns records
 	// entries in the change feed under the version it sets; ChangesSince reads them in order with the
 	// state they name (at most limit versions at a time), and PruneChanges forgets those written

@@ -204,6 +204,35 @@ func (d *Dialer) Dial(ctx context.Context, local netip.Addr, hostport string) (n
 	}
 }
 
+// Check resolves hostport and returns the policy's refusal of the first address it refuses, or
+// nil when it allows them all, without connecting: it vets an address given now for connections
+// made later (a webhook URL), which Dial checks again when it connects.
+func (d *Dialer) Check(ctx context.Context, hostport string) error {
+	host, port, err := SplitHostPort(hostport)
+	if err != nil {
+		return err
+	}
+	if err := d.Policy.CheckPort(hostport, port); err != nil {
+		return err
+	}
+	if d.Policy.Self.Named(hostport) {
+		return &DeniedError{Host: hostport, Reason: ReasonSelf}
+	}
+	addrs, err := d.resolve(ctx, host)
+	if err != nil {
+		return err
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("resolve %s: %w", host, ErrNoAddress)
+	}
+	for _, a := range addrs {
+		if err := d.Policy.CheckAddr(hostport, netip.AddrPortFrom(a.Unmap(), port)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // DialTrusted connects to hostport, an address the operator configured (an exit's upstream proxy),
 // without the policy's checks: the operator chose it, and upstream proxies usually live on a private
 // network the internal-address guard would refuse. It still resolves through Lookup and connects

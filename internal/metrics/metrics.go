@@ -31,6 +31,7 @@ type Metrics struct {
 	unsolicited   *prometheus.CounterVec
 	exitRetries   *prometheus.CounterVec
 	accessDropped prometheus.Counter
+	webhooks      *prometheus.CounterVec
 }
 
 // New returns a node's metrics, with the Go runtime and process collectors registered too.
@@ -86,8 +87,12 @@ func New() *Metrics {
 			Name: "exitmesh_access_log_dropped_total",
 			Help: "Access log lines dropped because the log's writer could not keep up (a stuck disk, a slow pipe).",
 		}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "exitmesh_webhook_attempts_total",
+			Help: "Webhook delivery attempts, by result (delivered; retry: failed, will be tried again; failed: given up).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.requests, m.tunnels, m.activeTunnels, m.bytes, m.errors, m.exitUses,
+	m.reg.MustRegister(m.webhooks, m.requests, m.tunnels, m.activeTunnels, m.bytes, m.errors, m.exitUses,
 		m.exitHealthy, m.exitActive, m.exitLatency, m.exitChecks, m.limitHits, m.clientConns, m.unsolicited, m.exitRetries, m.accessDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -95,6 +100,9 @@ func New() *Metrics {
 
 // AccessLogDropped counts an access log line dropped.
 func (m *Metrics) AccessLogDropped() { m.accessDropped.Inc() }
+
+// WebhookAttempt counts a webhook delivery attempt by result.
+func (m *Metrics) WebhookAttempt(result string) { m.webhooks.WithLabelValues(result).Inc() }
 
 // Handler serves the metrics.
 func (m *Metrics) Handler() http.Handler {

@@ -23,6 +23,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/metrics"
 	"github.com/exitmesh/exitmesh/internal/operator"
 	"github.com/exitmesh/exitmesh/internal/web"
+	"github.com/exitmesh/exitmesh/internal/webhooks"
 )
 
 // startAPI binds the API's HTTPS listener and, if configured, its plain-HTTP listener, and returns
@@ -40,10 +41,13 @@ func (n *Node) startAPI(ctx context.Context, lookup hostnames.LookupFunc) error 
 	n.apiAddr = ln.Addr().String()
 	changed := func(ctx context.Context) { n.view.Refresh(ctx, n.store) }
 	accounts := account.New(account.Config{
-		Store:                n.store,
-		Lookup:               lookup,
-		Changed:              changed,
-		TokenUses:            n.tokens,
+		Store:     n.store,
+		Lookup:    lookup,
+		Changed:   changed,
+		TokenUses: n.tokens,
+		CheckWebhookURL: func(ctx context.Context, raw string) (string, error) {
+			return webhooks.CheckURL(ctx, n.egress.Load(), raw)
+		},
 		UnconfirmedAllowance: cfg.API.UnconfirmedAllowance,
 		UnconfirmedBlock:     cfg.API.UnconfirmedBlock.D(),
 	})

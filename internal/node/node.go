@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/accesslog"
@@ -34,6 +35,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/ratelimit"
 	"github.com/exitmesh/exitmesh/internal/store"
 	"github.com/exitmesh/exitmesh/internal/usage"
+	"github.com/exitmesh/exitmesh/internal/webhooks"
 )
 
 // Node is a running exitmesh process.
@@ -57,6 +59,8 @@ type Node struct {
 	cfg      *config.Config
 	dialer   *egress.Dialer // the exits' egress policy
 	closed   bool
+
+	egress atomic.Pointer[egress.Dialer] // dialer, for readers outside reloadMu (webhooks)
 
 	// self is the node's own addresses, which its egress policy refuses whatever the allow list says,
 	// and whose exits' failures its bans never count; updateSelf keeps it in step with the listeners
@@ -125,6 +129,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Node, 
 	}
 
 	n.dialer = newDialer(cfg.Egress, &n.self)
+	n.egress.Store(n.dialer)
 	n.proxies, err = hosting.Bind(hosting.Config{NewServer: n.newProxyServer, Metrics: n.metrics, Log: log,
 		Grace: n.shutdownGrace, Failed: n.failed}, cfg.Proxies, n.dialer, cfg.Health)
 	if err != nil {
@@ -200,6 +205,9 @@ func (n *Node) follow(ctx context.Context, sharing *banSharing, lookup hostnames
 	wg.Go(func() { usage.PruneExits(ctx, n.store, cfg.Usage.ExitRetention.D(), log) })
 	wg.Go(func() { sharing.run(ctx, cfg.Sync.Interval.D()) })
 	wg.Go(func() { n.flushTokenUses(ctx, cfg.Usage.FlushInterval.D()) })
+	sender := &webhooks.Sender{Store: n.store, Routes: webhookRoutes(cfg.Webhooks), Dialer: n.egress.Load,
+		Interval: config.WebhookInterval, Log: log, Delivered: n.metrics.WebhookAttempt}
+	wg.Go(func() { sender.Run(ctx) })
 	refresher := &hostnames.Refresher{Store: n.store, Lookup: lookup, Interval: cfg.Hostnames.Interval.D(), Log: log,
 		Changed: func(ctx context.Context) error { return n.view.Refresh(ctx, n.store) }}
 	wg.Go(func() { refresher.Run(ctx) })
@@ -429,3 +437,12 @@ func (n *Node) Wait(ctx context.Context) error {
 
 // ReopenAccessLog makes the access log open its file again (SIGUSR1, after logrotate renamed it).
 func (n *Node) ReopenAccessLog() { n.accessLog.Reopen() }
+
+// webhookRoutes are the operator's webhooks from the config.
+func webhookRoutes(ws []config.Webhook) []webhooks.Route {
+	out := make([]webhooks.Route, len(ws))
+	for i, w := range ws {
+		out[i] = webhooks.Route{WebhookRoute: domain.WebhookRoute{URL: w.URL, Events: w.Events}, Secret: w.Secret}
+	}
+	return out
+}

@@ -59,6 +59,7 @@ func (n *Node) Reload(ctx context.Context, newCfg *config.Config) (Changes, erro
 		return Changes{}, err
 	}
 	n.cfg, n.dialer = running, dialer
+	n.egress.Store(dialer)
 	c := Changes{Changes: p.Commit(n.updateSelf), Restart: restart} // updateSelf before the new listeners serve
 	for _, key := range restart {
 		n.log.Warn("config key changed but needs a restart; keeping the running value", "key", key)

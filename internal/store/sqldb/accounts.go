@@ -37,8 +37,10 @@ func (db *DB) createAccount(ctx context.Context, a domain.NewAccount) (domain.Ac
 			return err
 		}
 		feed.account(ref.id)
-		acc, err = loadAccount(ctx, tx, ref.id)
-		return err
+		if acc, err = loadAccount(ctx, tx, ref.id); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, db.now(), domain.EventAccountCreated, ref.id, acc.Username, accountEventData{Plan: acc.Plan})
 	})
 	return acc, err
 }
@@ -229,7 +231,7 @@ func updateAccount(ctx context.Context, tx *sql.Tx, id int64, u domain.AccountUp
 		}
 	}
 	if u.Disabled != nil {
-		if err := set("disabled", *u.Disabled); err != nil {
+		if err := setDisabled(ctx, tx, id, *u.Disabled, now); err != nil {
 			return err
 		}
 	}
@@ -438,4 +440,27 @@ func (db *DB) insertAccountIP(ctx context.Context, tx *sql.Tx, accountID int64, 
 		return domain.Errorf(domain.ECONFLICT, "IP address %s is already authorized.", ip)
 	}
 	return err
+}
+
+// accountEventData is what account.* events say beyond the account's name.
+type accountEventData struct {
+	Plan string `json:"plan"`
+}
+
+// setDisabled disables or enables an account and, when that changes it, records the event.
+func setDisabled(ctx context.Context, tx *sql.Tx, id int64, disabled bool, now time.Time) error {
+	n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE accounts SET disabled = $1 WHERE id = $2 AND disabled <> $1`, disabled, id))
+	if err != nil || n == 0 {
+		return err
+	}
+	var username, plan string
+	if err := tx.QueryRowContext(ctx, `SELECT a.username, p.name FROM accounts a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1`, id).
+		Scan(&username, &plan); err != nil {
+		return err
+	}
+	typ := domain.EventAccountEnabled
+	if disabled {
+		typ = domain.EventAccountDisabled
+	}
+	return recordEvent(ctx, tx, now, typ, id, username, accountEventData{Plan: plan})
 }

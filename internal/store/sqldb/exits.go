@@ -16,7 +16,14 @@ func (db *DB) PutExitStatuses(ctx context.Context, node string, statuses []domai
 		return domain.Errorf(domain.EINVALID, "Exit status needs the node's name.")
 	}
 	err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
+		before, err := exitHealth(ctx, tx, node)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM exit_status WHERE node = $1`, node); err != nil {
+			return err
+		}
+		if err := recordExitEvents(ctx, tx, db.now(), node, before, statuses); err != nil {
 			return err
 		}
 		for _, s := range statuses {
@@ -31,6 +38,53 @@ func (db *DB) PutExitStatuses(ctx context.Context, node string, statuses []domai
 	})
 	if err != nil {
 		return fmt.Errorf("put exit status of node %s: %w", node, db.classify(err))
+	}
+	return nil
+}
+
+type exitKey struct{ proxy, ip, via string }
+
+// exitHealth reads whether each exit of node was in rotation in its last report.
+func exitHealth(ctx context.Context, tx *sql.Tx, node string) (map[exitKey]bool, error) {
+	healthy := map[exitKey]bool{}
+	err := queryEach(ctx, tx, `SELECT proxy, ip, via, healthy FROM exit_status WHERE node = $1`, []any{node}, func(r *sql.Rows) error {
+		var k exitKey
+		var h bool
+		if err := r.Scan(&k.proxy, &k.ip, &k.via, &h); err != nil {
+			return err
+		}
+		healthy[k] = h
+		return nil
+	})
+	return healthy, err
+}
+
+// exitEventData is what exit.down and exit.up events say.
+type exitEventData struct {
+	Node      string `json:"node"`
+	Proxy     string `json:"proxy"`
+	IP        string `json:"ip"`
+	Via       string `json:"via,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// recordExitEvents records exit.down and exit.up for the exits whose health differs from the node's
+// previous report. An exit the node reports for the first time has no event: nothing changed that
+// anyone was told of.
+func recordExitEvents(ctx context.Context, tx *sql.Tx, now time.Time, node string, before map[exitKey]bool, statuses []domain.ExitStatus) error {
+	for _, s := range statuses {
+		was, known := before[exitKey{s.Proxy, s.IP.String(), s.Via}]
+		if !known || was == s.Healthy {
+			continue
+		}
+		typ := domain.EventExitUp
+		if !s.Healthy {
+			typ = domain.EventExitDown
+		}
+		data := exitEventData{Node: node, Proxy: s.Proxy, IP: s.IP.String(), Via: s.Via, LastError: s.LastError}
+		if err := recordEvent(ctx, tx, now, typ, 0, "", data); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -84,7 +84,7 @@ func (db *DB) AddUsage(ctx context.Context, batch string, deltas map[domain.Usag
 		if err := addMonthBytes(ctx, tx, keys, deltas); err != nil {
 			return err
 		}
-		if err := addLedgerBytes(ctx, tx, keys, deltas); err != nil {
+		if err := addLedgerBytes(ctx, tx, now, keys, deltas); err != nil {
 			return err
 		}
 		return addExitUsage(ctx, tx, exits)
@@ -123,8 +123,9 @@ func addMonthBytes(ctx context.Context, tx *sql.Tx, keys []domain.UsageKey, delt
 
 // addLedgerBytes adds the deltas' bytes to the logins' billing-period and all-time totals
 // (usage_periods, usage_totals), in key order, as addMonthBytes does. A day's bytes go to the billing
-// period holding that day for its account's billing day (1 for an account that is gone).
-func addLedgerBytes(ctx context.Context, tx *sql.Tx, keys []domain.UsageKey, deltas map[domain.UsageKey]domain.UsageCounts) error {
+// period holding that day for its account's billing day (1 for an account that is gone). It then
+// records the bandwidth events of the limits the totals crossed.
+func addLedgerBytes(ctx context.Context, tx *sql.Tx, now time.Time, keys []domain.UsageKey, deltas map[domain.UsageKey]domain.UsageCounts) error {
 	days, err := billingDays(ctx, tx, keys)
 	if err != nil {
 		return err
@@ -138,21 +139,26 @@ func addLedgerBytes(ctx context.Context, tx *sql.Tx, keys []domain.UsageKey, del
 			periods[login] += c.BytesIn + c.BytesOut
 		}
 	}
+	grown := ledgerGrowth{}
 	for _, k := range slices.SortedFunc(maps.Keys(periods), compareBandwidthKeys) {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_periods (account_id, sub_id, period, bytes) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (account_id, sub_id, period) DO UPDATE SET bytes = usage_periods.bytes + excluded.bytes`,
-			k.AccountID, k.SubID, k.Period, periods[k]); err != nil {
+		var after int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO usage_periods (account_id, sub_id, period, bytes) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (account_id, sub_id, period) DO UPDATE SET bytes = usage_periods.bytes + excluded.bytes
+			RETURNING bytes`, k.AccountID, k.SubID, k.Period, periods[k]).Scan(&after); err != nil {
 			return fmt.Errorf("period total: %w", err)
 		}
+		grown[k] = growth{added: periods[k], after: after}
 	}
 	for _, k := range slices.SortedFunc(maps.Keys(totals), compareBandwidthKeys) {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_totals (account_id, sub_id, bytes) VALUES ($1, $2, $3)
-			ON CONFLICT (account_id, sub_id) DO UPDATE SET bytes = usage_totals.bytes + excluded.bytes`,
-			k.AccountID, k.SubID, totals[k]); err != nil {
+		var after int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO usage_totals (account_id, sub_id, bytes) VALUES ($1, $2, $3)
+			ON CONFLICT (account_id, sub_id) DO UPDATE SET bytes = usage_totals.bytes + excluded.bytes
+			RETURNING bytes`, k.AccountID, k.SubID, totals[k]).Scan(&after); err != nil {
 			return fmt.Errorf("all-time total: %w", err)
 		}
+		grown[k] = growth{added: totals[k], after: after}
 	}
-	return nil
+	return recordBandwidthEvents(ctx, tx, now, grown)
 }
 
 func compareBandwidthKeys(a, b domain.BandwidthKey) int {

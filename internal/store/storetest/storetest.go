@@ -62,6 +62,9 @@ func Run(t *testing.T, open func(t *testing.T) domain.Store) {
 		{"IdempotencyKeys", testIdempotencyKeys},
 		{"SubAccountHostnames", testSubAccountHostnames},
 		{"TokensFollowThePlan", testTokensFollowThePlan},
+		{"WebhookEvents", testWebhookEvents},
+		{"WebhookExitAndTokenEvents", testWebhookExitAndTokenEvents},
+		{"WebhookDeliveryQueue", testWebhookDeliveryQueue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
