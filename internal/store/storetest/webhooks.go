@@ -143,7 +143,9 @@ func testWebhookExitAndTokenEvents(t *testing.T, s domain.Store) {
 	report(true)
 	var got []string
 	for _, d := range routeAll(t, s, everyEvent) {
-		var body struct{ Data struct{ Node, Proxy, IP string } }
+		var body struct {
+			Data struct{ Node, Proxy, IP string }
+		}
 		must(t, json.Unmarshal(d.Body, &body))
 		got = append(got, d.Event+" "+body.Data.Node+" "+body.Data.Proxy+" "+body.Data.IP)
 	}
@@ -166,7 +168,9 @@ func testWebhookExitAndTokenEvents(t *testing.T, s domain.Store) {
 	if len(ds) != 1 || ds[0].Event != domain.EventTokenExpiring || ds[0].Secret != "s3cret" || ds[0].Operator {
 		t.Fatalf("token event deliveries: %+v, want one token.expiring to alice's webhook with her secret", ds)
 	}
-	var body struct{ Data struct{ Label, Prefix, Login string } }
+	var body struct {
+		Data struct{ Label, Prefix, Login string }
+	}
 	must(t, json.Unmarshal(ds[0].Body, &body))
 	if body.Data.Label != "ci" || body.Data.Prefix != "emt_soon" || body.Data.Login != "alice" {
 		t.Errorf("token event data %+v", body.Data)
