@@ -181,3 +181,12 @@ func (s *Service) WhoUsedExit(ctx context.Context, exit string, at time.Time, wi
 	}
 	return s.cfg.Store.WhoUsedExit(ctx, ip.Unmap(), at.Add(-window/2), at.Add(window/2))
 }
+
+// WebhookDeliveriesShown is how many deliveries the operator's webhooks page lists.
+const WebhookDeliveriesShown = 200
+
+// WebhookDeliveries lists the newest webhook deliveries, to the operator's webhooks and to
+// accounts', with their state and last attempt.
+func (s *Service) WebhookDeliveries(ctx context.Context) ([]domain.WebhookDelivery, error) {
+	return s.cfg.Store.ListWebhookDeliveries(ctx, WebhookDeliveriesShown)
+}

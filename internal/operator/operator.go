@@ -40,6 +40,7 @@ type Store interface {
 	Usage(ctx context.Context, f domain.UsageFilter) ([]domain.UsageRow, error)
 	MonthBandwidth(ctx context.Context, month, batch string) (domain.MonthBandwidth, error)
 	WhoUsedExit(ctx context.Context, exit netip.Addr, from, to time.Time) ([]domain.ExitUse, error)
+	ListWebhookDeliveries(ctx context.Context, limit int) ([]domain.WebhookDelivery, error)
 
 	ListBansPage(ctx context.Context, q domain.BanQuery) (domain.BanPage, error)
 	LiftBan(ctx context.Context, ip netip.Addr) error

@@ -5,14 +5,17 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/account"
+	"github.com/exitmesh/exitmesh/internal/domain"
 )
 
 func (s *Server) routeCustomer() {
 	s.mux.HandleFunc("GET /account", s.signedIn(s.accountPage))
 	s.mux.HandleFunc("POST /account", s.signedIn(s.accountChange))
+	s.mux.HandleFunc("POST /account/webhook", s.signedIn(s.webhookChange))
 	s.mux.HandleFunc("GET /ips", s.signedIn(s.ipsPage))
 	s.mux.HandleFunc("POST /ips", s.signedIn(s.ipsChange))
 	s.mux.HandleFunc("GET /hostnames", s.signedIn(s.hostnamesPage))
@@ -65,7 +68,7 @@ func (s *Server) shown(p *page, status int, err error) int {
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, v *visitor) {
-	s.showAccount(w, r, v, page{}, http.StatusOK, nil)
+	s.showAccount(w, r, v, page{}, http.StatusOK, accountForms{})
 }
 
 // accountChange saves the account's own bandwidth limits; a refused form is shown as it was sent.
@@ -80,7 +83,25 @@ func (s *Server) accountChange(w http.ResponseWriter, r *http.Request, v *visito
 	if status != http.StatusOK {
 		sent = &in
 	}
-	s.showAccount(w, r, v, p, status, sent)
+	s.showAccount(w, r, v, p, status, accountForms{limits: sent})
+}
+
+// webhookChange sets or removes the account's webhook; a refused URL is shown as it was sent.
+func (s *Server) webhookChange(w http.ResponseWriter, r *http.Request, v *visitor) {
+	var p page
+	url := strings.TrimSpace(r.PostFormValue("url"))
+	status := s.change(r, v, &p, func(ctx context.Context, c *account.Caller) (string, error) {
+		_, err := s.cfg.Accounts.SetWebhook(ctx, c, url)
+		if url == "" {
+			return "Your webhook is removed: no more events are sent.", err
+		}
+		return "Your webhook is saved: events are signed with the secret shown.", err
+	})
+	var sent *string
+	if status != http.StatusOK {
+		sent = &url
+	}
+	s.showAccount(w, r, v, p, status, accountForms{webhookURL: sent})
 }
 
 // formValue returns a posted field, nil when the form did not send it.
@@ -97,7 +118,13 @@ func gbValue(bytes int64) string {
 	return strconv.FormatFloat(float64(bytes)/account.GB, 'f', -1, 64)
 }
 
-func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int, sent *account.LimitsInput) {
+// accountForms are the account page's forms as sent, when refused, to show them again; nil: as saved.
+type accountForms struct {
+	limits     *account.LimitsInput
+	webhookURL *string
+}
+
+func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, v *visitor, p page, status int, sent accountForms) {
 	p.Title, p.Nav = "Account", "account"
 	c, status := s.read(r, v, &p, status)
 	if c == nil {
@@ -106,20 +133,26 @@ func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, v *visitor,
 	}
 	view, err := s.cfg.Accounts.Account(r.Context(), c)
 	status = s.shown(&p, status, err)
+	hook, err := s.cfg.Accounts.Webhook(r.Context(), c)
+	status = s.shown(&p, status, err)
 	type bandwidth struct{ Used, Limit int64 }
 	data := struct {
 		account.AccountView
 		PeriodStart, PeriodEnd string
 		Period                 bandwidth
 		MonthlyGB, TotalGB     string
-	}{AccountView: view, MonthlyGB: gbValue(c.Account.MonthlyLimit), TotalGB: gbValue(c.Account.TotalLimit),
+		Webhook                domain.AccountWebhook
+		WebhookURL             string // as typed, when refused
+		WebhookEvents          []string
+	}{AccountView: view, Webhook: hook, WebhookURL: hook.URL, WebhookEvents: domain.CustomerEvents, MonthlyGB: gbValue(c.Account.MonthlyLimit), TotalGB: gbValue(c.Account.TotalLimit),
 		Period: bandwidth{view.Used.Period, c.Plan.MonthlyBandwidth}}
 	data.Account, data.Plan = c.Account, c.Plan
 	if !view.PeriodStart.IsZero() {
 		data.PeriodStart, data.PeriodEnd = view.PeriodStart.Format(time.DateOnly), view.PeriodStart.AddDate(0, 1, 0).Format(time.DateOnly)
 	}
-	if sent != nil {
-		data.MonthlyGB, data.TotalGB = deref(sent.Monthly, data.MonthlyGB), deref(sent.Total, data.TotalGB)
+	data.WebhookURL = deref(sent.webhookURL, data.WebhookURL)
+	if sent.limits != nil {
+		data.MonthlyGB, data.TotalGB = deref(sent.limits.Monthly, data.MonthlyGB), deref(sent.limits.Total, data.TotalGB)
 	}
 	p.Data = data
 	s.render(w, status, "account", v, p)

@@ -28,6 +28,7 @@ func (s *Server) routeOps() {
 	s.mux.HandleFunc("POST /ops/bans", s.operatorOnly(s.opsBansChange))
 	s.mux.HandleFunc("GET /ops/usage", s.operatorOnly(s.opsUsagePage))
 	s.mux.HandleFunc("GET /ops/who", s.operatorOnly(s.opsWhoPage))
+	s.mux.HandleFunc("GET /ops/webhooks", s.operatorOnly(s.opsWebhooksPage))
 }
 
 // operatorOnly wraps an operator page: signed in (and, for a POST, the CSRF token checked) as an
