@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/exitmesh/exitmesh/internal/webhooks"
 )
 
 // Hostname is an authorized hostname and the address it resolves to ("" while it does not).
@@ -364,4 +366,34 @@ func (c *Client) DeactivateToken(ctx context.Context, id int64) (Token, error) {
 // DeleteToken deletes a token.
 func (c *Client) DeleteToken(ctx context.Context, id int64) error {
 	return c.post(ctx, "/api/token/delete/", url.Values{"id": {strconv.FormatInt(id, 10)}}, nil)
+}
+
+// Webhook is the account's webhook: where its events go and the secret that signs them (URL ""
+// when it has none), and the event types an account's webhook receives.
+type Webhook struct {
+	URL    string   `json:"url"`
+	Secret string   `json:"secret"`
+	Events []string `json:"events"`
+}
+
+// Webhook returns the account's webhook.
+func (c *Client) Webhook(ctx context.Context) (Webhook, error) {
+	var out Webhook
+	err := c.get(ctx, "/api/webhook/", nil, &out)
+	return out, err
+}
+
+// SetWebhook sends the account's events to rawURL (which must pass the network's egress policy);
+// "" stops them. The signing secret comes back; it is kept when the URL changes.
+func (c *Client) SetWebhook(ctx context.Context, rawURL string) (Webhook, error) {
+	var out Webhook
+	err := c.post(ctx, "/api/webhook/set/", url.Values{"url": {rawURL}}, &out)
+	return out, err
+}
+
+// VerifyWebhook checks a delivery's X-Exitmesh-Signature header against its raw body and the
+// webhook's secret, refusing one signed more than tolerance from now (a replay; 0: no check). A
+// receiver calls it before trusting a delivery, then drops repeats by the event's id.
+func VerifyWebhook(secret, signature string, body []byte, now time.Time, tolerance time.Duration) error {
+	return webhooks.Verify(secret, signature, body, now, tolerance)
 }

@@ -355,6 +355,24 @@ func TestCustomerCommands(t *testing.T) {
 		c.fails(3, `from`, "usage", "--from", "last week")
 	})
 
+	t.Run("webhook", func(t *testing.T) {
+		if out := c.ok("webhook"); !strings.HasPrefix(out, "no webhook (events: bandwidth.80, bandwidth.100, token.expiring)") {
+			t.Errorf("exitmesh webhook before one is set printed %q", out)
+		}
+		c.fails(3, `url: This network does not send webhooks to 127\.0\.0\.5:8080: it is a loopback address`, "webhook", "set", "http://127.0.0.5:8080/hook")
+		var w struct{ URL, Secret string }
+		c.jsonOf(&w, "webhook", "set", "http://127.0.0.1:9/hook") // egress.allow has 127.0.0.1
+		if w.URL != "http://127.0.0.1:9/hook" || !strings.HasPrefix(w.Secret, "whsec_") {
+			t.Errorf("exitmesh webhook set --json: %+v", w)
+		}
+		if out := c.ok("webhook"); !strings.Contains(out, "url:    http://127.0.0.1:9/hook") || !strings.Contains(out, "secret: "+w.Secret) {
+			t.Errorf("exitmesh webhook printed %q", out)
+		}
+		if out := c.ok("webhook", "set", ""); !strings.HasPrefix(out, "no webhook") {
+			t.Errorf("exitmesh webhook set \"\" printed %q", out)
+		}
+	})
+
 	t.Run("exit status", func(t *testing.T) {
 		wrong := &customer{t: t, env: env("EXITMESH_USER=alice", "EXITMESH_PASSWORD=wrong-password")}
 		wrong.fails(3, `(?i)password`, "ips")

@@ -56,6 +56,8 @@ var accountCmds = map[string]accountCmd{
 	"token activate":   args(1, 1, "token activate ID", tokenActivate),
 	"token deactivate": args(1, 1, "token deactivate ID", tokenDeactivate),
 	"token delete":     args(1, 1, "token delete ID", tokenDelete),
+	"webhook":          args(0, 0, "webhook", showWebhook),
+	"webhook set":      args(1, 1, "webhook set URL (\"\" removes it)", setWebhook),
 }
 
 // isAccountCommand reports whether word starts a customer command.
@@ -473,4 +475,23 @@ func tokenDelete(a *accountCall, pos []string) (any, string, error) {
 		return nil, "", err
 	}
 	return nil, "deleted token " + pos[0], a.c.DeleteToken(a.ctx, id)
+}
+
+func showWebhook(a *accountCall, _ []string) (any, string, error) {
+	w, err := a.c.Webhook(a.ctx)
+	return w, webhookText(w), err
+}
+
+func setWebhook(a *accountCall, pos []string) (any, string, error) {
+	w, err := a.c.SetWebhook(a.ctx, pos[0])
+	return w, webhookText(w), err
+}
+
+// webhookText shows the webhook as a person reads it: the URL, the secret to check signatures
+// with, and which events come.
+func webhookText(w client.Webhook) string {
+	if w.URL == "" {
+		return "no webhook (events: " + strings.Join(w.Events, ", ") + ")"
+	}
+	return fmt.Sprintf("url:    %s\nsecret: %s\nevents: %s", w.URL, w.Secret, strings.Join(w.Events, ", "))
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -47,6 +48,8 @@ Usage:
 Bans (client IPs banned after too many failures, on every node; the operator page's Bans):
   ban list [--prefix TEXT] [--after IP] [--limit N]   the bans in force, in the order of the IPs' text
   ban lift IP            every node accepts IP again within a sync interval
+Webhooks (events to the operator's webhooks and accounts'; the operator page's Webhooks):
+  webhooks               the newest deliveries: event, id, to, URL, state, attempts, last attempt
 
 SIZE is bytes with an optional unit: 10GB, 500MiB (0 = unlimited).
 Every command takes --config FILE (default ./exitmesh.yaml, else the defaults: store sqlite:./exitmesh.db).
@@ -75,6 +78,7 @@ var adminCmds = map[string]adminCmd{
 	"who":                     whoUsedExit,
 	"ban list":                banList,
 	"ban lift":                banLift,
+	"webhooks":                webhookList,
 }
 
 // admin is what a running operator command works with.
@@ -754,5 +758,30 @@ func banLift(*flag.FlagSet) func(*admin, []string) error {
 		}
 		fmt.Fprintf(a.io.Stdout, "ban of %s lifted: every node accepts it again within a sync interval\n", ip)
 		return nil
+	}
+}
+
+// webhookList shows the newest webhook deliveries and how each is going.
+func webhookList(fs *flag.FlagSet) func(*admin, []string) error {
+	return func(a *admin, pos []string) error {
+		if len(pos) > 0 {
+			return usagef("want webhooks")
+		}
+		ds, err := a.ops.WebhookDeliveries(a.ctx)
+		if err != nil {
+			return err
+		}
+		return table(a.io.Stdout, []string{"CREATED (UTC)", "EVENT", "ID", "TO", "URL", "STATE", "ATTEMPTS", "LAST ATTEMPT"}, len(ds), func(i int) []any {
+			d := ds[i]
+			to := "operator"
+			if !d.Operator {
+				to = d.Account
+			}
+			last := "-"
+			if !d.LastAt.IsZero() {
+				last = d.LastAt.UTC().Format(time.DateTime) + " " + cmp.Or(d.LastError, "delivered")
+			}
+			return []any{d.Created.UTC().Format(time.DateTime), d.Event, d.EventID, to, d.URL, d.State, d.Attempts, last}
+		})
 	}
 }
