@@ -6,7 +6,6 @@ package account
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -108,7 +107,7 @@ func New(cfg Config) *Service {
 	}
 	if cfg.CheckWebhookURL == nil {
 		cfg.CheckWebhookURL = func(context.Context, string) (string, error) {
-			return "", errors.New("This network does not send webhooks.")
+			return "", domain.FieldError("url", "This network does not send webhooks.")
 		}
 	}
 	return &Service{cfg: cfg, unconfirmed: make(map[int64]*allowance)}

@@ -25,7 +25,7 @@ func (s *Service) SetWebhook(ctx context.Context, c *Caller, rawURL string) (dom
 	}
 	u, err := s.cfg.CheckWebhookURL(ctx, rawURL)
 	if err != nil {
-		return domain.AccountWebhook{}, domain.FieldError("url", err.Error())
+		return domain.AccountWebhook{}, err
 	}
 	w, err := s.cfg.Store.GetAccountWebhook(ctx, c.Account.Username)
 	if err != nil {

@@ -279,17 +279,18 @@ func (s *Sender) log() *slog.Logger {
 
 // CheckURL vets a customer's webhook URL: http or https, a host, no credentials, at most
 // domain.MaxWebhookURL bytes, and a destination the egress policy allows now (it is checked again
-// at every delivery). It returns the URL as it will be used, or a message for the customer.
+// at every delivery). It returns the URL as it will be used, or a refusal of the url field in words
+// for the customer.
 func CheckURL(ctx context.Context, d *egress.Dialer, raw string) (string, error) {
 	raw = strings.TrimSpace(raw)
 	u, err := url.Parse(raw)
 	switch {
 	case len(raw) > domain.MaxWebhookURL:
-		return "", fmt.Errorf("The URL is longer than %d characters.", domain.MaxWebhookURL)
+		return "", urlError("The URL is longer than %d characters.", domain.MaxWebhookURL)
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
-		return "", errors.New("Enter an http:// or https:// URL.")
+		return "", urlError("Enter an http:// or https:// URL.")
 	case u.User != nil:
-		return "", errors.New("Leave credentials out of the URL; check the signature instead.")
+		return "", urlError("Leave credentials out of the URL; check the signature instead.")
 	}
 	u.Fragment = ""
 	port := u.Port()
@@ -300,11 +301,16 @@ func CheckURL(ctx context.Context, d *egress.Dialer, raw string) (string, error)
 	defer cancel()
 	err = d.Check(ctx, net.JoinHostPort(u.Hostname(), port))
 	if denied, ok := errors.AsType[*egress.DeniedError](err); ok {
-		return "", fmt.Errorf("This network does not send webhooks to %s: %s.", u.Host, denyReason(denied))
+		return "", urlError("This network does not send webhooks to %s: %s.", u.Host, denyReason(denied))
 	} else if err != nil {
-		return "", fmt.Errorf("%s does not resolve to an address webhooks can reach.", u.Hostname())
+		return "", urlError("%s does not resolve to an address webhooks can reach.", u.Hostname())
 	}
 	return u.String(), nil
+}
+
+// urlError is a refusal of the url field, in the customer's words.
+func urlError(format string, args ...any) error {
+	return domain.FieldError("url", fmt.Sprintf(format, args...))
 }
 
 func denyReason(d *egress.DeniedError) string {
