@@ -117,4 +117,3 @@ func TestCheckURLRefusesWithoutDialing(t *testing.T) {
 		t.Errorf("CheckURL dialed %v", dials)
 	}
 }
-
