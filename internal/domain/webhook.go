@@ -68,8 +68,9 @@ type WebhookDelivery struct {
 	State     string
 	Attempts  int
 	NextAt    time.Time
-	LastAt    time.Time // the last attempt; zero before the first
-	LastError string    // the last attempt's outcome: "" when it succeeded
+	LastAt    time.Time        // the last attempt; zero before the first
+	LastError string           // the last attempt's outcome: "" when it succeeded
+	History   []WebhookAttempt // every attempt, newest first (Next unset); filled by ListWebhookDeliveries
 }
 
 // WebhookAttempt is the outcome of one delivery attempt.

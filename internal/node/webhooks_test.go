@@ -23,6 +23,7 @@ import (
 	"github.com/exitmesh/exitmesh/internal/node"
 	"github.com/exitmesh/exitmesh/internal/origin"
 	"github.com/exitmesh/exitmesh/internal/store"
+	"github.com/exitmesh/exitmesh/internal/upstreamtest"
 	"github.com/exitmesh/exitmesh/internal/webhooks"
 )
 
@@ -62,6 +63,7 @@ type receiver struct {
 type delivered struct {
 	path, id, typ, login string
 	percent              int
+	proxy, ip, node      string
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -91,15 +93,15 @@ func (r *receiver) serve(ln net.Listener) {
 		var e struct {
 			ID, Type string
 			Data     struct {
-				Login   string
-				Percent int
+				Login, Proxy, IP, Node string
+				Percent                int
 			}
 		}
 		if err := json.Unmarshal(body, &e); err != nil || req.Header.Get("X-Exitmesh-Event-Id") != e.ID {
 			http.Error(w, "bad body", http.StatusBadRequest)
 			return
 		}
-		r.got = append(r.got, delivered{req.URL.Path, e.ID, e.Type, e.Data.Login, e.Data.Percent})
+		r.got = append(r.got, delivered{req.URL.Path, e.ID, e.Type, e.Data.Login, e.Data.Percent, e.Data.Proxy, e.Data.IP, e.Data.Node})
 	})}
 	r.mu.Lock()
 	r.srv = srv
@@ -124,6 +126,13 @@ func (r *receiver) up() {
 		r.t.Fatalf("receiver back on %s: %v", r.addr, err)
 	}
 	r.serve(ln)
+}
+
+// bad is how many deliveries had a bad signature.
+func (r *receiver) bad() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.badSigns
 }
 
 func (r *receiver) deliveries() []delivered {
@@ -267,8 +276,8 @@ func TestWebhookBandwidthEventSurvivesReceiverOutageAndRestart(t *testing.T) {
 	if len(ops.find("/ops", domain.EventBandwidth100)) != 0 {
 		t.Errorf("bandwidth.100 at 850 kB of 1 MB: %v", ops.deliveries())
 	}
-	if ops.badSigns != 0 {
-		t.Errorf("%d deliveries with a bad signature", ops.badSigns)
+	if ops.bad() != 0 {
+		t.Errorf("%d deliveries with a bad signature", ops.bad())
 	}
 }
 
@@ -299,5 +308,36 @@ func TestWebhookURLPassesTheEgressPolicy(t *testing.T) {
 		if code != c.status || (c.says != "" && !strings.Contains(strings.Join(out.Fields["url"], " "), c.says)) {
 			t.Errorf("set %s: %d %+v; want %d saying %q", c.url, code, out, c.status, c.says)
 		}
+	}
+}
+
+// An upstream exit that dies and comes back makes one exit.down and one exit.up event at the
+// operator's webhook, naming the node, the proxy server and the exit.
+func TestWebhookExitDownAndUp(t *testing.T) {
+	ops := newReceiver(t)
+	ops.secrets["/ops"] = "operator-secret-0123456789"
+	socks := upstreamtest.StartSOCKS5(t, "127.0.0.7")
+	cfg := fmt.Sprintf(healthConfig, startEcho(t), 3, socks.URL()) +
+		fmt.Sprintf("node: {name: node-x}\nwebhooks: [{url: %q, secret: operator-secret-0123456789, events: [exit.down, exit.up]}]\n", ops.url("/ops"))
+	startWith(t, cfg, slog.New(slog.DiscardHandler))
+	time.Sleep(500 * time.Millisecond) // reports of the exit healthy reach the store first
+	socks.Stop()
+	eventually(t, "exit.down at the operator's webhook", func() error {
+		if len(ops.find("/ops", domain.EventExitDown)) != 1 {
+			return fmt.Errorf("deliveries %v", ops.deliveries())
+		}
+		return nil
+	})
+	socks.Start()
+	eventually(t, "exit.up at the operator's webhook", func() error {
+		if len(ops.find("/ops", domain.EventExitUp)) != 1 {
+			return fmt.Errorf("deliveries %v", ops.deliveries())
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	got := ops.deliveries()
+	if len(got) != 2 || ops.bad() != 0 || got[0].typ != domain.EventExitDown || got[0].node != "node-x" || got[0].proxy != "us-ca" || got[0].ip != "203.0.113.7" {
+		t.Errorf("deliveries %v (%d badly signed), want exit.down then exit.up, once each", got, ops.bad())
 	}
 }

@@ -68,10 +68,13 @@ type Sender struct {
 	lastTokenScan      time.Time
 }
 
-// Run steps every Interval until ctx ends.
+// Run steps every Interval until ctx ends, then closes its idle connections to receivers.
 func (s *Sender) Run(ctx context.Context) {
 	loop.Loop{Interval: s.Interval, Timeout: lease, Now: true, Step: s.Step, Log: s.log(),
 		Failing: "webhook delivery failed", Recovered: "webhook delivery works again"}.Run(ctx)
+	s.once.Do(s.init)
+	s.customer.CloseIdleConnections()
+	s.operator.CloseIdleConnections()
 }
 
 // Step notes expiring tokens (once a minute), routes every recorded event, and makes every due

@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -9,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/exitmesh/exitmesh/internal/domain"
@@ -135,8 +138,17 @@ func scanDelivery(r interface{ Scan(...any) error }, d *domain.WebhookDelivery, 
 // account's current URL and secret; one whose account removed its webhook (or is gone) is given up
 // here, and not returned.
 func (db *DB) ClaimWebhookDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.WebhookDelivery, error) {
+	var due bool
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_deliveries
+			WHERE state = 'pending' AND next_at <= $1 AND lease_until <= $1)`, now.Unix()).Scan(&due)
+		return err
+	})
+	if err != nil || !due {
+		return nil, err // nothing due: no write transaction, which every node would take every second
+	}
 	var out []domain.WebhookDelivery
-	err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
+	err = db.inTx(ctx, nil, func(tx *sql.Tx) error {
 		out = out[:0]
 		type claimed struct {
 			d         domain.WebhookDelivery
@@ -194,9 +206,11 @@ func (db *DB) FinishWebhookDelivery(ctx context.Context, id int64, a domain.Webh
 		state = domain.DeliveryFailed
 	}
 	err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
+		outcome := cmp.Or(truncate(a.Error, 500), "delivered")
+		line := strconv.FormatInt(a.At.Unix(), 10) + " " + strings.ReplaceAll(outcome, "\n", " ") + "\n"
 		if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, next_at = $2,
-			lease_until = 0, last_at = $3, last_error = $4 WHERE id = $5`,
-			state, next.Unix(), a.At.Unix(), truncate(a.Error, 500), id); err != nil {
+			lease_until = 0, last_at = $3, last_error = $4, history = $5 || history WHERE id = $6`,
+			state, next.Unix(), a.At.Unix(), truncate(a.Error, 500), line, id); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE state <> 'pending' AND created_at < $1`,
@@ -207,6 +221,32 @@ func (db *DB) FinishWebhookDelivery(ctx context.Context, id int64, a domain.Webh
 		return fmt.Errorf("finish webhook delivery %d: %w", id, err)
 	}
 	return nil
+}
+
+// withHistory scans the history column after a delivery's columns.
+type withHistory struct {
+	r       *sql.Rows
+	history *string
+}
+
+func (w withHistory) Scan(dest ...any) error { return w.r.Scan(append(dest, w.history)...) }
+
+// parseHistory reads the history column's lines: "<unix time> <outcome>", "delivered" for success.
+func parseHistory(h string) []domain.WebhookAttempt {
+	out := []domain.WebhookAttempt{}
+	for line := range strings.Lines(h) {
+		ts, outcome, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		sec, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			continue
+		}
+		a := domain.WebhookAttempt{At: time.Unix(sec, 0)}
+		if outcome != "delivered" {
+			a.Error = outcome
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // truncate cuts s to at most n bytes, on a rune boundary.
@@ -224,13 +264,15 @@ func truncate(s string, n int) string {
 func (db *DB) ListWebhookDeliveries(ctx context.Context, limit int) ([]domain.WebhookDelivery, error) {
 	out := []domain.WebhookDelivery{}
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		return queryEach(ctx, tx, `SELECT `+deliveryColumns+` FROM webhook_deliveries ORDER BY id DESC LIMIT $1`,
+		return queryEach(ctx, tx, `SELECT `+deliveryColumns+`, history FROM webhook_deliveries ORDER BY id DESC LIMIT $1`,
 			[]any{limit}, func(r *sql.Rows) error {
 				var d domain.WebhookDelivery
 				var accountID int64
-				if err := scanDelivery(r, &d, &accountID); err != nil {
+				var history string
+				if err := scanDelivery(withHistory{r, &history}, &d, &accountID); err != nil {
 					return err
 				}
+				d.History = parseHistory(history)
 				out = append(out, d)
 				return nil
 			})

@@ -233,13 +233,23 @@ func testWebhookDeliveryQueue(t *testing.T, s domain.Store) {
 	if len(due) != 3 {
 		t.Fatalf("due after the leases ended: %d, want the 3 never finished", len(due))
 	}
+	must(t, s.FinishWebhookDelivery(ctx, ds[1].ID, domain.WebhookAttempt{At: now.Add(11 * time.Second)}))
 	list, err := s.ListWebhookDeliveries(ctx, 100)
 	must(t, err)
+	for _, d := range list {
+		if d.ID != ds[1].ID {
+			continue
+		}
+		h := d.History
+		if len(h) != 2 || h[0].Error != "" || !h[0].At.Equal(now.Add(11*time.Second)) || h[1].Error != "answered 500" || !h[1].At.Equal(now) {
+			t.Errorf("attempts of the retried delivery, newest first: %+v; want delivered, then answered 500", h)
+		}
+	}
 	states := map[string]int{}
 	for _, d := range list {
 		states[d.State]++
 	}
-	if len(list) != 6 || states[domain.DeliveryDelivered] != 1 || states[domain.DeliveryFailed] != 1 || states[domain.DeliveryPending] != 4 {
-		t.Errorf("deliveries by state %v (of %d), want 1 delivered, 1 failed, 4 pending", states, len(list))
+	if len(list) != 6 || states[domain.DeliveryDelivered] != 2 || states[domain.DeliveryFailed] != 1 || states[domain.DeliveryPending] != 3 {
+		t.Errorf("deliveries by state %v (of %d), want 2 delivered, 1 failed, 3 pending", states, len(list))
 	}
 }

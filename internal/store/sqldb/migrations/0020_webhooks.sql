@@ -27,7 +27,8 @@ CREATE TABLE webhook_deliveries (
     next_at     BIGINT NOT NULL,
     lease_until BIGINT NOT NULL DEFAULT 0,
     last_at     BIGINT NOT NULL DEFAULT 0,
-    last_error  TEXT NOT NULL DEFAULT ''
+    last_error  TEXT NOT NULL DEFAULT '',
+    history     TEXT NOT NULL DEFAULT ''    -- every attempt, newest first: "<unix time> <outcome>" lines
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_at);
 CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);
