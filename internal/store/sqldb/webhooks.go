@@ -73,12 +73,13 @@ func (db *DB) RouteWebhookEvents(ctx context.Context, routes []domain.WebhookRou
 	}
 	routed := 0
 	for _, e := range events {
+		var took int64
 		err := db.inTx(ctx, nil, func(tx *sql.Tx) error {
-			taken, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM webhook_events WHERE id = $1`, e.id))
-			if err != nil || taken == 0 {
-				return err // taken == 0: another node routed it
+			var err error
+			took, err = rowsAffected(tx.ExecContext(ctx, `DELETE FROM webhook_events WHERE id = $1`, e.id))
+			if err != nil || took == 0 {
+				return err // took == 0: another node routed it
 			}
-			routed++
 			insert := func(operator bool, url, account string) error {
 				_, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (event_id, event, account_id, account, operator,
 					url, body, created_at, next_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
@@ -114,6 +115,7 @@ func (db *DB) RouteWebhookEvents(ctx context.Context, routes []domain.WebhookRou
 		if err != nil {
 			return routed, fmt.Errorf("route webhook event %s: %w", e.eventID, err)
 		}
+		routed += int(took)
 	}
 	return routed, nil
 }
@@ -191,7 +193,7 @@ func (db *DB) ClaimWebhookDeliveries(ctx context.Context, now time.Time, lease t
 	if err != nil {
 		return nil, fmt.Errorf("claim webhook deliveries: %w", err)
 	}
-	slices.SortFunc(out, func(a, b domain.WebhookDelivery) int { return int(a.ID - b.ID) })
+	slices.SortFunc(out, func(a, b domain.WebhookDelivery) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
