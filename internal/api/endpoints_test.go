@@ -337,3 +337,41 @@ func TestIdempotencyKeyReplaysTheFirstAnswer(t *testing.T) {
 		header: http.Header{"Idempotency-Key": {"k-1"}}})
 	check(t, "another account's key", r, 200, `{"ip":"192.0.2.45"}`)
 }
+
+func TestWebhookEndpoints(t *testing.T) {
+	e := newEnv(t)
+	events := `["bandwidth.80","bandwidth.100","token.expiring"]`
+	check(t, "none yet", e.get("/api/webhook/", "alice", alicePW), 200, `{"url":"","events":`+events+`}`)
+	before := e.version()
+	for _, c := range []struct {
+		name string
+		form url.Values
+		says string
+	}{
+		{"no url", url.Values{}, "required"},
+		{"loopback not allowed", url.Values{"url": {"http://127.0.0.77:8080/hook"}}, "loopback address"},
+		{"an exit of this network", url.Values{"url": {"http://127.0.0.5:8080/hook"}}, "own address"},
+		{"private", url.Values{"url": {"https://10.0.0.1/hook"}}, "private address"},
+		{"not http", url.Values{"url": {"gopher://127.0.0.1/"}}, "http:// or https://"},
+	} {
+		r := e.post("/api/webhook/set/", "alice", alicePW, c.form)
+		fields, _ := r.json["fields"].(map[string]any)
+		if msgs, _ := fields["url"].([]any); r.status != 400 || len(msgs) != 1 || !strings.Contains(fmt.Sprint(msgs[0]), c.says) {
+			t.Errorf("%s: %d %s, want 400 with a url field error saying %q", c.name, r.status, r.body, c.says)
+		}
+	}
+	if e.version() != before {
+		t.Error("refused sets changed the store version")
+	}
+	r := e.post("/api/webhook/set/", "alice", alicePW, url.Values{"url": {"http://127.0.0.1:9/hook"}})
+	secret, _ := r.json["secret"].(string)
+	if r.status != 200 || r.json["url"] != "http://127.0.0.1:9/hook" || !strings.HasPrefix(secret, "whsec_") || len(secret) != len("whsec_")+48 {
+		t.Fatalf("set: %d %s", r.status, r.body)
+	}
+	check(t, "shown", e.get("/api/webhook/", "alice", alicePW), 200, fmt.Sprintf(`{"url":"http://127.0.0.1:9/hook","secret":%q,"events":%s}`, secret, events))
+	check(t, "another URL keeps the secret", e.post("/api/webhook/set/", "alice", alicePW, url.Values{"url": {"https://127.0.0.1:8443/other"}}), 200,
+		fmt.Sprintf(`{"url":"https://127.0.0.1:8443/other","secret":%q,"events":%s}`, secret, events))
+	check(t, "bob has none", e.get("/api/webhook/", "bob", bobPW), 200, `{"url":"","events":`+events+`}`)
+	check(t, "removed", e.post("/api/webhook/set/", "alice", alicePW, url.Values{"url": {""}}), 200, `{"url":"","events":`+events+`}`)
+	check(t, "gone", e.get("/api/webhook/", "alice", alicePW), 200, `{"url":"","events":`+events+`}`)
+}

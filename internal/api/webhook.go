@@ -1,6 +1,9 @@
 package api
 
-import "github.com/exitmesh/exitmesh/internal/domain"
+import (
+	"github.com/exitmesh/exitmesh/internal/account"
+	"github.com/exitmesh/exitmesh/internal/domain"
+)
 
 // webhookJSON is the account's webhook: where its events go, the secret that signs them, and which
 // events an account receives. URL "" means none.
@@ -23,6 +26,9 @@ func (s *Server) showWebhook(c *call) (any, error) {
 }
 
 func (s *Server) setWebhook(c *call) (any, error) {
+	if !c.params.has("url") { // an empty url removes the webhook; a forgotten one must not
+		return nil, domain.FieldError("url", account.MsgRequired)
+	}
 	w, err := s.cfg.Accounts.SetWebhook(c.r.Context(), c.caller, c.params.one("url"))
 	if err != nil {
 		return nil, err
