@@ -22,7 +22,7 @@ import (
 
 const accountConfig = nodeConfig + `hostnames: {resolver: %q}
 proxies:
-  - {name: us-ca, listen: "127.0.0.1:0", address: "us-ca.test:31280", country: US, exits: [{ip: 127.0.0.2}, {ip: 127.0.0.3}]}
+  - {name: us-ca, listen: "127.0.0.1:0", address: "us-ca.test:31280", country: US, exits: [{ip: 127.0.0.2, region: US-CA, city: los_angeles, asn: 64500}, {ip: 127.0.0.3}]}
   - {name: us-ny, listen: "127.0.0.1:0", address: "us-ny.test:31280", country: US, exits: [{ip: 127.0.0.4}]}
 egress: {allow: [127.0.0.1/32]}
 plans:
@@ -176,7 +176,8 @@ func TestCustomerCommands(t *testing.T) {
 			t.Errorf("exitmesh proxies printed %q", out)
 		}
 		avail := c.ok("proxies", "--available")
-		if !regexp.MustCompile(`(?m)^NAME\s+ADDRESS\s+COUNTRY\nus-ca\s+us-ca\.test:31280\s+US\nus-ny\s+us-ny\.test:31280\s+US$`).MatchString(avail) {
+		if !regexp.MustCompile(`(?m)^NAME\s+ADDRESS\s+COUNTRY\s+EXITS IN\s+REGIONS\s+CITIES\s+ASNS\n` +
+			`us-ca\s+us-ca\.test:31280\s+US\s+US\s+US-CA\s+los_angeles\s+64500\nus-ny\s+us-ny\.test:31280\s+US\s+US\s+-\s+-\s+-$`).MatchString(avail) {
 			t.Errorf("exitmesh proxies --available printed %q", avail)
 		}
 		if out := c.ok("proxy", "add", "us-ny"); out != "authorized us-ny.test:31280" {

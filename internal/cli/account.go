@@ -215,7 +215,14 @@ func proxiesCmd(fs *flag.FlagSet) accountRun {
 		}
 		ps, err := a.c.AvailableProxies(a.ctx)
 		var b strings.Builder
-		table(&b, []string{"NAME", "ADDRESS", "COUNTRY"}, len(ps), func(i int) []any { return []any{ps[i].Name, ps[i].Address, dash(ps[i].Country)} })
+		table(&b, []string{"NAME", "ADDRESS", "COUNTRY", "EXITS IN", "REGIONS", "CITIES", "ASNS"}, len(ps), func(i int) []any {
+			p := ps[i]
+			asns := make([]string, len(p.ASNs))
+			for j, a := range p.ASNs {
+				asns[j] = strconv.FormatUint(uint64(a), 10)
+			}
+			return []any{p.Name, p.Address, dash(p.Country), commas(p.Countries), commas(p.Regions), commas(p.Cities), commas(asns)}
+		})
 		return map[string][]client.ProxyServer{"proxies": nonNil(ps)}, strings.TrimRight(b.String(), "\n"), err
 	}
 }
@@ -495,3 +502,6 @@ func webhookText(w client.Webhook) string {
 	}
 	return fmt.Sprintf("url:    %s\nsecret: %s\nevents: %s", w.URL, w.Secret, strings.Join(w.Events, ", "))
 }
+
+// commas joins a list for a table cell, "-" when it is empty.
+func commas(list []string) string { return dash(strings.Join(list, ",")) }
