@@ -399,7 +399,7 @@ func TestTokensOnEveryNode(t *testing.T) {
 	}
 	c.propagate("a deactivated token", 407, withToken(token))
 
-	expires := time.Now().Add(2 * time.Second).Truncate(time.Second) // RFC 3339 here has whole seconds
+	expires := time.Now().Add(5 * time.Second).Truncate(time.Second) // whole seconds (RFC 3339 here); time to see it work first, even on a loaded machine
 	expiring, _ := create(url.Values{"expires": {expires.UTC().Format(time.RFC3339)}})
 	c.propagate("an expiring token", 200, withToken(expiring))
 	time.Sleep(time.Until(expires))

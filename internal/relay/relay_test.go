@@ -120,16 +120,17 @@ func TestPipeClosesIdleTunnel(t *testing.T) {
 }
 
 func TestPipeKeepsTunnelAliveWhileOneSideTalks(t *testing.T) {
-	idle := 150 * time.Millisecond
+	idle := 600 * time.Millisecond
 	client, origin, done := startPipe(t, idle)
-	// The origin trickles one byte every idle/3 for 6 idle periods while the client stays silent:
-	// a server push stream. The tunnel must stay open throughout.
+	// The origin trickles one byte every idle/6 for 4 idle periods while the client stays silent:
+	// a server push stream. The tunnel must stay open throughout. (A sixth of the idle time between
+	// bytes leaves room for a loaded CI machine's scheduling stalls.)
 	go func() {
-		for range 18 {
+		for range 24 {
 			if _, err := origin.Write([]byte{'x'}); err != nil {
 				return
 			}
-			time.Sleep(idle / 3)
+			time.Sleep(idle / 6)
 		}
 		origin.Close()
 	}()
@@ -137,8 +138,8 @@ func TestPipeKeepsTunnelAliveWhileOneSideTalks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 18 {
-		t.Errorf("client received %d bytes, want 18 (the tunnel closed while active)", len(got))
+	if len(got) != 24 {
+		t.Errorf("client received %d bytes, want 24 (the tunnel closed while active)", len(got))
 	}
 	client.Close()
 	wait(t, done)
