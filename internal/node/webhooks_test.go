@@ -262,6 +262,9 @@ func TestWebhookBandwidthEventSurvivesReceiverOutageAndRestart(t *testing.T) {
 	n = startNode(t, cfgPath)
 	t.Cleanup(func() { stopNode(t, n) })
 	ops.up()
+	// The retry is due 10 s (±20%) after the failed attempt, which eats most of testwait's bound:
+	// wait for it first, then as usual.
+	time.Sleep(8 * time.Second)
 	eventually(t, "bandwidth.80 at both webhooks after the outage and the restart", func() error {
 		if len(ops.find("/ops", domain.EventBandwidth80)) == 0 || len(ops.find("/alice", domain.EventBandwidth80)) == 0 {
 			return fmt.Errorf("deliveries: %v", ops.deliveries())
@@ -319,8 +322,10 @@ func TestWebhookExitDownAndUp(t *testing.T) {
 	socks := upstreamtest.StartSOCKS5(t, "127.0.0.7")
 	cfg := fmt.Sprintf(healthConfig, startEcho(t), 3, socks.URL()) +
 		fmt.Sprintf("node: {name: node-x}\nwebhooks: [{url: %q, secret: operator-secret-0123456789, events: [exit.down, exit.up]}]\n", ops.url("/ops"))
-	startWith(t, cfg, slog.New(slog.DiscardHandler))
-	time.Sleep(500 * time.Millisecond) // reports of the exit healthy reach the store first
+	f := startWith(t, cfg, slog.New(slog.DiscardHandler))
+	// The node's first report of the exit, healthy, reaches the store first: a first report makes
+	// no event, a change from it does.
+	eventually(t, "the exit reported healthy", func() error { return exitReported(t, f.admin, "203.0.113.7", true, socks.Pass) })
 	socks.Stop()
 	eventually(t, "exit.down at the operator's webhook", func() error {
 		if len(ops.find("/ops", domain.EventExitDown)) != 1 {
