@@ -41,8 +41,8 @@ const (
 	// lease is how long a claimed delivery is the claimer's: longer than a delivery takes, so that
 	// only a node that died mid-delivery lets another send it again.
 	lease = 4 * Timeout
-	// batch bounds the events routed and the deliveries claimed per step, and parallel bounds the
-	// deliveries in flight.
+	// batch bounds the events routed per transaction; parallel bounds the deliveries claimed at
+	// once, which are all in flight together.
 	batch    = 50
 	parallel = 8
 	// firstRetry is the wait after a first failure; each failure doubles it, up to maxRetry.
@@ -101,15 +101,20 @@ func (s *Sender) Step(ctx context.Context) error {
 			break
 		}
 	}
+	// Claim no more than can be sent at once, so that every claimed delivery is attempted within one
+	// Timeout, long before its lease ends; and claim no more once the step could not finish them.
 	for {
-		ds, err := s.Store.ClaimWebhookDeliveries(ctx, s.now(), lease, batch)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < 2*Timeout {
+			return nil
+		}
+		ds, err := s.Store.ClaimWebhookDeliveries(ctx, s.now(), lease, parallel)
 		if err != nil || len(ds) == 0 {
 			return err
 		}
 		if err := s.deliverAll(ctx, ds); err != nil {
 			return err
 		}
-		if len(ds) < batch {
+		if len(ds) < parallel {
 			return nil
 		}
 	}
