@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,26 +9,14 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/exitmesh/exitmesh/internal/accesslog"
 	"github.com/exitmesh/exitmesh/internal/egress"
 	"github.com/exitmesh/exitmesh/internal/proxy"
+	"github.com/exitmesh/exitmesh/internal/testlog"
 	"github.com/exitmesh/exitmesh/internal/testwait"
 )
-
-// lockedBuffer is what the access log writes to in these tests.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
 
 // withAccessLog gives the proxy an access log writing to w (with paths when paths is set).
 func withAccessLog(t *testing.T, w io.Writer, queue int, paths bool) envOption {
@@ -44,7 +31,7 @@ func withAccessLog(t *testing.T, w io.Writer, queue int, paths bool) envOption {
 // A forwarded request, a CONNECT tunnel, a SOCKS5 tunnel and a refusal each make one line with who,
 // from where, through which exit, to where, the outcome and the bytes; never a credential.
 func TestAccessLogLines(t *testing.T) {
-	out := &lockedBuffer{}
+	out := &testlog.Buffer{}
 	l, err := accesslog.Open(accesslog.Config{Writer: out, Node: "node-a", Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +48,7 @@ func TestAccessLogLines(t *testing.T) {
 	if err := l.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	text := out.b.String()
+	text := out.String()
 	for _, secret := range []string{alicePW, subPW, "Basic ", b64("alice:")} {
 		if strings.Contains(text, secret) {
 			t.Errorf("the access log holds %q:\n%s", secret, text)
@@ -123,16 +110,14 @@ func atoi(s string) int {
 
 // With access_log.paths the path and query are logged too.
 func TestAccessLogPaths(t *testing.T) {
-	out := &lockedBuffer{}
+	out := &testlog.Buffer{}
 	e := newEnv(t, withAccessLog(t, out, 0, true))
 	host := strings.TrimPrefix(e.origin.URL, "http://")
 	e.raw("GET http://" + host + "/ip?x=1 HTTP/1.1\r\nHost: " + host + "\r\nProxy-Authorization: " + basic("alice", alicePW) + "\r\n\r\n")
 	e.srv.Shutdown(t.Context())
 	testwait.For(t, "the line with its path", func() error {
-		out.mu.Lock()
-		defer out.mu.Unlock()
-		if !strings.Contains(out.b.String(), `"path":"/ip?x=1"`) {
-			return fmt.Errorf("log so far: %s", out.b.String())
+		if text := out.String(); !strings.Contains(text, `"path":"/ip?x=1"`) {
+			return fmt.Errorf("log so far: %s", text)
 		}
 		return nil
 	})
